@@ -1,0 +1,58 @@
+//! Tick reports of the two runners.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// Token usage, summed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenUsage {
+    pub input: u64,
+    pub output: u64,
+}
+
+impl TokenUsage {
+    pub fn total(&self) -> u64 {
+        self.input + self.output
+    }
+
+    pub fn add(&mut self, other: TokenUsage) {
+        self.input += other.input;
+        self.output += other.output;
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PersonaFailure {
+    pub persona_id: Uuid,
+    pub error: String,
+}
+
+/// Report of one persona-runner tick.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PersonaTickReport {
+    pub tick_id: String,
+    pub due: u32,
+    pub ran_successfully: u32,
+    pub failed: Vec<PersonaFailure>,
+    /// Runs in which the simulated user failed (refused, no tool call, broke character).
+    pub simulator_failures: u32,
+    pub tokens: TokenUsage,
+    pub duration_ms: u64,
+}
+
+/// Report of one mission-runner tick.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MissionTickReport {
+    pub tick_id: String,
+    pub due: u32,
+    pub plans_produced: u32,
+    pub parse_failures: u32,
+    pub llm_failures: u32,
+    pub write_back_failures: u32,
+    pub tokens: TokenUsage,
+    pub duration_ms: u64,
+}
