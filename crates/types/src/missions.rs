@@ -78,7 +78,9 @@ pub enum StepIntent {
         tool_name: String,
         params: serde_json::Value,
     },
-    Note { body: String },
+    Note {
+        body: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

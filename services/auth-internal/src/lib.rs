@@ -1,1 +1,13 @@
-//! auth-internal
+//! auth-internal: users and login, the persona catalogue and its audit rows,
+//! the app's record store and MCP tools, and the internal API of the runners.
+//! It is the only owner of the Postgres schema.
+
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod routes;
+pub mod startup;
+
+pub use config::Settings;
+pub use startup::{AppState, Application};

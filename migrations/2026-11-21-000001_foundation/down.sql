@@ -1,0 +1,4 @@
+DROP TABLE persona_feedback;
+DROP TABLE persona_actions;
+DROP TABLE personas;
+DROP TABLE users;

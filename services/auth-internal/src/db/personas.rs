@@ -1,0 +1,519 @@
+//! Personas: the catalogue, due selection, leases, actions and feedback.
+//!
+//! Due rules (UTC, `now` is always a parameter so tests move time freely):
+//! hourly → never run or last run ≥ 1 h ago; daily → ≥ 24 h; weekdays → ≥ 24 h
+//! and `now` is Mon–Fri. Paused personas are never due; neither is a persona
+//! under an unexpired lease or in its failure backoff (`retry_after > now`).
+//! Order: `last_active_at` ascending, never-run first, then `user_id`.
+//!
+//! The claim is one statement: per cadence a `MATERIALIZED` CTE reads the
+//! index `personas_claim_idx` in due order with `FOR UPDATE SKIP LOCKED` and
+//! stops after `limit` rows, the three are merged and cut to `limit`, and the
+//! chosen rows get a fresh lease token. Concurrent claimers skip each other's
+//! locked rows, and a committed lease excludes the row from later claims until
+//! it expires, so no two claimers ever hold one persona at once.
+
+use chrono::{DateTime, Datelike, Utc, Weekday};
+use diesel::{
+    prelude::*,
+    sql_types::{Bool, Double, Integer, Nullable, Text, Timestamptz, Uuid as SqlUuid},
+};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use uuid::Uuid;
+
+use super::schema::{persona_actions, persona_feedback, personas};
+
+/// Whether weekday personas can be due at `now` (UTC Mon–Fri).
+pub fn is_weekday(now: DateTime<Utc>) -> bool {
+    !matches!(now.weekday(), Weekday::Sat | Weekday::Sun)
+}
+
+/// A due persona joined with its user.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct DueRow {
+    #[diesel(sql_type = SqlUuid)]
+    pub user_id: Uuid,
+    #[diesel(sql_type = Text)]
+    pub email: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub display_name: Option<String>,
+    #[diesel(sql_type = Text)]
+    pub archetype: String,
+    #[diesel(sql_type = Text)]
+    pub system_prompt: String,
+    #[diesel(sql_type = diesel::sql_types::Jsonb)]
+    pub module_mix: serde_json::Value,
+    #[diesel(sql_type = Text)]
+    pub tick_cadence: String,
+    #[diesel(sql_type = Text)]
+    pub locale: String,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    pub last_active_at: Option<DateTime<Utc>>,
+    #[diesel(sql_type = Nullable<SqlUuid>)]
+    pub lease_token: Option<Uuid>,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    pub lease_expires_at: Option<DateTime<Utc>>,
+}
+
+/// The per-cadence candidate selection; `{lock}` is empty or `FOR UPDATE SKIP LOCKED`.
+/// Binds: $1 now, $2 limit, $3 is_weekday.
+const CANDIDATES: &str = r"
+    hourly AS MATERIALIZED (
+        SELECT user_id, last_active_at FROM personas
+        WHERE NOT paused AND tick_cadence = 'hourly'
+          AND coalesce(last_active_at, '-infinity') <= $1 - interval '1 hour'
+          AND (lease_expires_at IS NULL OR lease_expires_at <= $1)
+          AND (retry_after IS NULL OR retry_after <= $1)
+        ORDER BY coalesce(last_active_at, '-infinity'), user_id
+        LIMIT $2 {lock}
+    ),
+    daily AS MATERIALIZED (
+        SELECT user_id, last_active_at FROM personas
+        WHERE NOT paused AND tick_cadence = 'daily'
+          AND coalesce(last_active_at, '-infinity') <= $1 - interval '24 hours'
+          AND (lease_expires_at IS NULL OR lease_expires_at <= $1)
+          AND (retry_after IS NULL OR retry_after <= $1)
+        ORDER BY coalesce(last_active_at, '-infinity'), user_id
+        LIMIT $2 {lock}
+    ),
+    weekdays AS MATERIALIZED (
+        SELECT user_id, last_active_at FROM personas
+        WHERE $3 AND NOT paused AND tick_cadence = 'weekdays'
+          AND coalesce(last_active_at, '-infinity') <= $1 - interval '24 hours'
+          AND (lease_expires_at IS NULL OR lease_expires_at <= $1)
+          AND (retry_after IS NULL OR retry_after <= $1)
+        ORDER BY coalesce(last_active_at, '-infinity'), user_id
+        LIMIT $2 {lock}
+    ),
+    picked AS MATERIALIZED (
+        SELECT user_id, last_active_at FROM (
+            SELECT * FROM hourly UNION ALL SELECT * FROM daily UNION ALL SELECT * FROM weekdays
+        ) c
+        ORDER BY coalesce(last_active_at, '-infinity'), user_id
+        LIMIT $2
+    )";
+
+fn sort_due(rows: &mut [DueRow]) {
+    rows.sort_by(|a, b| {
+        (a.last_active_at.is_some(), a.last_active_at, a.user_id).cmp(&(
+            b.last_active_at.is_some(),
+            b.last_active_at,
+            b.user_id,
+        ))
+    });
+}
+
+/// The personas due at `now`, without leasing them.
+pub async fn due(
+    conn: &mut AsyncPgConnection,
+    now: DateTime<Utc>,
+    limit: u32,
+) -> QueryResult<Vec<DueRow>> {
+    let sql = format!(
+        "WITH {} SELECT p.user_id, u.email, u.display_name, p.archetype, p.system_prompt, p.module_mix, \
+         p.tick_cadence, p.locale, p.last_active_at, NULL::uuid AS lease_token, NULL::timestamptz AS lease_expires_at \
+         FROM picked JOIN personas p ON p.user_id = picked.user_id JOIN users u ON u.id = p.user_id",
+        CANDIDATES.replace("{lock}", "")
+    );
+    let mut rows: Vec<DueRow> = diesel::sql_query(sql)
+        .bind::<Timestamptz, _>(now)
+        .bind::<Integer, _>(i32::try_from(limit).unwrap_or(i32::MAX))
+        .bind::<Bool, _>(is_weekday(now))
+        .load(conn)
+        .await?;
+    sort_due(&mut rows);
+    Ok(rows)
+}
+
+/// Lease up to `limit` due personas to `worker` for `lease_seconds`.
+pub async fn claim(
+    conn: &mut AsyncPgConnection,
+    now: DateTime<Utc>,
+    worker: &str,
+    limit: u32,
+    lease_seconds: u32,
+) -> QueryResult<Vec<DueRow>> {
+    let sql = format!(
+        "WITH {} UPDATE personas p SET lease_owner = $4, lease_token = gen_random_uuid(), \
+         lease_expires_at = $1 + make_interval(secs => $5), attempt = p.attempt + 1 \
+         FROM picked, users u WHERE p.user_id = picked.user_id AND u.id = p.user_id \
+         RETURNING p.user_id, u.email, u.display_name, p.archetype, p.system_prompt, p.module_mix, \
+         p.tick_cadence, p.locale, p.last_active_at, p.lease_token, p.lease_expires_at",
+        CANDIDATES.replace("{lock}", "FOR UPDATE SKIP LOCKED")
+    );
+    let mut rows: Vec<DueRow> = diesel::sql_query(sql)
+        .bind::<Timestamptz, _>(now)
+        .bind::<Integer, _>(i32::try_from(limit).unwrap_or(i32::MAX))
+        .bind::<Bool, _>(is_weekday(now))
+        .bind::<Text, _>(worker)
+        .bind::<Double, _>(f64::from(lease_seconds))
+        .load(conn)
+        .await?;
+    sort_due(&mut rows);
+    Ok(rows)
+}
+
+/// What a release did.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct ReleasedRow {
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    pub last_active_at: Option<DateTime<Utc>>,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    pub retry_after: Option<DateTime<Utc>>,
+}
+
+/// How a release ended.
+#[derive(Debug)]
+pub enum Release {
+    Released(ReleasedRow),
+    /// The same token released this lease before (an idempotent retry).
+    AlreadyReleased(ReleasedRow),
+    LeaseLost,
+    NotFound,
+}
+
+/// Backoff after failures: base · 2^(failures−1), jittered ±25 %, capped.
+#[derive(Debug, Clone, Copy)]
+pub struct Backoff {
+    pub base_secs: u64,
+    pub cap_secs: u64,
+}
+
+/// End a lease. `done` records the run (`last_active_at = now`, failures reset);
+/// `failed` leaves `last_active_at` and sets `retry_after` by the backoff.
+pub async fn release(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    token: Uuid,
+    done: bool,
+    error: Option<&str>,
+    now: DateTime<Utc>,
+    backoff: Backoff,
+) -> QueryResult<Release> {
+    // Only the holder of the current token may release; the token stays in the
+    // row after release so a retried release is recognised and answered alike.
+    let released: Option<ReleasedRow> = diesel::sql_query(
+        r"UPDATE personas SET
+            lease_owner = NULL,
+            lease_expires_at = NULL,
+            last_active_at = CASE WHEN $3 THEN $4 ELSE last_active_at END,
+            consecutive_failures = CASE WHEN $3 THEN 0 ELSE consecutive_failures + 1 END,
+            retry_after = CASE WHEN $3 THEN NULL ELSE $4 + make_interval(secs =>
+                LEAST($6, $5 * power(2, LEAST(consecutive_failures, 30)) * (0.75 + random() * 0.5))) END,
+            last_error = CASE WHEN $3 THEN NULL ELSE $7 END,
+            updated_at = $4
+          WHERE user_id = $1 AND lease_token = $2 AND lease_expires_at IS NOT NULL
+          RETURNING last_active_at, retry_after",
+    )
+    .bind::<SqlUuid, _>(id)
+    .bind::<SqlUuid, _>(token)
+    .bind::<Bool, _>(done)
+    .bind::<Timestamptz, _>(now)
+    .bind::<Double, _>(backoff.base_secs as f64)
+    .bind::<Double, _>(backoff.cap_secs as f64)
+    .bind::<Nullable<Text>, _>(error)
+    .get_result(conn)
+    .await
+    .optional()?;
+    if let Some(row) = released {
+        return Ok(Release::Released(row));
+    }
+    let current: Option<(
+        Option<Uuid>,
+        Option<DateTime<Utc>>,
+        Option<DateTime<Utc>>,
+        Option<DateTime<Utc>>,
+    )> = personas::table
+        .find(id)
+        .select((
+            personas::lease_token,
+            personas::lease_expires_at,
+            personas::last_active_at,
+            personas::retry_after,
+        ))
+        .first(conn)
+        .await
+        .optional()?;
+    Ok(match current {
+        None => Release::NotFound,
+        Some((Some(t), None, last_active_at, retry_after)) if t == token => {
+            Release::AlreadyReleased(ReleasedRow {
+                last_active_at,
+                retry_after,
+            })
+        }
+        Some(_) => Release::LeaseLost,
+    })
+}
+
+pub async fn exists(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(personas::table.find(id)))
+        .get_result(conn)
+        .await
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = persona_actions)]
+pub struct NewAction {
+    pub id: String,
+    pub persona_id: Uuid,
+    pub tick_id: String,
+    pub tool_name: String,
+    pub module: String,
+    pub input: Option<serde_json::Value>,
+    pub input_hash: Option<String>,
+    pub result: &'static str,
+    pub error_message: Option<String>,
+    pub latency_ms: Option<i32>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Insert a batch of actions (retries insert nothing: ids are deterministic)
+/// and bump `last_active_at`, in one transaction. Returns rows inserted.
+pub async fn insert_actions(
+    conn: &mut AsyncPgConnection,
+    persona_id: Uuid,
+    rows: &[NewAction],
+    now: DateTime<Utc>,
+) -> QueryResult<usize> {
+    conn.transaction::<_, diesel::result::Error, _>(async |conn| {
+        let inserted = diesel::insert_into(persona_actions::table)
+            .values(rows)
+            .on_conflict_do_nothing()
+            .execute(conn)
+            .await?;
+        diesel::sql_query(
+            "UPDATE personas SET last_active_at = GREATEST(coalesce(last_active_at, '-infinity'), $2) \
+             WHERE user_id = $1",
+        )
+        .bind::<SqlUuid, _>(persona_id)
+        .bind::<Timestamptz, _>(now)
+        .execute(conn)
+        .await?;
+        Ok(inserted)
+    })
+    .await
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = persona_feedback)]
+pub struct NewFeedback {
+    pub id: String,
+    pub persona_id: Uuid,
+    pub tick_id: String,
+    pub module: String,
+    pub rating: Option<i16>,
+    pub notes: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+pub async fn insert_feedback(
+    conn: &mut AsyncPgConnection,
+    rows: &[NewFeedback],
+) -> QueryResult<usize> {
+    diesel::insert_into(persona_feedback::table)
+        .values(rows)
+        .on_conflict_do_nothing()
+        .execute(conn)
+        .await
+}
+
+/// The persona's row for the operator profile.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct ProfileRow {
+    #[diesel(sql_type = SqlUuid)]
+    pub user_id: Uuid,
+    #[diesel(sql_type = Text)]
+    pub email: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub display_name: Option<String>,
+    #[diesel(sql_type = Text)]
+    pub slug: String,
+    #[diesel(sql_type = Text)]
+    pub archetype: String,
+    #[diesel(sql_type = Text)]
+    pub system_prompt: String,
+    #[diesel(sql_type = diesel::sql_types::Jsonb)]
+    pub module_mix: serde_json::Value,
+    #[diesel(sql_type = Text)]
+    pub tick_cadence: String,
+    #[diesel(sql_type = Text)]
+    pub locale: String,
+    #[diesel(sql_type = Bool)]
+    pub paused: bool,
+    #[diesel(sql_type = Timestamptz)]
+    pub created_at: DateTime<Utc>,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    pub last_active_at: Option<DateTime<Utc>>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub lease_owner: Option<String>,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    pub lease_expires_at: Option<DateTime<Utc>>,
+    #[diesel(sql_type = Integer)]
+    pub consecutive_failures: i32,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    pub retry_after: Option<DateTime<Utc>>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub last_error: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub actions_total: i64,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub last_tick_id: Option<String>,
+}
+
+pub async fn profile(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<ProfileRow>> {
+    diesel::sql_query(
+        r"SELECT p.user_id, u.email, u.display_name, p.slug, p.archetype, p.system_prompt, p.module_mix,
+                 p.tick_cadence, p.locale, p.paused, p.created_at, p.last_active_at, p.lease_owner,
+                 p.lease_expires_at, p.consecutive_failures, p.retry_after, p.last_error,
+                 (SELECT count(*) FROM persona_actions a WHERE a.persona_id = p.user_id) AS actions_total,
+                 (SELECT a.tick_id FROM persona_actions a WHERE a.persona_id = p.user_id
+                    ORDER BY a.created_at DESC LIMIT 1) AS last_tick_id
+          FROM personas p JOIN users u ON u.id = p.user_id WHERE p.user_id = $1",
+    )
+    .bind::<SqlUuid, _>(id)
+    .get_result(conn)
+    .await
+    .optional()
+}
+
+#[derive(Debug, Clone, QueryableByName)]
+pub struct RatingRow {
+    #[diesel(sql_type = Text)]
+    pub module: String,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub count: i64,
+    #[diesel(sql_type = Nullable<Double>)]
+    pub average: Option<f64>,
+    #[diesel(sql_type = Text)]
+    pub tick_id: String,
+    #[diesel(sql_type = Nullable<diesel::sql_types::SmallInt>)]
+    pub rating: Option<i16>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub notes: Option<String>,
+    #[diesel(sql_type = Timestamptz)]
+    pub created_at: DateTime<Utc>,
+}
+
+/// Per module: count and average of real ratings, and the last `last_n` rows.
+pub async fn ratings(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    last_n: i32,
+) -> QueryResult<Vec<RatingRow>> {
+    diesel::sql_query(
+        r"SELECT f.module, s.count, s.average, f.tick_id, f.rating, f.notes, f.created_at
+          FROM (SELECT module, count(rating) AS count, avg(rating)::float8 AS average
+                FROM persona_feedback WHERE persona_id = $1 GROUP BY module) s
+          CROSS JOIN LATERAL (
+              SELECT module, tick_id, rating, notes, created_at FROM persona_feedback
+              WHERE persona_id = $1 AND module = s.module
+              ORDER BY created_at DESC, id DESC LIMIT $2) f
+          ORDER BY f.module, f.created_at DESC",
+    )
+    .bind::<SqlUuid, _>(id)
+    .bind::<Integer, _>(last_n)
+    .load(conn)
+    .await
+}
+
+/// One catalogue entry, ready to store.
+#[derive(Debug)]
+pub struct PersonaUpsert<'a> {
+    pub slug: &'a str,
+    pub email: &'a str,
+    pub name: &'a str,
+    pub archetype: &'a str,
+    pub system_prompt: &'a str,
+    pub module_mix: serde_json::Value,
+    pub tick_cadence: &'a str,
+    pub locale: Option<&'a str>,
+    pub paused: Option<bool>,
+    pub password_hash: String,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Upserted {
+    Created,
+    Updated,
+    /// The email belongs to an account that is not a persona.
+    NotAPersona,
+}
+
+/// Create or update one persona and its user. `locale`/`paused` left `None`
+/// keep their stored values on update (defaults on create).
+pub async fn upsert(
+    conn: &mut AsyncPgConnection,
+    p: &PersonaUpsert<'_>,
+    now: DateTime<Utc>,
+) -> QueryResult<Upserted> {
+    use super::schema::users;
+    use super::users as db_users;
+
+    let (user_id, outcome) = match db_users::find_by_email(conn, p.email).await? {
+        Some(u) if u.kind != "persona" => return Ok(Upserted::NotAPersona),
+        Some(u) => {
+            diesel::update(users::table.find(u.id))
+                .set((
+                    users::display_name.eq(p.name),
+                    users::password_hash.eq(&p.password_hash),
+                ))
+                .execute(conn)
+                .await?;
+            (u.id, Upserted::Updated)
+        }
+        None => {
+            let u = db_users::insert(
+                conn,
+                &db_users::NewUser {
+                    email: p.email,
+                    password_hash: &p.password_hash,
+                    kind: "persona",
+                    display_name: Some(p.name),
+                },
+            )
+            .await?;
+            (u.id, Upserted::Created)
+        }
+    };
+    diesel::insert_into(personas::table)
+        .values((
+            personas::user_id.eq(user_id),
+            personas::slug.eq(p.slug),
+            personas::archetype.eq(p.archetype),
+            personas::system_prompt.eq(p.system_prompt),
+            personas::module_mix.eq(&p.module_mix),
+            personas::tick_cadence.eq(p.tick_cadence),
+            personas::locale.eq(p.locale.unwrap_or("de")),
+            personas::paused.eq(p.paused.unwrap_or(false)),
+            personas::created_at.eq(now),
+            personas::updated_at.eq(now),
+        ))
+        .on_conflict(personas::user_id)
+        .do_update()
+        .set((
+            personas::archetype.eq(p.archetype),
+            personas::system_prompt.eq(p.system_prompt),
+            personas::module_mix.eq(&p.module_mix),
+            personas::tick_cadence.eq(p.tick_cadence),
+            personas::updated_at.eq(now),
+        ))
+        .execute(conn)
+        .await?;
+    if p.locale.is_some() || p.paused.is_some() {
+        let target = personas::table.find(user_id);
+        if let Some(locale) = p.locale {
+            diesel::update(target)
+                .set(personas::locale.eq(locale))
+                .execute(conn)
+                .await?;
+        }
+        if let Some(paused) = p.paused {
+            diesel::update(target)
+                .set(personas::paused.eq(paused))
+                .execute(conn)
+                .await?;
+        }
+    }
+    Ok(outcome)
+}

@@ -1,0 +1,146 @@
+//! Registration, login and the JWKS.
+//!
+//! Unknown email and wrong password get the same 401 body and, because the
+//! unknown-email path verifies against a dummy hash, the same time.
+
+use actix_web::{HttpResponse, web};
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use serde::{Deserialize, Serialize};
+use service_kit::Json;
+use uuid::Uuid;
+
+use crate::{db::users, error::AppError, startup::AppState};
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RegisterRequest {
+    pub email: String,
+    pub password: String,
+    #[serde(default)]
+    pub display_name: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LoginRequest {
+    pub email: String,
+    pub password: String,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenUser {
+    pub id: Uuid,
+    pub email: String,
+    pub kind: String,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_in: u64,
+    pub user: TokenUser,
+}
+
+fn token_response(state: &AppState, user: &users::User) -> Result<TokenResponse, AppError> {
+    let access_token = state
+        .keys
+        .issue(user.id, &user.email, &user.kind, state.clock.now())?;
+    Ok(TokenResponse {
+        access_token,
+        token_type: "Bearer",
+        expires_in: state.keys.ttl_secs(),
+        user: TokenUser {
+            id: user.id,
+            email: user.email.clone(),
+            kind: user.kind.clone(),
+        },
+    })
+}
+
+fn validate_email(email: &str) -> Result<&str, AppError> {
+    let email = email.trim();
+    let valid = email.len() <= 320
+        && email.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+        })
+        && !email.chars().any(char::is_whitespace);
+    if valid {
+        Ok(email)
+    } else {
+        Err(AppError::Validation(
+            "`email` is not a valid email address".into(),
+        ))
+    }
+}
+
+/// `POST /api/v1/auth/register` → 201 with a token.
+pub async fn register(
+    state: web::Data<AppState>,
+    body: Json<RegisterRequest>,
+) -> Result<HttpResponse, AppError> {
+    let body = body.into_inner();
+    let email = validate_email(&body.email)?.to_owned();
+    let chars = body.password.chars().count();
+    if !(8..=1024).contains(&chars) {
+        return Err(AppError::Validation(
+            "`password` must be 8 to 1024 characters".into(),
+        ));
+    }
+    if body
+        .display_name
+        .as_ref()
+        .is_some_and(|n| n.chars().count() > 200)
+    {
+        return Err(AppError::Validation(
+            "`displayName` must be at most 200 characters".into(),
+        ));
+    }
+    let hash = state.hasher.hash(body.password).await?;
+    let mut conn = state.pool.get().await?;
+    let user = users::insert(
+        &mut conn,
+        &users::NewUser {
+            email: &email,
+            password_hash: &hash,
+            kind: "human",
+            display_name: body.display_name.as_deref(),
+        },
+    )
+    .await
+    .map_err(|e| match e {
+        DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => AppError::EmailTaken,
+        other => other.into(),
+    })?;
+    Ok(HttpResponse::Created().json(token_response(&state, &user)?))
+}
+
+/// `POST /api/v1/auth/login`.
+pub async fn login(
+    state: web::Data<AppState>,
+    body: Json<LoginRequest>,
+) -> Result<HttpResponse, AppError> {
+    let body = body.into_inner();
+    let user = {
+        let mut conn = state.pool.get().await?;
+        users::find_by_email(&mut conn, body.email.trim()).await?
+    };
+    let stored = user.as_ref().map(|u| u.password_hash.clone());
+    let ok = state.hasher.verify(body.password, stored).await?;
+    match user {
+        Some(user) if ok => Ok(HttpResponse::Ok().json(token_response(&state, &user)?)),
+        _ => Err(AppError::InvalidCredentials),
+    }
+}
+
+/// `GET /.well-known/jwks.json`.
+pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header(("cache-control", "public, max-age=300"))
+        .json(state.keys.jwks())
+}

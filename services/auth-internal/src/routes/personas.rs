@@ -1,0 +1,546 @@
+//! The persona internal API (service key): catalogue upsert, due list, claim,
+//! actions and feedback ingest, release, and the operator views.
+//!
+//! Checks run in this order and nothing is written before all pass: body
+//! shape (400, naming the field) → batch size (413) → row rules (422) →
+//! persona exists (404). Batches are written in one statement with
+//! deterministic ids and `ON CONFLICT DO NOTHING`, so a retry adds nothing.
+
+use std::collections::BTreeMap;
+
+use actix_web::{HttpResponse, web};
+use diesel_async::AsyncConnection;
+use secrecy::ExposeSecret;
+use serde::Deserialize;
+use service_kit::{Json, persona_password};
+use types::personas::{
+    ActionsBatch, ClaimPersonasResponse, ClaimRequest, ClaimedPersona, DuePersona,
+    DuePersonasResponse, FeedbackBatch, InsertedResponse, LeaseInfo, ModuleRatings,
+    PARSE_FAILURE_MODULE, PersonaProfile, PersonaRatingsResponse, RatingNote, ReleaseOutcome,
+    ReleaseRequest, ReleaseResponse, TickCadence, UpsertPersonasRequest, UpsertPersonasResponse,
+};
+use uuid::Uuid;
+
+use crate::{
+    db::personas::{
+        self as db, Backoff, DueRow, NewAction, NewFeedback, PersonaUpsert, Release, Upserted,
+    },
+    error::AppError,
+    startup::AppState,
+};
+
+/// Most actions in one batch.
+pub const MAX_ACTIONS: usize = 500;
+/// Most feedback rows in one batch.
+pub const MAX_FEEDBACK: usize = 100;
+/// Most personas in one catalogue upsert.
+pub const MAX_CATALOGUE: usize = 1000;
+
+pub fn config(cfg: &mut web::ServiceConfig) {
+    cfg.route("/personas", web::put().to(upsert_personas))
+        .route("/personas/due", web::get().to(list_due_personas))
+        .route("/personas/claim", web::post().to(claim_personas))
+        .route("/personas/{id}", web::get().to(get_persona))
+        .route("/personas/{id}/ratings", web::get().to(get_persona_ratings))
+        .route("/personas/{id}/actions", web::post().to(record_actions))
+        .route("/personas/{id}/feedback", web::post().to(record_feedback))
+        .route("/personas/{id}/release", web::post().to(release_persona));
+}
+
+fn valid_name(s: &str, max: usize) -> bool {
+    !s.is_empty()
+        && s.len() <= max
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+fn valid_slug(s: &str) -> bool {
+    valid_name(s, 63)
+        && s.bytes().all(|b| !b.is_ascii_uppercase() && b != b'_')
+        && !s.starts_with('-')
+}
+
+fn cadence(s: &str) -> Result<TickCadence, AppError> {
+    TickCadence::parse(s)
+        .ok_or_else(|| AppError::Internal(format!("unknown cadence in database: {s}")))
+}
+
+fn module_mix(v: serde_json::Value) -> BTreeMap<String, f64> {
+    serde_json::from_value(v).unwrap_or_default()
+}
+
+fn due_persona(r: DueRow) -> Result<DuePersona, AppError> {
+    Ok(DuePersona {
+        user_id: r.user_id,
+        name: r.display_name.unwrap_or_default(),
+        email: r.email,
+        archetype: r.archetype,
+        system_prompt: r.system_prompt,
+        module_mix: module_mix(r.module_mix),
+        tick_cadence: cadence(&r.tick_cadence)?,
+        locale: r.locale,
+        last_active_at: r.last_active_at,
+    })
+}
+
+/// `PUT /api/v1/internal/personas`.
+pub async fn upsert_personas(
+    state: web::Data<AppState>,
+    body: Json<UpsertPersonasRequest>,
+) -> Result<HttpResponse, AppError> {
+    let specs = body.into_inner().personas;
+    if specs.len() > MAX_CATALOGUE {
+        return Err(AppError::PayloadTooLarge(format!(
+            "at most {MAX_CATALOGUE} personas per request"
+        )));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for (i, p) in specs.iter().enumerate() {
+        let field = |f: &str| format!("personas[{i}].{f}");
+        if !valid_slug(&p.slug) {
+            return Err(AppError::Validation(format!(
+                "`{}` must be 1–63 characters of a-z, 0-9 and '-'",
+                field("slug")
+            )));
+        }
+        if !seen.insert(p.slug.as_str()) {
+            return Err(AppError::Validation(format!(
+                "`{}` appears twice",
+                field("slug")
+            )));
+        }
+        for (name, value, max) in [
+            ("name", &p.name, 200),
+            ("archetype", &p.archetype, 100),
+            ("systemPrompt", &p.system_prompt, 20_000),
+        ] {
+            if value.trim().is_empty() || value.chars().count() > max {
+                return Err(AppError::Validation(format!(
+                    "`{}` must be 1–{max} characters",
+                    field(name)
+                )));
+            }
+        }
+        if p.module_mix.is_empty()
+            || p.module_mix
+                .iter()
+                .any(|(m, w)| !valid_name(m, 64) || !w.is_finite() || *w < 0.0)
+        {
+            return Err(AppError::Validation(format!(
+                "`{}` must map module names to non-negative weights",
+                field("moduleMix")
+            )));
+        }
+        if p.locale.as_ref().is_some_and(|l| !valid_name(l, 35)) {
+            return Err(AppError::Validation(format!(
+                "`{}` must be a language tag such as de or en-US",
+                field("locale")
+            )));
+        }
+    }
+    let secret = state
+        .settings
+        .persona_seed_secret
+        .expose_secret()
+        .to_owned();
+    let mut prepared = Vec::with_capacity(specs.len());
+    for p in &specs {
+        let email = persona_password::persona_email(&p.slug);
+        let password = persona_password::persona_password(&secret, &email);
+        let hash = state.hasher.hash(password).await?;
+        prepared.push((email, hash));
+    }
+    let now = state.clock.now();
+    let mut conn = state.pool.get().await?;
+    let (created, updated) = conn
+        .transaction::<_, AppError, _>(async |conn| {
+            let (mut created, mut updated) = (0u32, 0u32);
+            for (p, (email, hash)) in specs.iter().zip(prepared) {
+                let outcome = db::upsert(
+                    conn,
+                    &PersonaUpsert {
+                        slug: &p.slug,
+                        email: &email,
+                        name: p.name.trim(),
+                        archetype: &p.archetype,
+                        system_prompt: &p.system_prompt,
+                        module_mix: serde_json::to_value(&p.module_mix)
+                            .map_err(AppError::internal)?,
+                        tick_cadence: p.tick_cadence.as_str(),
+                        locale: p.locale.as_deref(),
+                        paused: p.paused,
+                        password_hash: hash,
+                    },
+                    now,
+                )
+                .await?;
+                match outcome {
+                    Upserted::Created => created += 1,
+                    Upserted::Updated => updated += 1,
+                    Upserted::NotAPersona => {
+                        return Err(AppError::Conflict(format!(
+                            "{email} belongs to an account that is not a persona"
+                        )));
+                    }
+                }
+            }
+            Ok((created, updated))
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(UpsertPersonasResponse { created, updated }))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct DueQuery {
+    pub limit: Option<u32>,
+}
+
+/// `GET /api/v1/internal/personas/due?limit=N`.
+pub async fn list_due_personas(
+    state: web::Data<AppState>,
+    query: web::Query<DueQuery>,
+) -> Result<HttpResponse, AppError> {
+    let max = state.settings.personas.max_claim;
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=max).contains(&limit) {
+        return Err(AppError::Validation(format!("`limit` must be 1 to {max}")));
+    }
+    let now = state.clock.now();
+    let mut conn = state.pool.get().await?;
+    let personas = db::due(&mut conn, now, limit)
+        .await?
+        .into_iter()
+        .map(due_persona)
+        .collect::<Result<_, _>>()?;
+    Ok(HttpResponse::Ok().json(DuePersonasResponse {
+        personas,
+        server_time: now,
+    }))
+}
+
+/// `POST /api/v1/internal/personas/claim`.
+pub async fn claim_personas(
+    state: web::Data<AppState>,
+    body: Json<ClaimRequest>,
+) -> Result<HttpResponse, AppError> {
+    let req = body.into_inner();
+    let s = &state.settings.personas;
+    if req.worker.trim().is_empty() || req.worker.len() > 200 {
+        return Err(AppError::Validation(
+            "`worker` must be 1–200 characters".into(),
+        ));
+    }
+    if !(1..=s.max_claim).contains(&req.limit) {
+        return Err(AppError::Validation(format!(
+            "`limit` must be 1 to {}",
+            s.max_claim
+        )));
+    }
+    if !(1..=s.max_lease_secs).contains(&req.lease_seconds) {
+        return Err(AppError::Validation(format!(
+            "`leaseSeconds` must be 1 to {}",
+            s.max_lease_secs
+        )));
+    }
+    let now = state.clock.now();
+    let mut conn = state.pool.get().await?;
+    let rows = db::claim(&mut conn, now, &req.worker, req.limit, req.lease_seconds).await?;
+    let mut personas = Vec::with_capacity(rows.len());
+    for r in rows {
+        let (Some(lease_token), Some(lease_expires_at)) = (r.lease_token, r.lease_expires_at)
+        else {
+            return Err(AppError::internal("claimed row without a lease"));
+        };
+        personas.push(ClaimedPersona {
+            persona: due_persona(r)?,
+            lease_token,
+            lease_expires_at,
+        });
+    }
+    tracing::info!(worker = %req.worker, claimed = personas.len(), "personas claimed");
+    Ok(HttpResponse::Ok().json(ClaimPersonasResponse {
+        personas,
+        server_time: now,
+    }))
+}
+
+fn check_tick_id(tick_id: &str) -> Result<(), AppError> {
+    if tick_id.is_empty() || tick_id.len() > 128 || tick_id.chars().any(char::is_control) {
+        return Err(AppError::Validation(
+            "`tickId` must be 1–128 characters without control characters".into(),
+        ));
+    }
+    Ok(())
+}
+
+async fn ensure_persona(state: &AppState, id: Uuid) -> Result<(), AppError> {
+    let mut conn = state.pool.get().await?;
+    if db::exists(&mut conn, id).await? {
+        Ok(())
+    } else {
+        Err(AppError::NotFound(format!("no persona {id}")))
+    }
+}
+
+/// Truncate to at most `max` characters.
+fn truncate(s: String, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => s[..i].to_owned(),
+        None => s,
+    }
+}
+
+/// `POST /api/v1/internal/personas/{id}/actions`.
+pub async fn record_actions(
+    state: web::Data<AppState>,
+    id: web::Path<Uuid>,
+    body: Json<ActionsBatch>,
+) -> Result<HttpResponse, AppError> {
+    let id = id.into_inner();
+    let batch = body.into_inner();
+    if batch.actions.len() > MAX_ACTIONS {
+        return Err(AppError::PayloadTooLarge(format!(
+            "at most {MAX_ACTIONS} actions per batch, got {}",
+            batch.actions.len()
+        )));
+    }
+    if batch.actions.is_empty() {
+        return Err(AppError::Validation(
+            "`actions` must hold 1 to 500 rows".into(),
+        ));
+    }
+    check_tick_id(&batch.tick_id)?;
+    let now = state.clock.now();
+    let mut rows = Vec::with_capacity(batch.actions.len());
+    for (i, a) in batch.actions.into_iter().enumerate() {
+        if !valid_name(&a.tool_name, 64) {
+            return Err(AppError::Validation(format!(
+                "`actions[{i}].toolName` must match ^[a-zA-Z0-9_-]{{1,64}}$"
+            )));
+        }
+        if !valid_name(&a.module, 64) {
+            return Err(AppError::Validation(format!(
+                "`actions[{i}].module` must match ^[a-zA-Z0-9_-]{{1,64}}$"
+            )));
+        }
+        if a.latency_ms.is_some_and(|l| l < 0) {
+            return Err(AppError::Validation(format!(
+                "`actions[{i}].latencyMs` must not be negative"
+            )));
+        }
+        if a.input_hash.as_ref().is_some_and(|h| h.len() > 128) {
+            return Err(AppError::Validation(format!(
+                "`actions[{i}].inputHash` must be at most 128 characters"
+            )));
+        }
+        rows.push(NewAction {
+            id: format!("{}-{i}-{}", batch.tick_id, a.tool_name),
+            persona_id: id,
+            tick_id: batch.tick_id.clone(),
+            tool_name: a.tool_name,
+            module: a.module,
+            input: a.input,
+            input_hash: a.input_hash,
+            result: a.result.as_str(),
+            error_message: a.error_message.map(|m| truncate(m, 4000)),
+            latency_ms: a.latency_ms,
+            created_at: a.created_at.unwrap_or(now),
+        });
+    }
+    ensure_persona(&state, id).await?;
+    let mut conn = state.pool.get().await?;
+    let inserted = db::insert_actions(&mut conn, id, &rows, now).await?;
+    let inserted = u32::try_from(inserted).unwrap_or(u32::MAX);
+    let total = u32::try_from(rows.len()).unwrap_or(u32::MAX);
+    Ok(HttpResponse::Ok().json(InsertedResponse {
+        inserted,
+        duplicates: total.saturating_sub(inserted),
+    }))
+}
+
+/// `POST /api/v1/internal/personas/{id}/feedback`.
+pub async fn record_feedback(
+    state: web::Data<AppState>,
+    id: web::Path<Uuid>,
+    body: Json<FeedbackBatch>,
+) -> Result<HttpResponse, AppError> {
+    let id = id.into_inner();
+    let batch = body.into_inner();
+    if batch.feedback.len() > MAX_FEEDBACK {
+        return Err(AppError::PayloadTooLarge(format!(
+            "at most {MAX_FEEDBACK} feedback rows per batch, got {}",
+            batch.feedback.len()
+        )));
+    }
+    if batch.feedback.is_empty() {
+        return Err(AppError::Validation(
+            "`feedback` must hold 1 to 100 rows".into(),
+        ));
+    }
+    check_tick_id(&batch.tick_id)?;
+    let now = state.clock.now();
+    let mut rows = Vec::with_capacity(batch.feedback.len());
+    for (i, f) in batch.feedback.into_iter().enumerate() {
+        let is_parse = f.module == PARSE_FAILURE_MODULE;
+        if !is_parse && !valid_name(&f.module, 64) {
+            return Err(AppError::Validation(format!(
+                "`feedback[{i}].module` must match ^[a-zA-Z0-9_-]{{1,64}}$"
+            )));
+        }
+        let rating = match f.rating {
+            Some(r @ 1..=5) => Some(r as i16),
+            Some(r) => {
+                return Err(AppError::Validation(format!(
+                    "`feedback[{i}].rating` must be an integer 1–5, got {r}"
+                )));
+            }
+            None if is_parse => None,
+            None => {
+                return Err(AppError::Validation(format!(
+                    "`feedback[{i}].rating` may be null only for module {PARSE_FAILURE_MODULE}"
+                )));
+            }
+        };
+        rows.push(NewFeedback {
+            id: format!("{}-{}", batch.tick_id, f.module),
+            persona_id: id,
+            tick_id: batch.tick_id.clone(),
+            module: f.module,
+            rating,
+            notes: f.notes.map(|n| truncate(n, 4000)),
+            created_at: now,
+        });
+    }
+    ensure_persona(&state, id).await?;
+    let mut conn = state.pool.get().await?;
+    let inserted = db::insert_feedback(&mut conn, &rows).await?;
+    let inserted = u32::try_from(inserted).unwrap_or(u32::MAX);
+    let total = u32::try_from(rows.len()).unwrap_or(u32::MAX);
+    Ok(HttpResponse::Ok().json(InsertedResponse {
+        inserted,
+        duplicates: total.saturating_sub(inserted),
+    }))
+}
+
+/// `POST /api/v1/internal/personas/{id}/release`.
+pub async fn release_persona(
+    state: web::Data<AppState>,
+    id: web::Path<Uuid>,
+    body: Json<ReleaseRequest>,
+) -> Result<HttpResponse, AppError> {
+    let id = id.into_inner();
+    let req = body.into_inner();
+    let s = &state.settings.personas;
+    let done = req.outcome == ReleaseOutcome::Done;
+    let error = req.error.map(|e| truncate(e, 2000));
+    let mut conn = state.pool.get().await?;
+    let outcome = db::release(
+        &mut conn,
+        id,
+        req.lease_token,
+        done,
+        error.as_deref(),
+        state.clock.now(),
+        Backoff {
+            base_secs: s.backoff_base_secs,
+            cap_secs: s.backoff_cap_secs,
+        },
+    )
+    .await?;
+    match outcome {
+        Release::Released(r) | Release::AlreadyReleased(r) => {
+            Ok(HttpResponse::Ok().json(ReleaseResponse {
+                released: true,
+                last_active_at: r.last_active_at,
+                retry_after: r.retry_after,
+            }))
+        }
+        Release::LeaseLost => Err(AppError::LeaseLost),
+        Release::NotFound => Err(AppError::NotFound(format!("no persona {id}"))),
+    }
+}
+
+/// `GET /api/v1/internal/personas/{id}`.
+pub async fn get_persona(
+    state: web::Data<AppState>,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, AppError> {
+    let id = id.into_inner();
+    let now = state.clock.now();
+    let mut conn = state.pool.get().await?;
+    let r = db::profile(&mut conn, id)
+        .await?
+        .ok_or_else(|| AppError::NotFound(format!("no persona {id}")))?;
+    let lease = match (r.lease_owner, r.lease_expires_at) {
+        (Some(owner), Some(expires_at)) if expires_at > now => {
+            Some(LeaseInfo { owner, expires_at })
+        }
+        _ => None,
+    };
+    Ok(HttpResponse::Ok().json(PersonaProfile {
+        persona: DuePersona {
+            user_id: r.user_id,
+            email: r.email,
+            name: r.display_name.unwrap_or_default(),
+            archetype: r.archetype,
+            system_prompt: r.system_prompt,
+            module_mix: module_mix(r.module_mix),
+            tick_cadence: cadence(&r.tick_cadence)?,
+            locale: r.locale,
+            last_active_at: r.last_active_at,
+        },
+        slug: r.slug,
+        paused: r.paused,
+        created_at: r.created_at,
+        lease,
+        consecutive_failures: r.consecutive_failures,
+        retry_after: r.retry_after,
+        last_error: r.last_error,
+        actions_total: r.actions_total,
+        last_tick_id: r.last_tick_id,
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RatingsQuery {
+    pub last: Option<u32>,
+}
+
+/// `GET /api/v1/internal/personas/{id}/ratings?last=N`: per module count,
+/// average (of real ratings) and the last N ratings with notes.
+pub async fn get_persona_ratings(
+    state: web::Data<AppState>,
+    id: web::Path<Uuid>,
+    query: web::Query<RatingsQuery>,
+) -> Result<HttpResponse, AppError> {
+    let id = id.into_inner();
+    let last = query.last.unwrap_or(5);
+    if !(1..=100).contains(&last) {
+        return Err(AppError::Validation("`last` must be 1 to 100".into()));
+    }
+    ensure_persona(&state, id).await?;
+    let mut conn = state.pool.get().await?;
+    let rows = db::ratings(&mut conn, id, last as i32).await?;
+    let mut modules: Vec<ModuleRatings> = Vec::new();
+    for r in rows {
+        let note = RatingNote {
+            tick_id: r.tick_id,
+            rating: r.rating.map(i64::from),
+            notes: r.notes,
+            created_at: r.created_at,
+        };
+        match modules.last_mut() {
+            Some(m) if m.module == r.module => m.last.push(note),
+            _ => modules.push(ModuleRatings {
+                module: r.module,
+                count: r.count,
+                average: r.average,
+                last: vec![note],
+            }),
+        }
+    }
+    Ok(HttpResponse::Ok().json(PersonaRatingsResponse {
+        persona_id: id,
+        modules,
+    }))
+}
