@@ -1,0 +1,58 @@
+# The one entry point. `just --list` shows every recipe.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+set dotenv-load := true
+
+export CARGO_TARGET_DIR := env_var_or_default("CARGO_TARGET_DIR", justfile_directory() / "target")
+service_key := env_var_or_default("MANA_SERVICE_KEY", "dev-service-key-change-me")
+auth_url := env_var_or_default("AUTH_INTERNAL_URL", "http://127.0.0.1:3001")
+
+default:
+    @just --list
+
+# Start the whole system: Postgres (existing, Docker, or a local cluster), then the services.
+up:
+    scripts/up.sh
+
+# Stop what `just up` started.
+down:
+    scripts/down.sh
+
+# Run every test (ensures Postgres first).
+test:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    export TEST_DATABASE_URL="$(scripts/ensure-postgres.sh)"
+    if cargo nextest --version >/dev/null 2>&1; then
+      cargo nextest run --workspace --no-fail-fast
+    else
+      cargo test --workspace --no-fail-fast
+    fi
+
+# Format check and clippy with warnings as errors.
+lint:
+    cargo fmt --all --check
+    cargo clippy --workspace --all-targets -- -D warnings
+
+# Load the persona catalogue (data/personas.json) into a running auth-internal.
+seed:
+    curl -fsS -X PUT "{{auth_url}}/api/v1/internal/personas" \
+        -H "x-service-key: {{service_key}}" -H "content-type: application/json" \
+        --data-binary @data/personas.json
+    @echo
+
+# Fire one tick on a runner now: `just tick persona` (port 3070) or `just tick mission` (port 3066).
+tick runner="persona":
+    #!/usr/bin/env bash
+    set -euo pipefail
+    case "{{runner}}" in
+      persona) url="${PERSONA_RUNNER_URL:-http://127.0.0.1:3070}" ;;
+      mission) url="${MISSION_RUNNER_URL:-http://127.0.0.1:3066}" ;;
+      *) echo "usage: just tick persona|mission" >&2; exit 2 ;;
+    esac
+    curl -sS -X POST "$url/internal/tick" -H "x-service-key: {{service_key}}"
+    echo
+
+# Benchmarks (release build); they print figures, they do not assert.
+bench:
+    TEST_DATABASE_URL="$(scripts/ensure-postgres.sh)" cargo bench -p auth-internal --bench personas
