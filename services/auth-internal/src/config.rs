@@ -295,6 +295,32 @@ impl Settings {
     }
 }
 
+impl Settings {
+    /// Settings for tests: the given database, port 0, two service keys,
+    /// cheap argon2, two workers, a fixed seed secret.
+    pub fn for_tests(database_url: &str) -> Result<Self, ConfigError> {
+        let env: HashMap<String, String> = [
+            ("DATABASE_URL", database_url),
+            ("BIND_ADDR", "127.0.0.1:0"),
+            (
+                "MANA_SERVICE_KEY",
+                "test-service-key-old,test-service-key-new",
+            ),
+            ("PERSONA_SEED_SECRET", "test-seed-secret"),
+            ("MANA_CONFIG", ""),
+            ("MANA_LOG_FORMAT", "pretty"),
+            ("MANA_HTTP__WORKERS", "2"),
+            ("MANA_DATABASE__MAX_CONNECTIONS", "24"),
+            ("MANA_PASSWORD__MEMORY_KIB", "64"),
+            ("MANA_PASSWORD__ITERATIONS", "1"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        Self::load_from(&env)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -334,31 +360,5 @@ mod tests {
         assert!(err.to_string().contains("max_connections"), "{err}");
         let err = Settings::load_from(&env(&[("MANA_ENVIRONMENT", "production")])).unwrap_err();
         assert!(err.to_string().contains("MANA_SERVICE_KEY"), "{err}");
-    }
-}
-
-impl Settings {
-    /// Settings for tests: the given database, port 0, two service keys,
-    /// cheap argon2, two workers, a fixed seed secret.
-    pub fn for_tests(database_url: &str) -> Result<Self, ConfigError> {
-        let env: HashMap<String, String> = [
-            ("DATABASE_URL", database_url),
-            ("BIND_ADDR", "127.0.0.1:0"),
-            (
-                "MANA_SERVICE_KEY",
-                "test-service-key-old,test-service-key-new",
-            ),
-            ("PERSONA_SEED_SECRET", "test-seed-secret"),
-            ("MANA_CONFIG", ""),
-            ("MANA_LOG_FORMAT", "pretty"),
-            ("MANA_HTTP__WORKERS", "2"),
-            ("MANA_DATABASE__MAX_CONNECTIONS", "24"),
-            ("MANA_PASSWORD__MEMORY_KIB", "64"),
-            ("MANA_PASSWORD__ITERATIONS", "1"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect();
-        Self::load_from(&env)
     }
 }

@@ -6,8 +6,10 @@ pub mod auth;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod mcp;
 pub mod routes;
 pub mod startup;
+pub mod store;
 
 pub use config::Settings;
 pub use startup::{AppState, Application};

@@ -22,6 +22,8 @@ pub struct AppState {
     pub clock: Clock,
     pub settings: Settings,
     pub metrics: Metrics,
+    /// The server's hybrid logical clock for record stamps.
+    pub hlc: lww::Hlc,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +72,8 @@ impl Application {
             tracing::warn!("MANA_SERVICE_KEY is not set: every /api/v1/internal route answers 401");
         }
         let hasher = Hasher::new(&settings.password)?;
+        let node = format!("srv-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+        let hlc = lww::Hlc::new(node).map_err(crate::error::AppError::internal)?;
         let listener =
             TcpListener::bind(&settings.bind_addr).map_err(|source| StartupError::Bind {
                 addr: settings.bind_addr.clone(),
@@ -92,8 +96,11 @@ impl Application {
             clock,
             settings,
             metrics: metrics.clone(),
+            hlc,
         });
         let server_state = state.clone();
+        let mcp_metrics = crate::mcp::McpMetrics::register(&state.metrics);
+        let mcp_service = crate::mcp::build_service(state.clone(), mcp_metrics);
         let service_keys = web::Data::new(service_keys);
         let metrics = web::Data::new(metrics);
         let mut server = HttpServer::new(move || {
@@ -106,6 +113,19 @@ impl Application {
                 .app_data(service_kit::errors::query_config())
                 .app_data(service_kit::errors::path_config())
                 .configure(routes::config)
+                .route(
+                    "/.well-known/oauth-protected-resource",
+                    web::get().to(crate::mcp::protected_resource_metadata),
+                )
+                .route(
+                    "/.well-known/oauth-protected-resource/mcp",
+                    web::get().to(crate::mcp::protected_resource_metadata),
+                )
+                .service(
+                    web::scope("/mcp")
+                        .wrap(from_fn(crate::mcp::require_bearer))
+                        .service(mcp_service.clone().scope()),
+                )
                 .default_service(web::to(service_kit::errors::not_found))
         })
         .listen(listener)

@@ -5,6 +5,7 @@
 //! bounded too; both surface as 503 through [`crate::error::AppError`].
 
 pub mod personas;
+pub mod records;
 pub mod schema;
 pub mod users;
 

@@ -162,6 +162,14 @@ pub struct ReleasedRow {
     pub retry_after: Option<DateTime<Utc>>,
 }
 
+/// lease token, lease expiry, last run, retry after.
+type LeaseColumns = (
+    Option<Uuid>,
+    Option<DateTime<Utc>>,
+    Option<DateTime<Utc>>,
+    Option<DateTime<Utc>>,
+);
+
 /// How a release ended.
 #[derive(Debug)]
 pub enum Release {
@@ -218,12 +226,7 @@ pub async fn release(
     if let Some(row) = released {
         return Ok(Release::Released(row));
     }
-    let current: Option<(
-        Option<Uuid>,
-        Option<DateTime<Utc>>,
-        Option<DateTime<Utc>>,
-        Option<DateTime<Utc>>,
-    )> = personas::table
+    let current: Option<LeaseColumns> = personas::table
         .find(id)
         .select((
             personas::lease_token,

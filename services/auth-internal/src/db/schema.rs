@@ -66,4 +66,45 @@ diesel::table! {
 diesel::joinable!(personas -> users (user_id));
 diesel::joinable!(persona_actions -> personas (persona_id));
 diesel::joinable!(persona_feedback -> personas (persona_id));
-diesel::allow_tables_to_appear_in_same_query!(users, personas, persona_actions, persona_feedback);
+diesel::allow_tables_to_appear_in_same_query!(
+    users,
+    personas,
+    persona_actions,
+    persona_feedback,
+    sync_changes,
+    records
+);
+
+diesel::table! {
+    sync_changes (id) {
+        id -> Int8,
+        user_id -> Uuid,
+        app_id -> Text,
+        table_name -> Text,
+        record_id -> Text,
+        op -> Text,
+        data -> Nullable<Jsonb>,
+        field_timestamps -> Jsonb,
+        stamp -> Text,
+        client_id -> Text,
+        origin -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    records (user_id, app_id, table_name, record_id) {
+        user_id -> Uuid,
+        app_id -> Text,
+        table_name -> Text,
+        record_id -> Text,
+        data -> Jsonb,
+        field_timestamps -> Jsonb,
+        created_stamp -> Nullable<Text>,
+        tombstone -> Nullable<Text>,
+        deleted -> Bool,
+        last_change_id -> Int8,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}

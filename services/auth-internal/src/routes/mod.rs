@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod health;
 pub mod personas;
+pub mod sync;
 
 use actix_web::{middleware::from_fn, web};
 use service_kit::require_service_key;
@@ -19,6 +20,7 @@ pub fn config(cfg: &mut web::ServiceConfig) {
                 .route("/register", web::post().to(auth::register))
                 .route("/login", web::post().to(auth::login)),
         )
+        .service(web::scope("/api/v1/sync").configure(sync::config))
         .service(
             web::scope("/api/v1/internal")
                 .wrap(from_fn(require_service_key))

@@ -177,3 +177,44 @@ pub async fn error_body(resp: Response, status: StatusCode) -> Value {
     assert_eq!(resp.status(), status);
     resp.json().await.expect("JSON error body")
 }
+
+impl TestApp {
+    /// Register a human user; returns (user id, access token).
+    pub async fn register_user(&self, email: &str) -> (uuid::Uuid, String) {
+        let resp = self
+            .client
+            .post(self.url("/api/v1/auth/register"))
+            .json(&json!({ "email": email, "password": "a good password" }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::CREATED);
+        let body: Value = resp.json().await.unwrap();
+        (
+            body["user"]["id"].as_str().unwrap().parse().unwrap(),
+            body["accessToken"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    pub async fn push(&self, token: &str, body: Value) -> Response {
+        self.client
+            .post(self.url("/api/v1/sync/push"))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn pull(&self, token: &str, since: &str, limit: u32) -> Value {
+        let resp = self
+            .client
+            .get(self.url(&format!("/api/v1/sync/pull?since={since}&limit={limit}")))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        resp.json().await.unwrap()
+    }
+}

@@ -5,4 +5,6 @@
 mod auth;
 mod health;
 mod helpers;
+mod mcp;
 mod personas;
+mod sync;

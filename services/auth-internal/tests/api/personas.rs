@@ -363,7 +363,7 @@ async fn failed_runs_back_off_with_a_cap_instead_of_running_every_tick() {
         // base 300 s ± 25 %, doubling, capped at 6 h.
         assert!(gap >= TimeDelta::seconds(225), "attempt {attempt}: {gap}");
         assert!(gap <= TimeDelta::hours(6), "attempt {attempt}: {gap}");
-        if attempt >= 1 && attempt < 5 {
+        if (1..5).contains(&attempt) {
             assert!(gap > last_gap, "backoff grows: {last_gap} then {gap}");
         }
         last_gap = gap;

@@ -1,0 +1,365 @@
+//! Anthropic Messages API (`POST {root}/v1/messages`, `anthropic-version: 2023-06-01`).
+//!
+//! Rules of the wire format this module keeps:
+//! - `system` is top-level (omitted when empty); `messages` alternate user/assistant, so
+//!   neighbouring neutral messages of the same role are merged into one vendor message.
+//! - An assistant's `tool_use` blocks are answered by `tool_result` blocks in the very
+//!   next user message, and those come first in its content (text after them).
+//! - Empty text blocks are rejected by the API, so they are never sent.
+//! - `input` / `input_schema` are always JSON objects.
+
+use reqwest::header::{HeaderMap, HeaderValue};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{Map, Value, json};
+use types::tick::TokenUsage;
+
+use crate::error::LlmError;
+use crate::http::{JsonCall, post_json, secret_header};
+use crate::model::{ChatRequest, ChatResponse, Message, StopReason, ToolCall};
+use crate::retry::RetryPolicy;
+
+/// The API version header value this module speaks.
+pub const ANTHROPIC_VERSION: &str = "2023-06-01";
+
+/// A configured Anthropic client.
+#[derive(Debug, Clone)]
+pub(crate) struct AnthropicProvider {
+    pub(crate) client: reqwest::Client,
+    pub(crate) endpoint: String,
+    pub(crate) api_key: SecretString,
+    pub(crate) model: String,
+}
+
+impl AnthropicProvider {
+    pub(crate) async fn chat(
+        &self,
+        req: &ChatRequest,
+        policy: &RetryPolicy,
+    ) -> Result<ChatResponse, LlmError> {
+        let key = self.api_key.expose_secret();
+        let mut headers = HeaderMap::new();
+        headers.insert("x-api-key", secret_header(key, "ANTHROPIC_API_KEY")?);
+        headers.insert(
+            "anthropic-version",
+            HeaderValue::from_static(ANTHROPIC_VERSION),
+        );
+        let body = request_body(&self.model, req);
+        let value = post_json(
+            &self.client,
+            policy,
+            JsonCall {
+                provider: "anthropic",
+                model: &self.model,
+                url: &self.endpoint,
+                headers,
+                body: &body,
+                secret: Some(key),
+                error_message,
+            },
+        )
+        .await?;
+        parse_response(&value, &self.model)
+    }
+}
+
+/// The exact JSON body for `req`.
+pub(crate) fn request_body(model: &str, req: &ChatRequest) -> Value {
+    let mut body = Map::new();
+    body.insert("model".into(), json!(model));
+    body.insert("max_tokens".into(), json!(req.max_tokens));
+    if !req.system.trim().is_empty() {
+        body.insert("system".into(), json!(req.system));
+    }
+    body.insert("messages".into(), Value::Array(messages(req)));
+    if let Some(t) = req.temperature {
+        // Anthropic accepts 0..=1.
+        body.insert("temperature".into(), json!(t.clamp(0.0, 1.0)));
+    }
+    if !req.tools.is_empty() {
+        let tools = req
+            .tools
+            .iter()
+            .map(|t| {
+                json!({
+                    "name": t.name,
+                    "description": t.description,
+                    "input_schema": object_schema(&t.input_schema),
+                })
+            })
+            .collect();
+        body.insert("tools".into(), Value::Array(tools));
+    }
+    Value::Object(body)
+}
+
+fn messages(req: &ChatRequest) -> Vec<Value> {
+    // (role, blocks) with neighbours of the same role merged.
+    let mut out: Vec<(&'static str, Vec<Value>)> = Vec::new();
+    for msg in &req.messages {
+        let (role, blocks) = match msg {
+            Message::User { text } => ("user", text_block(text).into_iter().collect()),
+            Message::Assistant { text, tool_calls } => {
+                let mut blocks: Vec<Value> =
+                    text.as_deref().and_then(text_block).into_iter().collect();
+                blocks.extend(tool_calls.iter().map(|c| {
+                    json!({
+                        "type": "tool_use",
+                        "id": c.id,
+                        "name": c.name,
+                        "input": object_or_empty(&c.arguments),
+                    })
+                }));
+                ("assistant", blocks)
+            }
+            Message::ToolResults(results) => (
+                "user",
+                results
+                    .iter()
+                    .map(|r| {
+                        json!({
+                            "type": "tool_result",
+                            "tool_use_id": r.call_id,
+                            "content": r.content,
+                            "is_error": r.is_error,
+                        })
+                    })
+                    .collect(),
+            ),
+        };
+        if blocks.is_empty() {
+            continue;
+        }
+        match out.last_mut() {
+            Some((last_role, last_blocks)) if *last_role == role => last_blocks.extend(blocks),
+            _ => out.push((role, blocks)),
+        }
+    }
+    out.into_iter()
+        .map(|(role, mut blocks)| {
+            // tool_result blocks must lead their user message; stable, so order is kept.
+            blocks.sort_by_key(|b| b.get("type").and_then(Value::as_str) != Some("tool_result"));
+            json!({ "role": role, "content": blocks })
+        })
+        .collect()
+}
+
+fn text_block(text: &str) -> Option<Value> {
+    (!text.trim().is_empty()).then(|| json!({ "type": "text", "text": text }))
+}
+
+fn object_or_empty(v: &Value) -> Value {
+    if v.is_object() { v.clone() } else { json!({}) }
+}
+
+/// A tool schema the APIs accept: an object with `"type": "object"`.
+pub(crate) fn object_schema(schema: &Value) -> Value {
+    match schema {
+        Value::Object(map) => {
+            let mut map = map.clone();
+            map.entry("type").or_insert_with(|| json!("object"));
+            Value::Object(map)
+        }
+        _ => json!({ "type": "object", "properties": {} }),
+    }
+}
+
+/// Decodes a Messages API response.
+pub(crate) fn parse_response(v: &Value, requested_model: &str) -> Result<ChatResponse, LlmError> {
+    let content = v
+        .get("content")
+        .and_then(Value::as_array)
+        .ok_or_else(|| LlmError::Decode("response has no `content` array".into()))?;
+    let mut texts = Vec::new();
+    let mut tool_calls = Vec::new();
+    for block in content {
+        match block.get("type").and_then(Value::as_str) {
+            Some("text") => {
+                if let Some(t) = block.get("text").and_then(Value::as_str) {
+                    texts.push(t.to_string());
+                }
+            }
+            Some("tool_use") => {
+                let id = block.get("id").and_then(Value::as_str);
+                let name = block.get("name").and_then(Value::as_str);
+                let (Some(id), Some(name)) = (id, name) else {
+                    return Err(LlmError::Decode("tool_use block without id or name".into()));
+                };
+                let input = block.get("input").cloned().unwrap_or_else(|| json!({}));
+                let (arguments, arguments_error) = if input.is_object() {
+                    (input, None)
+                } else {
+                    (
+                        json!({}),
+                        Some(format!("tool input is not a JSON object: {input}")),
+                    )
+                };
+                tool_calls.push(ToolCall {
+                    id: id.to_string(),
+                    name: name.to_string(),
+                    arguments,
+                    arguments_error,
+                });
+            }
+            // thinking, redacted_thinking, server tool blocks: not ours to interpret.
+            _ => {}
+        }
+    }
+    let stop = match v.get("stop_reason").and_then(Value::as_str) {
+        Some("end_turn") => StopReason::EndTurn,
+        Some("tool_use") => StopReason::ToolUse,
+        Some("max_tokens") => StopReason::MaxTokens,
+        Some(other) => StopReason::Other(other.to_string()),
+        None => StopReason::Other("unknown".into()),
+    };
+    let usage = v.get("usage");
+    let count = |k: &str| {
+        usage
+            .and_then(|u| u.get(k))
+            .and_then(Value::as_u64)
+            .unwrap_or(0)
+    };
+    let usage = TokenUsage {
+        // Cache reads/writes are billed input too.
+        input: count("input_tokens")
+            + count("cache_creation_input_tokens")
+            + count("cache_read_input_tokens"),
+        output: count("output_tokens"),
+    };
+    let text = texts.join("\n");
+    Ok(ChatResponse {
+        text: (!text.is_empty()).then_some(text),
+        tool_calls,
+        stop,
+        usage,
+        model: v
+            .get("model")
+            .and_then(Value::as_str)
+            .unwrap_or(requested_model)
+            .to_string(),
+    })
+}
+
+/// `{"type":"error","error":{"type":"…","message":"…"}}` → `"type: message"`.
+fn error_message(v: &Value) -> Option<String> {
+    let err = v.get("error")?;
+    let message = err.get("message").and_then(Value::as_str)?;
+    Some(match err.get("type").and_then(Value::as_str) {
+        Some(kind) => format!("{kind}: {message}"),
+        None => message.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+    use crate::model::{ToolDef, ToolResult};
+
+    fn call(id: &str) -> ToolCall {
+        ToolCall {
+            id: id.into(),
+            name: "todo_create".into(),
+            arguments: json!({"title": "x"}),
+            arguments_error: None,
+        }
+    }
+
+    #[test]
+    fn body_has_the_vendor_shape() {
+        let mut req = ChatRequest::new("be brief", "hi", 256);
+        req.temperature = Some(0.5);
+        req.tools.push(ToolDef {
+            name: "todo_create".into(),
+            description: "Create a todo".into(),
+            input_schema: json!({"properties": {"title": {"type": "string"}}}),
+        });
+        req.messages.push(Message::Assistant {
+            text: Some(String::new()),
+            tool_calls: vec![call("t1"), call("t2")],
+        });
+        req.messages.push(Message::ToolResults(vec![
+            ToolResult {
+                call_id: "t1".into(),
+                content: "{\"id\":\"a\"}".into(),
+                is_error: false,
+            },
+            ToolResult {
+                call_id: "t2".into(),
+                content: "boom".into(),
+                is_error: true,
+            },
+        ]));
+        req.messages.push(Message::user("and now?"));
+        let body = request_body("claude-x", &req);
+        assert_eq!(
+            body,
+            json!({
+                "model": "claude-x",
+                "max_tokens": 256,
+                "system": "be brief",
+                "temperature": 0.5,
+                "messages": [
+                    {"role": "user", "content": [{"type": "text", "text": "hi"}]},
+                    {"role": "assistant", "content": [
+                        {"type": "tool_use", "id": "t1", "name": "todo_create", "input": {"title": "x"}},
+                        {"type": "tool_use", "id": "t2", "name": "todo_create", "input": {"title": "x"}}
+                    ]},
+                    {"role": "user", "content": [
+                        {"type": "tool_result", "tool_use_id": "t1", "content": "{\"id\":\"a\"}", "is_error": false},
+                        {"type": "tool_result", "tool_use_id": "t2", "content": "boom", "is_error": true},
+                        {"type": "text", "text": "and now?"}
+                    ]}
+                ],
+                "tools": [{
+                    "name": "todo_create",
+                    "description": "Create a todo",
+                    "input_schema": {"type": "object", "properties": {"title": {"type": "string"}}}
+                }]
+            })
+        );
+    }
+
+    #[test]
+    fn empty_system_and_no_tools_are_omitted() {
+        let body = request_body("m", &ChatRequest::new("", "hi", 5));
+        assert!(body.get("system").is_none());
+        assert!(body.get("tools").is_none());
+        assert!(body.get("temperature").is_none());
+    }
+
+    #[test]
+    fn response_is_decoded() {
+        let v = json!({
+            "id": "msg_1", "type": "message", "role": "assistant", "model": "claude-y",
+            "content": [
+                {"type": "text", "text": "Let me"},
+                {"type": "tool_use", "id": "toolu_1", "name": "notes_create", "input": {"title": "t"}}
+            ],
+            "stop_reason": "tool_use",
+            "usage": {"input_tokens": 10, "output_tokens": 5, "cache_read_input_tokens": 2}
+        });
+        let r = parse_response(&v, "m").unwrap();
+        assert_eq!(r.text.as_deref(), Some("Let me"));
+        assert_eq!(r.stop, StopReason::ToolUse);
+        assert_eq!(r.tool_calls[0].arguments, json!({"title": "t"}));
+        assert_eq!(
+            r.usage,
+            TokenUsage {
+                input: 12,
+                output: 5
+            }
+        );
+        assert_eq!(r.model, "claude-y");
+        let r = parse_response(&json!({"content": [], "stop_reason": "refusal"}), "m").unwrap();
+        assert_eq!(r.stop, StopReason::Other("refusal".into()));
+        assert_eq!(r.text, None);
+        assert!(parse_response(&json!({"nope": 1}), "m").is_err());
+    }
+
+    #[test]
+    fn vendor_error_message_is_extracted() {
+        let v = json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}});
+        assert_eq!(error_message(&v).unwrap(), "overloaded_error: Overloaded");
+    }
+}

@@ -1,0 +1,134 @@
+//! OpenAI-compatible provider against the validating fake.
+
+use fake_llm::{Api, AuthRule, FakeLlm, Reply};
+use llm::{Llm, Message, StopReason, ToolResult};
+use serde_json::json;
+
+use crate::common::{OPENAI_KEY, fast_policy, openai, request_with_tools, settings};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tool_call_result_and_final_text_round_trip() {
+    let fake = FakeLlm::start().await.unwrap();
+    fake.set_openai_auth(AuthRule::Exact(OPENAI_KEY.into()));
+    fake.push_openai(
+        Reply::tool_call("todo_create", json!({"title": "Milk", "priority": 2})).with_usage(50, 9),
+    );
+    fake.push_openai(Reply::text("Done.").with_usage(80, 3));
+    let llm = openai(&fake);
+    assert_eq!(llm.provider_name(), "openai");
+    assert_eq!(llm.model(), "gpt-4o-mini");
+
+    let mut req = request_with_tools("Plan my day.");
+    let first = llm.chat(&req).await.unwrap();
+    assert_eq!(first.stop, StopReason::ToolUse);
+    assert_eq!(first.text, None);
+    assert_eq!(
+        first.tool_calls[0].arguments,
+        json!({"title": "Milk", "priority": 2})
+    );
+    req.messages.push(Message::assistant_from(&first));
+    req.messages.push(Message::ToolResults(vec![ToolResult {
+        call_id: first.tool_calls[0].id.clone(),
+        content: "{\"id\":\"t-1\"}".into(),
+        is_error: false,
+    }]));
+    let second = llm.chat(&req).await.unwrap();
+    assert_eq!(second.stop, StopReason::EndTurn);
+    assert_eq!(second.text.as_deref(), Some("Done."));
+    assert_eq!(first.usage.input + second.usage.input, 130);
+    assert_eq!(first.usage.output + second.usage.output, 12);
+
+    let recorded = fake.requests_to(Api::OpenAi);
+    assert_eq!(recorded.len(), 2);
+    for r in &recorded {
+        assert_eq!(r.rejection, None, "fake rejected: {:?}", r.rejection);
+        assert_eq!(r.path, "/v1/chat/completions");
+        assert_eq!(r.headers["authorization"], format!("Bearer {OPENAI_KEY}"));
+        assert_eq!(r.body["tool_choice"], "auto");
+        assert_eq!(r.body["tools"][0]["type"], "function");
+        assert_eq!(r.body["max_tokens"], 512);
+    }
+    let messages = recorded[1].body["messages"].as_array().unwrap();
+    assert_eq!(messages[0]["role"], "system");
+    assert_eq!(messages[2]["role"], "assistant");
+    assert_eq!(messages[2]["content"], serde_json::Value::Null);
+    assert!(messages[2]["tool_calls"][0]["function"]["arguments"].is_string());
+    assert_eq!(messages[3]["role"], "tool");
+    assert_eq!(messages[3]["tool_call_id"], json!(first.tool_calls[0].id));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unparsable_arguments_are_flagged_and_answerable() {
+    let fake = FakeLlm::start().await.unwrap();
+    fake.push_openai(Reply::tool_call_raw_arguments(
+        "todo_create",
+        "{\"title\": \"Mi",
+    ));
+    fake.push_openai(Reply::text("Sorry, retrying later."));
+    let llm = openai(&fake);
+    let mut req = request_with_tools("go");
+    let first = llm.chat(&req).await.unwrap();
+    let call = &first.tool_calls[0];
+    assert_eq!(call.arguments, json!({}));
+    assert!(
+        call.arguments_error
+            .as_deref()
+            .unwrap()
+            .contains("not valid JSON")
+    );
+    // The caller answers with an error result; the vendor must accept that conversation.
+    req.messages.push(Message::assistant_from(&first));
+    req.messages.push(Message::ToolResults(vec![ToolResult {
+        call_id: call.id.clone(),
+        content: call.arguments_error.clone().unwrap(),
+        is_error: true,
+    }]));
+    let second = llm.chat(&req).await.unwrap();
+    assert_eq!(second.text.as_deref(), Some("Sorry, retrying later."));
+    let last = fake.requests().pop().unwrap();
+    assert_eq!(last.rejection, None);
+    assert!(
+        last.body["messages"][3]["content"]
+            .as_str()
+            .unwrap()
+            .starts_with(llm::TOOL_ERROR_PREFIX)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn keyless_server_gets_no_authorization_header() {
+    let fake = FakeLlm::start().await.unwrap();
+    fake.set_openai_auth(AuthRule::NotRequired);
+    // A pasted full endpoint with a trailing slash still resolves to /v1/chat/completions.
+    let s = settings(&[
+        (
+            "OPENAI_BASE_URL",
+            format!("{}/chat/completions/", fake.openai_base_url()),
+        ),
+        ("LLM_MODEL", "llama3.1".to_string()),
+    ]);
+    let llm = Llm::from_settings(&s, reqwest::Client::new())
+        .unwrap()
+        .with_retry_policy(fast_policy());
+    let resp = llm.chat(&llm::ChatRequest::new("", "hi", 8)).await.unwrap();
+    assert_eq!(resp.text.as_deref(), Some("ok"));
+    assert_eq!(resp.model, "llama3.1");
+    let r = fake.requests().pop().unwrap();
+    assert_eq!(r.path, "/v1/chat/completions");
+    assert!(!r.headers.contains_key("authorization"));
+    assert!(r.body.get("tools").is_none() && r.body.get("tool_choice").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn max_tokens_cut_is_reported() {
+    let fake = FakeLlm::start().await.unwrap();
+    fake.push_openai(Reply::truncated("and then I"));
+    fake.push_anthropic(Reply::truncated("and then I"));
+    let r = openai(&fake).chat(&request_with_tools("x")).await.unwrap();
+    assert_eq!(r.stop, StopReason::MaxTokens);
+    let r = crate::common::anthropic(&fake)
+        .chat(&request_with_tools("x"))
+        .await
+        .unwrap();
+    assert_eq!(r.stop, StopReason::MaxTokens);
+}

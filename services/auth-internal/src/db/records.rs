@@ -1,0 +1,341 @@
+//! The record store: append a change to `sync_changes` and merge it into
+//! `records` in the same transaction (field-level last-writer-wins, rules in
+//! the `lww` crate), read current records, and page through a user's log.
+//!
+//! Every function takes the user id: nothing here can touch another user's
+//! rows. Concurrent writers of one record serialise on its `records` row
+//! (`INSERT … ON CONFLICT DO NOTHING` then `SELECT … FOR UPDATE`).
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use diesel::{
+    prelude::*,
+    sql_types::{BigInt, Bool, Integer, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid},
+};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use lww::{Change, RecordState, Stamp};
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use super::schema::{records, sync_changes};
+
+/// Where a record lives.
+#[derive(Debug, Clone, Copy)]
+pub struct RecordKey<'a> {
+    pub user_id: Uuid,
+    pub app_id: &'a str,
+    pub table: &'a str,
+    pub record_id: &'a str,
+}
+
+/// Who wrote a change.
+#[derive(Debug, Clone, Copy)]
+pub struct Author<'a> {
+    pub client_id: &'a str,
+    pub origin: &'a str,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    #[error(transparent)]
+    Db(#[from] diesel::result::Error),
+    #[error("stored record state is corrupt: {0}")]
+    Corrupt(String),
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = records, check_for_backend(diesel::pg::Pg))]
+pub struct RecordRow {
+    pub record_id: String,
+    pub data: Value,
+    pub field_timestamps: Value,
+    pub created_stamp: Option<String>,
+    pub tombstone: Option<String>,
+    pub deleted: bool,
+    pub last_change_id: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+fn parse_stamp(s: &str) -> Result<Stamp, RecordError> {
+    s.parse()
+        .map_err(|e: lww::StampError| RecordError::Corrupt(e.to_string()))
+}
+
+impl RecordRow {
+    /// The merged state, as `lww` needs it to merge further changes.
+    pub fn state(&self) -> Result<RecordState, RecordError> {
+        let data = match &self.data {
+            Value::Object(m) => m.clone(),
+            _ => Map::new(),
+        };
+        let stamps: BTreeMap<String, Stamp> = serde_json::from_value(self.field_timestamps.clone())
+            .map_err(|e| RecordError::Corrupt(e.to_string()))?;
+        RecordState::from_parts(
+            data,
+            stamps,
+            self.created_stamp.as_deref().map(parse_stamp).transpose()?,
+            self.tombstone.as_deref().map(parse_stamp).transpose()?,
+        )
+        .map_err(|e| RecordError::Corrupt(e.to_string()))
+    }
+
+    pub fn data_map(&self) -> Map<String, Value> {
+        match &self.data {
+            Value::Object(m) => m.clone(),
+            _ => Map::new(),
+        }
+    }
+}
+
+/// The result of appending one change.
+#[derive(Debug, Clone)]
+pub struct Appended {
+    pub change_id: i64,
+    pub state: RecordState,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Append `change` to the log and merge it into the record, in the caller's
+/// transaction (call inside `conn.transaction`).
+pub async fn append(
+    conn: &mut AsyncPgConnection,
+    key: RecordKey<'_>,
+    change: &Change,
+    author: Author<'_>,
+    now: DateTime<Utc>,
+) -> Result<Appended, RecordError> {
+    // Make sure the row exists, then lock it: writers of one record queue here.
+    diesel::sql_query(
+        "INSERT INTO records (user_id, app_id, table_name, record_id, deleted, last_change_id, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, true, 0, $5, $5) ON CONFLICT DO NOTHING",
+    )
+    .bind::<SqlUuid, _>(key.user_id)
+    .bind::<Text, _>(key.app_id)
+    .bind::<Text, _>(key.table)
+    .bind::<Text, _>(key.record_id)
+    .bind::<Timestamptz, _>(now)
+    .execute(conn)
+    .await?;
+    let row: RecordRow = records::table
+        .find((key.user_id, key.app_id, key.table, key.record_id))
+        .select(RecordRow::as_select())
+        .for_update()
+        .first(conn)
+        .await?;
+    let mut state = row.state()?;
+    let was_visible = row.last_change_id > 0 && state.is_visible();
+    lww::apply(&mut state, change);
+
+    let change_data: Option<Value> = if change.fields.is_empty() {
+        None
+    } else {
+        Some(Value::Object(
+            change
+                .fields
+                .iter()
+                .map(|(k, v, _)| (k.clone(), v.clone()))
+                .collect(),
+        ))
+    };
+    let change_stamps: Map<String, Value> = change
+        .fields
+        .iter()
+        .map(|(k, _, s)| (k.clone(), Value::String(s.to_string())))
+        .collect();
+    let change_id: i64 = diesel::insert_into(sync_changes::table)
+        .values((
+            sync_changes::user_id.eq(key.user_id),
+            sync_changes::app_id.eq(key.app_id),
+            sync_changes::table_name.eq(key.table),
+            sync_changes::record_id.eq(key.record_id),
+            sync_changes::op.eq(change.op.as_str()),
+            sync_changes::data.eq(change_data),
+            sync_changes::field_timestamps.eq(Value::Object(change_stamps)),
+            sync_changes::stamp.eq(change.stamp.to_string()),
+            sync_changes::client_id.eq(author.client_id),
+            sync_changes::origin.eq(author.origin),
+            sync_changes::created_at.eq(now),
+        ))
+        .returning(sync_changes::id)
+        .get_result(conn)
+        .await?;
+
+    let stamps: Map<String, Value> = state
+        .field_stamps()
+        .into_iter()
+        .map(|(k, s)| (k, Value::String(s.to_string())))
+        .collect();
+    let visible = state.is_visible();
+    // `created_at` of a record: when it (re)appeared.
+    let created_at = if visible && !was_visible {
+        now
+    } else {
+        row.created_at
+    };
+    diesel::update(records::table.find((key.user_id, key.app_id, key.table, key.record_id)))
+        .set((
+            records::data.eq(Value::Object(state.data())),
+            records::field_timestamps.eq(Value::Object(stamps)),
+            records::created_stamp.eq(state.created.as_ref().map(ToString::to_string)),
+            records::tombstone.eq(state.tombstone.as_ref().map(ToString::to_string)),
+            records::deleted.eq(!visible),
+            records::last_change_id.eq(change_id),
+            records::created_at.eq(created_at),
+            records::updated_at.eq(now),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(Appended {
+        change_id,
+        state,
+        created_at,
+    })
+}
+
+/// A live (visible) record.
+pub async fn get(
+    conn: &mut AsyncPgConnection,
+    key: RecordKey<'_>,
+) -> Result<Option<RecordRow>, RecordError> {
+    Ok(records::table
+        .find((key.user_id, key.app_id, key.table, key.record_id))
+        .filter(records::deleted.eq(false))
+        .select(RecordRow::as_select())
+        .first(conn)
+        .await
+        .optional()?)
+}
+
+/// A filter over a user's live records of one table.
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    pub contains: Map<String, Value>,
+    pub not_contains: Map<String, Value>,
+    pub search_fields: Vec<String>,
+    pub search_text: Option<String>,
+    pub limit: u32,
+}
+
+/// Live records, newest created first. Search is a case-insensitive substring
+/// match over the named fields' text.
+pub async fn list(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    app_id: &str,
+    table: &str,
+    filter: &ListFilter,
+) -> Result<Vec<RecordRow>, RecordError> {
+    let not_contains: Vec<Value> = filter
+        .not_contains
+        .iter()
+        .map(|(k, v)| {
+            let mut m = Map::new();
+            m.insert(k.clone(), v.clone());
+            Value::Object(m)
+        })
+        .collect();
+    let pattern = filter.search_text.as_ref().map(|t| {
+        let escaped = t
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        format!("%{escaped}%")
+    });
+    Ok(diesel::sql_query(
+        r"SELECT record_id, data, field_timestamps, created_stamp, tombstone, deleted, last_change_id, created_at, updated_at
+          FROM records
+          WHERE user_id = $1 AND app_id = $2 AND table_name = $3 AND NOT deleted
+            AND data @> $4
+            AND NOT EXISTS (SELECT 1 FROM jsonb_array_elements($5) n WHERE records.data @> n.value)
+            AND ($6::text IS NULL OR EXISTS (
+                SELECT 1 FROM unnest($7::text[]) f WHERE (records.data ->> f) ILIKE $6))
+          ORDER BY created_at DESC, record_id
+          LIMIT $8",
+    )
+    .bind::<SqlUuid, _>(user_id)
+    .bind::<Text, _>(app_id)
+    .bind::<Text, _>(table)
+    .bind::<Jsonb, _>(Value::Object(filter.contains.clone()))
+    .bind::<Jsonb, _>(Value::Array(not_contains))
+    .bind::<Nullable<Text>, _>(pattern)
+    .bind::<diesel::sql_types::Array<Text>, _>(filter.search_fields.clone())
+    .bind::<Integer, _>(i32::try_from(filter.limit).unwrap_or(i32::MAX))
+    .load::<ListRow>(conn)
+    .await?
+    .into_iter()
+    .map(ListRow::into_row)
+    .collect())
+}
+
+#[derive(QueryableByName)]
+struct ListRow {
+    #[diesel(sql_type = Text)]
+    record_id: String,
+    #[diesel(sql_type = Jsonb)]
+    data: Value,
+    #[diesel(sql_type = Jsonb)]
+    field_timestamps: Value,
+    #[diesel(sql_type = Nullable<Text>)]
+    created_stamp: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    tombstone: Option<String>,
+    #[diesel(sql_type = Bool)]
+    deleted: bool,
+    #[diesel(sql_type = BigInt)]
+    last_change_id: i64,
+    #[diesel(sql_type = Timestamptz)]
+    created_at: DateTime<Utc>,
+    #[diesel(sql_type = Timestamptz)]
+    updated_at: DateTime<Utc>,
+}
+
+impl ListRow {
+    fn into_row(self) -> RecordRow {
+        RecordRow {
+            record_id: self.record_id,
+            data: self.data,
+            field_timestamps: self.field_timestamps,
+            created_stamp: self.created_stamp,
+            tombstone: self.tombstone,
+            deleted: self.deleted,
+            last_change_id: self.last_change_id,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        }
+    }
+}
+
+/// One change of the log as pull returns it.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = sync_changes, check_for_backend(diesel::pg::Pg))]
+pub struct ChangeRow {
+    pub id: i64,
+    pub app_id: String,
+    pub table_name: String,
+    pub record_id: String,
+    pub op: String,
+    pub data: Option<Value>,
+    pub field_timestamps: Value,
+    pub client_id: String,
+    pub origin: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// The user's changes after `since`, in order, at most `limit`.
+pub async fn changes_since(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    since: i64,
+    limit: i64,
+) -> Result<Vec<ChangeRow>, RecordError> {
+    Ok(sync_changes::table
+        .filter(sync_changes::user_id.eq(user_id))
+        .filter(sync_changes::id.gt(since))
+        .order(sync_changes::id.asc())
+        .limit(limit)
+        .select(ChangeRow::as_select())
+        .load(conn)
+        .await?)
+}

@@ -1,0 +1,243 @@
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, error_body, error_code};
+
+fn change(record: &str, op: &str, data: Value, stamps: Value) -> Value {
+    json!({"appId": "todo", "table": "tasks", "recordId": record, "op": op, "data": data, "fieldStamps": stamps})
+}
+
+async fn record_data(app: &TestApp, user: uuid::Uuid, record: &str) -> (Value, bool) {
+    use diesel::prelude::*;
+    use diesel_async::RunQueryDsl;
+    #[derive(QueryableByName)]
+    struct R {
+        #[diesel(sql_type = diesel::sql_types::Jsonb)]
+        data: Value,
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        deleted: bool,
+    }
+    let mut conn = app.db.conn().await;
+    let r: R = diesel::sql_query(
+        "SELECT data, deleted FROM records WHERE user_id = $1 AND record_id = $2",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(user)
+    .bind::<diesel::sql_types::Text, _>(record)
+    .get_result(&mut conn)
+    .await
+    .unwrap();
+    (r.data, r.deleted)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_merges_fields_by_stamp_and_pull_pages_the_log() {
+    let app = TestApp::spawn().await;
+    let (user, token) = app.register_user("sync@example.com").await;
+    let t1 = "2026-11-18T11:00:00Z";
+    let t2 = "2026-11-18T11:30:00Z";
+    // Two devices edit different and the same fields; the older write arrives last.
+    let resp = app
+        .push(&token, json!({"clientId": "phone", "changes": [
+            change("r1", "insert", json!({"title": "Milch", "done": false}), json!({"title": t1, "done": t1})),
+            change("r1", "update", json!({"title": "Hafermilch"}), json!({"title": t2})),
+        ]}))
+        .await;
+    assert_eq!(
+        resp.status(),
+        StatusCode::OK,
+        "{}",
+        resp.text().await.unwrap()
+    );
+    let resp = app
+        .push(&token, json!({"clientId": "laptop", "changes": [
+            change("r1", "update", json!({"title": "Sojamilch", "done": true}), json!({"title": t1, "done": t2})),
+        ]}))
+        .await;
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["applied"], 1);
+    let (data, deleted) = record_data(&app, user, "r1").await;
+    assert_eq!(data, json!({"title": "Hafermilch", "done": true}));
+    assert!(!deleted);
+
+    // Pull: in order, paged, with a cursor.
+    let page1 = app.pull(&token, "", 2).await;
+    assert_eq!(page1["changes"].as_array().unwrap().len(), 2);
+    assert_eq!(page1["hasMore"], true);
+    assert_eq!(page1["changes"][0]["op"], "insert");
+    assert_eq!(page1["changes"][0]["clientId"], "phone");
+    assert_eq!(page1["changes"][0]["origin"], "client");
+    let page2 = app.pull(&token, page1["cursor"].as_str().unwrap(), 2).await;
+    assert_eq!(page2["changes"].as_array().unwrap().len(), 1);
+    assert_eq!(page2["hasMore"], false);
+    assert_eq!(page2["changes"][0]["clientId"], "laptop");
+    let empty = app.pull(&token, page2["cursor"].as_str().unwrap(), 2).await;
+    assert!(empty["changes"].as_array().unwrap().is_empty());
+    assert_eq!(empty["cursor"], page2["cursor"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deletes_are_tombstones_that_updates_do_not_resurrect() {
+    let app = TestApp::spawn().await;
+    let (user, token) = app.register_user("tomb@example.com").await;
+    app.push(&token, json!({"clientId": "a", "changes": [
+        change("r", "insert", json!({"title": "x"}), json!({"title": "2026-11-18T10:00:00Z"})),
+        {"appId": "todo", "table": "tasks", "recordId": "r", "op": "delete", "stamp": "2026-11-18T10:05:00Z"},
+        change("r", "update", json!({"title": "later"}), json!({"title": "2026-11-18T10:10:00Z"})),
+    ]}))
+    .await;
+    assert!(
+        record_data(&app, user, "r").await.1,
+        "an update after the delete does not resurrect"
+    );
+    app.push(&token, json!({"clientId": "a", "changes": [
+        {"appId": "todo", "table": "tasks", "recordId": "r", "op": "insert", "stamp": "2026-11-18T10:20:00Z", "data": {"done": false}},
+    ]}))
+    .await;
+    let (data, deleted) = record_data(&app, user, "r").await;
+    assert!(
+        !deleted,
+        "an explicit insert after the tombstone re-creates it"
+    );
+    assert_eq!(data["title"], "later");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn future_stamps_are_clamped_to_the_server_clock() {
+    let app = TestApp::spawn().await;
+    let (user, token) = app.register_user("skew@example.com").await;
+    // A device whose clock is a year ahead writes first…
+    let resp = app
+        .push(&token, json!({"clientId": "skewed", "changes": [
+            change("r", "insert", json!({"title": "from the future"}), json!({"title": "2027-11-18T12:00:00Z"}))]}))
+        .await;
+    assert_eq!(resp.json::<Value>().await.unwrap()["clamped"], 1);
+    // …and a correct device ten minutes later still wins.
+    app.clock.advance(chrono::TimeDelta::minutes(10));
+    app.push(
+        &token,
+        json!({"clientId": "ok", "changes": [
+        change("r", "update", json!({"title": "now"}), json!({"title": "2026-11-18T12:10:00Z"}))]}),
+    )
+    .await;
+    assert_eq!(record_data(&app, user, "r").await.0["title"], "now");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_is_all_or_nothing_and_bounded() {
+    let app = TestApp::spawn().await;
+    let (_, token) = app.register_user("bad@example.com").await;
+    let resp = app
+        .push(
+            &token,
+            json!({"clientId": "c", "changes": [
+                change("ok", "insert", json!({"title": "fine"}), json!({})),
+                change("bad", "insert", json!({"__secret": 1}), json!({})),
+            ]}),
+        )
+        .await;
+    assert_eq!(
+        error_code(resp, StatusCode::UNPROCESSABLE_ENTITY).await,
+        "validation_failed"
+    );
+    let resp = app
+        .push(
+            &token,
+            json!({"clientId": "c", "changes": [change("x", "upsert", json!({}), json!({}))]}),
+        )
+        .await;
+    let body = error_body(resp, StatusCode::BAD_REQUEST).await;
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("changes[0].op"),
+        "{body}"
+    );
+    let resp = app
+        .push(&token, json!({"clientId": "c", "changes": [change("x", "update", json!({"a": 1}), json!({"a": "yesterday"}))]}))
+        .await;
+    assert_eq!(
+        error_code(resp, StatusCode::UNPROCESSABLE_ENTITY).await,
+        "validation_failed"
+    );
+    let many: Vec<Value> = (0..1001)
+        .map(|i| change(&format!("r{i}"), "insert", json!({"n": i}), json!({})))
+        .collect();
+    let resp = app
+        .push(&token, json!({"clientId": "c", "changes": many}))
+        .await;
+    assert_eq!(
+        error_code(resp, StatusCode::PAYLOAD_TOO_LARGE).await,
+        "payload_too_large"
+    );
+    assert_eq!(
+        app.sql_count("SELECT count(*) AS n FROM sync_changes")
+            .await,
+        0
+    );
+    assert_eq!(app.sql_count("SELECT count(*) AS n FROM records").await, 0);
+    let many: Vec<Value> = (0..1000)
+        .map(|i| change(&format!("r{i}"), "insert", json!({"n": i}), json!({})))
+        .collect();
+    let resp = app
+        .push(&token, json!({"clientId": "c", "changes": many}))
+        .await;
+    assert_eq!(resp.json::<Value>().await.unwrap()["applied"], 1000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_never_see_each_others_changes() {
+    let app = TestApp::spawn().await;
+    let (alice, alice_token) = app.register_user("alice@example.com").await;
+    let (_, bob_token) = app.register_user("bob@example.com").await;
+    app.push(&alice_token, json!({"clientId": "a", "changes": [change("shared-id", "insert", json!({"title": "Alice's"}), json!({}))]}))
+        .await;
+    // Bob writes the same record address: it is his own record, Alice's is untouched.
+    app.push(&bob_token, json!({"clientId": "b", "changes": [change("shared-id", "update", json!({"title": "Bob's"}), json!({}))]}))
+        .await;
+    assert_eq!(
+        record_data(&app, alice, "shared-id").await.0["title"],
+        "Alice's"
+    );
+    let bob_pull = app.pull(&bob_token, "", 100).await;
+    let titles: Vec<&Value> = bob_pull["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| &c["data"]["title"])
+        .collect();
+    assert_eq!(titles, vec![&json!("Bob's")]);
+    // No token or a garbage token: 401.
+    let resp = app
+        .client
+        .get(app.url("/api/v1/sync/pull"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        error_code(resp, StatusCode::UNAUTHORIZED).await,
+        "unauthorized"
+    );
+    let resp = app
+        .client
+        .get(app.url("/api/v1/sync/pull"))
+        .bearer_auth("nope")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        error_code(resp, StatusCode::UNAUTHORIZED).await,
+        "unauthorized"
+    );
+    let resp = app
+        .client
+        .get(app.url("/api/v1/sync/pull?since=abc"))
+        .bearer_auth(&alice_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        error_code(resp, StatusCode::BAD_REQUEST).await,
+        "bad_request"
+    );
+}
