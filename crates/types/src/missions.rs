@@ -170,3 +170,95 @@ pub struct Mission {
     #[serde(default)]
     pub iterations: Vec<MissionIteration>,
 }
+
+/// Body of `POST /api/v1/internal/missions/claim`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MissionClaimRequest {
+    pub worker: String,
+    pub limit: u32,
+    pub lease_seconds: u32,
+}
+
+/// One input of a mission, read from the user's records (size-bounded).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResolvedInput {
+    pub module: String,
+    pub table: String,
+    pub id: String,
+    /// `false` when the referenced record does not exist (or was deleted).
+    pub found: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// The record's text (content, description, notes …), truncated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+    /// Whether `content` was cut.
+    #[serde(default)]
+    pub truncated: bool,
+}
+
+/// A due mission, leased to the claimer, with everything the planner needs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClaimedMission {
+    pub user_id: uuid::Uuid,
+    pub mission: Mission,
+    /// The slot being planned (the mission's `nextRunAt` at claim time).
+    pub scheduled_for: DateTime<Utc>,
+    pub lease_token: uuid::Uuid,
+    pub lease_expires_at: DateTime<Utc>,
+    pub resolved_inputs: Vec<ResolvedInput>,
+    /// The last iterations (newest last), with the user's verdicts and feedback.
+    pub recent_iterations: Vec<MissionIteration>,
+    /// Names of the tools a plan may propose (the registry's proposable set).
+    pub proposable_tools: Vec<String>,
+    /// LLM tokens this user's missions used since 00:00 UTC today.
+    pub tokens_used_today: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MissionClaimResponse {
+    pub missions: Vec<ClaimedMission>,
+    pub server_time: DateTime<Utc>,
+}
+
+/// Body of `POST /api/v1/internal/missions/{id}/iterations`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct WriteIterationRequest {
+    pub lease_token: uuid::Uuid,
+    pub iteration: MissionIteration,
+    /// LLM tokens spent planning it (counted against the user's daily budget).
+    #[serde(default)]
+    pub tokens: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WriteIterationResponse {
+    /// `false` when an iteration with this id was already written (a retry).
+    pub written: bool,
+    pub next_run_at: Option<DateTime<Utc>>,
+}
+
+/// Body of `POST /api/v1/internal/missions/{id}/release`: give the lease back
+/// without an iteration (e.g. the LLM was unreachable); the mission is due
+/// again after `retryAfterSeconds` (default: at once).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MissionReleaseRequest {
+    pub lease_token: uuid::Uuid,
+    #[serde(default)]
+    pub retry_after_seconds: Option<u32>,
+}
+
+/// Body of the user's `…/steps/{stepId}/reject`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RejectStepRequest {
+    #[serde(default)]
+    pub feedback: Option<String>,
+}
