@@ -4,6 +4,7 @@
 //! cannot hold a connection forever. Waiting for a pooled connection is
 //! bounded too; both surface as 503 through [`crate::error::AppError`].
 
+pub mod missions;
 pub mod personas;
 pub mod records;
 pub mod schema;

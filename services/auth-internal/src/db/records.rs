@@ -187,6 +187,9 @@ pub async fn append(
         ))
         .execute(conn)
         .await?;
+    if key.app_id == types::missions::MISSIONS_APP && key.table == types::missions::MISSIONS_TABLE {
+        super::missions::sync_schedule(conn, key.user_id, key.record_id, &state, now).await?;
+    }
     Ok(Appended {
         change_id,
         state,
@@ -338,4 +341,15 @@ pub async fn changes_since(
         .select(ChangeRow::as_select())
         .load(conn)
         .await?)
+}
+
+/// Lock a record's row for the rest of the transaction (no-op when absent).
+pub async fn lock(conn: &mut AsyncPgConnection, key: RecordKey<'_>) -> Result<(), RecordError> {
+    records::table
+        .find((key.user_id, key.app_id, key.table, key.record_id))
+        .select(records::record_id)
+        .for_update()
+        .load::<String>(conn)
+        .await?;
+    Ok(())
 }

@@ -108,3 +108,26 @@ diesel::table! {
         updated_at -> Timestamptz,
     }
 }
+
+diesel::table! {
+    mission_schedule (user_id, mission_id) {
+        user_id -> Uuid,
+        mission_id -> Text,
+        active -> Bool,
+        next_run_at -> Nullable<Timestamptz>,
+        lease_owner -> Nullable<Text>,
+        lease_token -> Nullable<Uuid>,
+        lease_expires_at -> Nullable<Timestamptz>,
+        leased_slot -> Nullable<Timestamptz>,
+        retry_after -> Nullable<Timestamptz>,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    mission_token_usage (user_id, day) {
+        user_id -> Uuid,
+        day -> Date,
+        tokens -> Int8,
+    }
+}

@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod health;
+pub mod missions;
 pub mod personas;
 pub mod sync;
 
@@ -21,9 +22,11 @@ pub fn config(cfg: &mut web::ServiceConfig) {
                 .route("/login", web::post().to(auth::login)),
         )
         .service(web::scope("/api/v1/sync").configure(sync::config))
+        .service(web::scope("/api/v1/missions").configure(missions::user_config))
         .service(
             web::scope("/api/v1/internal")
                 .wrap(from_fn(require_service_key))
-                .configure(personas::config),
+                .configure(personas::config)
+                .configure(missions::internal_config),
         );
 }

@@ -6,5 +6,6 @@ mod auth;
 mod health;
 mod helpers;
 mod mcp;
+mod missions;
 mod personas;
 mod sync;

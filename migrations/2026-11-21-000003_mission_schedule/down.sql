@@ -1,0 +1,2 @@
+DROP TABLE mission_token_usage;
+DROP TABLE mission_schedule;

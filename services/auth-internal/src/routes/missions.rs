@@ -1,0 +1,564 @@
+//! Missions: the runner's internal API (claim, iteration write-back, release)
+//! and the user's verdicts on proposed steps (approve executes the tool as the
+//! user; reject records feedback).
+//!
+//! Write-back is idempotent by iteration id (a retry writes nothing and
+//! answers `written: false`), appends the iteration through the LWW path as a
+//! server-origin change, advances `nextRunAt` from the cadence (manual: none;
+//! after an outage one catch-up run, never a burst), and ends the lease, all in
+//! one transaction. Iteration history is capped at the newest
+//! [`MAX_ITERATIONS`].
+
+use actix_web::{HttpResponse, web};
+use chrono::{DateTime, Utc};
+use diesel_async::AsyncConnection;
+use lww::Op;
+use serde_json::{Map, Value, json};
+use service_kit::Json;
+use tools::{CallContext, Registry};
+use types::missions::{
+    ClaimedMission, IterationStatus, MISSIONS_APP, MISSIONS_TABLE, Mission, MissionClaimRequest,
+    MissionClaimResponse, MissionIteration, MissionReleaseRequest, RejectStepRequest,
+    ResolvedInput, StepIntent, StepStatus, WriteIterationRequest, WriteIterationResponse,
+};
+use uuid::Uuid;
+
+use crate::{
+    auth::AuthUser,
+    db::{
+        missions as db,
+        records::{self, Author, RecordKey},
+    },
+    error::AppError,
+    startup::AppState,
+    store::{self, PgRecordStore},
+};
+
+/// Iterations kept on a mission record (oldest dropped first).
+pub const MAX_ITERATIONS: usize = 50;
+/// Iterations handed to the planner.
+pub const RECENT_ITERATIONS: usize = 3;
+/// Characters of an input's content handed to the planner.
+pub const INPUT_CONTENT_CHARS: usize = 2000;
+
+pub fn internal_config(cfg: &mut web::ServiceConfig) {
+    cfg.route("/missions/claim", web::post().to(claim_missions))
+        .route("/missions/{id}/iterations", web::post().to(write_iteration))
+        .route("/missions/{id}/release", web::post().to(release_mission));
+}
+
+pub fn user_config(cfg: &mut web::ServiceConfig) {
+    cfg.route(
+        "/{id}/iterations/{iteration_id}/steps/{step_id}/approve",
+        web::post().to(approve_step),
+    )
+    .route(
+        "/{id}/iterations/{iteration_id}/steps/{step_id}/reject",
+        web::post().to(reject_step),
+    );
+}
+
+fn mission_key(user_id: Uuid, id: &str) -> RecordKey<'_> {
+    RecordKey {
+        user_id,
+        app_id: MISSIONS_APP,
+        table: MISSIONS_TABLE,
+        record_id: id,
+    }
+}
+
+fn truncate(s: &str, max: usize) -> (String, bool) {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => (s[..i].to_owned(), true),
+        None => (s.to_owned(), false),
+    }
+}
+
+fn text_field(data: &Map<String, Value>, names: &[&str]) -> Option<String> {
+    names
+        .iter()
+        .find_map(|n| {
+            data.get(*n)
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+        })
+        .map(str::to_owned)
+}
+
+/// `POST /api/v1/internal/missions/claim`.
+pub async fn claim_missions(
+    state: web::Data<AppState>,
+    body: Json<MissionClaimRequest>,
+) -> Result<HttpResponse, AppError> {
+    let req = body.into_inner();
+    let s = &state.settings.personas;
+    if req.worker.trim().is_empty() || req.worker.len() > 200 {
+        return Err(AppError::Validation(
+            "`worker` must be 1–200 characters".into(),
+        ));
+    }
+    if !(1..=s.max_claim).contains(&req.limit) {
+        return Err(AppError::Validation(format!(
+            "`limit` must be 1 to {}",
+            s.max_claim
+        )));
+    }
+    if !(1..=s.max_lease_secs).contains(&req.lease_seconds) {
+        return Err(AppError::Validation(format!(
+            "`leaseSeconds` must be 1 to {}",
+            s.max_lease_secs
+        )));
+    }
+    let now = state.clock.now();
+    let mut conn = state.pool.get().await?;
+    let claimed = db::claim(&mut conn, now, &req.worker, req.limit, req.lease_seconds).await?;
+    let proposable: Vec<String> = Registry::global()
+        .proposable()
+        .map(|t| t.name.to_owned())
+        .collect();
+    let mut missions = Vec::with_capacity(claimed.len());
+    for row in claimed {
+        let record = records::get(&mut conn, mission_key(row.user_id, &row.mission_id)).await?;
+        let Some(mission) = record
+            .as_ref()
+            .and_then(|r| db::parse_mission(&row.mission_id, &r.data_map()))
+        else {
+            // Unreadable or vanished: give the lease back, try again in an hour.
+            tracing::warn!(mission.id = %row.mission_id, user.id = %row.user_id, "claimed mission is not readable; skipping");
+            db::end_lease(
+                &mut conn,
+                row.user_id,
+                &row.mission_id,
+                Some(now + chrono::TimeDelta::hours(1)),
+            )
+            .await?;
+            continue;
+        };
+        let mut resolved = Vec::with_capacity(mission.inputs.len());
+        for input in &mission.inputs {
+            let key = RecordKey {
+                user_id: row.user_id,
+                app_id: &input.module,
+                table: &input.table,
+                record_id: &input.id,
+            };
+            let found = if store::valid_name(&input.module) && store::valid_name(&input.table) {
+                records::get(&mut conn, key).await?
+            } else {
+                None
+            };
+            resolved.push(match found {
+                Some(r) => {
+                    let data = r.data_map();
+                    let content = text_field(
+                        &data,
+                        &["content", "description", "notes", "objective", "body"],
+                    );
+                    let (content, truncated) = match content {
+                        Some(c) => {
+                            let (c, t) = truncate(&c, INPUT_CONTENT_CHARS);
+                            (Some(c), t)
+                        }
+                        None => (None, false),
+                    };
+                    ResolvedInput {
+                        module: input.module.clone(),
+                        table: input.table.clone(),
+                        id: input.id.clone(),
+                        found: true,
+                        title: text_field(&data, &["title", "name"]).map(|t| truncate(&t, 300).0),
+                        content,
+                        truncated,
+                    }
+                }
+                None => ResolvedInput {
+                    module: input.module.clone(),
+                    table: input.table.clone(),
+                    id: input.id.clone(),
+                    found: false,
+                    title: None,
+                    content: None,
+                    truncated: false,
+                },
+            });
+        }
+        let recent: Vec<MissionIteration> = mission
+            .iterations
+            .iter()
+            .rev()
+            .take(RECENT_ITERATIONS)
+            .rev()
+            .cloned()
+            .collect();
+        let tokens_used_today = db::tokens_used(&mut conn, row.user_id, now.date_naive()).await?;
+        missions.push(ClaimedMission {
+            user_id: row.user_id,
+            mission: Mission {
+                iterations: Vec::new(),
+                ..mission
+            },
+            scheduled_for: row.leased_slot,
+            lease_token: row.lease_token,
+            lease_expires_at: row.lease_expires_at,
+            resolved_inputs: resolved,
+            recent_iterations: recent,
+            proposable_tools: proposable.clone(),
+            tokens_used_today,
+        });
+    }
+    tracing::info!(worker = %req.worker, claimed = missions.len(), "missions claimed");
+    Ok(HttpResponse::Ok().json(MissionClaimResponse {
+        missions,
+        server_time: now,
+    }))
+}
+
+fn iterations_of(data: &Map<String, Value>) -> Vec<Value> {
+    data.get("iterations")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn has_iteration(data: &Map<String, Value>, id: &str) -> bool {
+    iterations_of(data)
+        .iter()
+        .any(|i| i.get("id").and_then(Value::as_str) == Some(id))
+}
+
+fn next_run_of(data: &Map<String, Value>) -> Option<DateTime<Utc>> {
+    data.get("nextRunAt")
+        .and_then(Value::as_str)
+        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// `POST /api/v1/internal/missions/{id}/iterations`.
+pub async fn write_iteration(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    body: Json<WriteIterationRequest>,
+) -> Result<HttpResponse, AppError> {
+    let mission_id = id.into_inner();
+    let req = body.into_inner();
+    let iteration_id = req.iteration.id.clone();
+    if iteration_id.is_empty() || iteration_id.len() > 200 {
+        return Err(AppError::Validation(
+            "`iteration.id` must be 1–200 characters".into(),
+        ));
+    }
+    let iteration = serde_json::to_value(&req.iteration).map_err(AppError::internal)?;
+    let now = state.clock.now();
+    let st = state.clone();
+    let mut conn = state.pool.get().await?;
+    let answer = conn
+        .transaction::<_, AppError, _>(async |conn| {
+            let Some(lease) = db::lock_lease(conn, &mission_id, req.lease_token).await? else {
+                // Not held: a retry of a write that already landed, or a lost lease.
+                let owners = db::owners(conn, &mission_id).await?;
+                if owners.is_empty() {
+                    return Err(AppError::NotFound(format!("no mission {mission_id}")));
+                }
+                for o in owners {
+                    if let Some(r) = records::get(conn, mission_key(o.user_id, &mission_id)).await?
+                    {
+                        let data = r.data_map();
+                        if has_iteration(&data, &iteration_id) {
+                            return Ok(WriteIterationResponse {
+                                written: false,
+                                next_run_at: next_run_of(&data),
+                            });
+                        }
+                    }
+                }
+                return Err(AppError::LeaseLost);
+            };
+            let key = mission_key(lease.user_id, &mission_id);
+            let Some(record) = records::get(conn, key).await? else {
+                db::end_lease(conn, lease.user_id, &mission_id, None).await?;
+                return Err(AppError::NotFound(format!(
+                    "mission {mission_id} was deleted"
+                )));
+            };
+            let data = record.data_map();
+            if has_iteration(&data, &iteration_id) {
+                db::end_lease(conn, lease.user_id, &mission_id, None).await?;
+                return Ok(WriteIterationResponse {
+                    written: false,
+                    next_run_at: next_run_of(&data),
+                });
+            }
+            let cadence: Option<types::missions::MissionCadence> = data
+                .get("cadence")
+                .and_then(|c| serde_json::from_value(c.clone()).ok());
+            let slot = lease.leased_slot.unwrap_or(now);
+            let next = cadence.and_then(|c| cadence::advance(&c, slot, now).ok().flatten());
+            let mut iterations = iterations_of(&data);
+            iterations.push(iteration);
+            let excess = iterations.len().saturating_sub(MAX_ITERATIONS);
+            iterations.drain(..excess);
+            let mut patch = Map::new();
+            patch.insert("iterations".into(), Value::Array(iterations));
+            patch.insert(
+                "nextRunAt".into(),
+                next.map_or(Value::Null, |t| {
+                    Value::String(t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+                }),
+            );
+            let change = store::server_change(&st, Op::Update, patch, now);
+            let author = Author {
+                client_id: "mission-runner",
+                origin: "mission-runner",
+            };
+            records::append(conn, key, &change, author, now).await?;
+            db::end_lease(conn, lease.user_id, &mission_id, None).await?;
+            db::add_tokens(conn, lease.user_id, now.date_naive(), req.tokens).await?;
+            Ok(WriteIterationResponse {
+                written: true,
+                next_run_at: next,
+            })
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(answer))
+}
+
+/// `POST /api/v1/internal/missions/{id}/release`.
+pub async fn release_mission(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    body: Json<MissionReleaseRequest>,
+) -> Result<HttpResponse, AppError> {
+    let mission_id = id.into_inner();
+    let req = body.into_inner();
+    let now = state.clock.now();
+    let retry_after = req
+        .retry_after_seconds
+        .filter(|s| *s > 0)
+        .map(|s| now + chrono::TimeDelta::seconds(i64::from(s)));
+    let mut conn = state.pool.get().await?;
+    conn.transaction::<_, AppError, _>(async |conn| {
+        match db::lock_lease(conn, &mission_id, req.lease_token).await? {
+            Some(lease) => {
+                db::end_lease(conn, lease.user_id, &mission_id, retry_after).await?;
+                Ok(())
+            }
+            None if db::owners(conn, &mission_id).await?.is_empty() => {
+                Err(AppError::NotFound(format!("no mission {mission_id}")))
+            }
+            None => Err(AppError::LeaseLost),
+        }
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(json!({ "released": true, "retryAfter": retry_after })))
+}
+
+/// Find a step in the mission's data: (iteration index, step index).
+fn find_step(
+    data: &Map<String, Value>,
+    iteration_id: &str,
+    step_id: &str,
+) -> Option<(usize, usize)> {
+    let iterations = data.get("iterations")?.as_array()?;
+    let i = iterations
+        .iter()
+        .position(|it| it.get("id").and_then(Value::as_str) == Some(iteration_id))?;
+    let steps = iterations[i].get("plan")?.as_array()?;
+    let s = steps
+        .iter()
+        .position(|st| st.get("id").and_then(Value::as_str) == Some(step_id))?;
+    Some((i, s))
+}
+
+fn overall_status(iteration: &MissionIteration) -> IterationStatus {
+    let open = iteration
+        .plan
+        .iter()
+        .any(|s| matches!(s.status, StepStatus::Planned | StepStatus::Staged));
+    if open {
+        return iteration.overall_status;
+    }
+    if iteration
+        .plan
+        .iter()
+        .any(|s| s.status == StepStatus::Approved)
+    {
+        IterationStatus::Approved
+    } else if iteration
+        .plan
+        .iter()
+        .any(|s| s.status == StepStatus::Failed)
+    {
+        IterationStatus::Failed
+    } else {
+        IterationStatus::Rejected
+    }
+}
+
+/// Load the user's mission and one step of it (404 for anything not theirs).
+async fn load_step(
+    state: &AppState,
+    user: Uuid,
+    mission_id: &str,
+    iteration_id: &str,
+    step_id: &str,
+) -> Result<MissionIteration, AppError> {
+    let mut conn = state.pool.get().await?;
+    let record = records::get(&mut conn, mission_key(user, mission_id))
+        .await?
+        .ok_or_else(|| AppError::NotFound(format!("no mission {mission_id}")))?;
+    let data = record.data_map();
+    let (i, _) = find_step(&data, iteration_id, step_id).ok_or_else(|| {
+        AppError::NotFound(format!("no step {step_id} in iteration {iteration_id}"))
+    })?;
+    serde_json::from_value(iterations_of(&data)[i].clone())
+        .map_err(|e| AppError::Internal(format!("stored iteration is unreadable: {e}")))
+}
+
+/// Record a verdict on a step: lock the mission, re-read the step, apply
+/// `decide` unless another request already decided it, write the iterations
+/// back through the LWW path. Returns the iteration as stored.
+async fn record_verdict(
+    state: &web::Data<AppState>,
+    user: Uuid,
+    mission_id: &str,
+    iteration_id: &str,
+    step_id: &str,
+    decide: impl FnOnce(&mut types::missions::PlanStep) + Send,
+) -> Result<MissionIteration, AppError> {
+    let now = state.clock.now();
+    let st = state.clone();
+    let mut conn = state.pool.get().await?;
+    conn.transaction::<_, AppError, _>(async |conn| {
+        let key = mission_key(user, mission_id);
+        // Lock the record row so concurrent verdicts apply one after the other.
+        records::lock(conn, key).await?;
+        let record = records::get(conn, key)
+            .await?
+            .ok_or_else(|| AppError::NotFound(format!("no mission {mission_id}")))?;
+        let data = record.data_map();
+        let (i, s) = find_step(&data, iteration_id, step_id).ok_or_else(|| {
+            AppError::NotFound(format!("no step {step_id} in iteration {iteration_id}"))
+        })?;
+        let mut iterations = iterations_of(&data);
+        let mut iteration: MissionIteration = serde_json::from_value(iterations[i].clone())
+            .map_err(|e| AppError::Internal(format!("stored iteration is unreadable: {e}")))?;
+        if matches!(
+            iteration.plan[s].status,
+            StepStatus::Planned | StepStatus::Staged
+        ) {
+            decide(&mut iteration.plan[s]);
+            iteration.plan[s].decided_at = Some(now);
+            iteration.overall_status = overall_status(&iteration);
+            iterations[i] = serde_json::to_value(&iteration).map_err(AppError::internal)?;
+            let mut patch = Map::new();
+            patch.insert("iterations".into(), Value::Array(iterations));
+            let change = store::server_change(&st, Op::Update, patch, now);
+            let author = Author {
+                client_id: "server",
+                origin: "approval",
+            };
+            records::append(conn, key, &change, author, now).await?;
+        }
+        Ok(iteration)
+    })
+    .await
+}
+
+fn step_answer(iteration: &MissionIteration, step_id: &str) -> HttpResponse {
+    let step = iteration.plan.iter().find(|s| s.id == step_id);
+    HttpResponse::Ok().json(json!({ "step": step, "iterationStatus": iteration.overall_status }))
+}
+
+type StepPath = web::Path<(String, String, String)>;
+
+/// `POST /api/v1/missions/{id}/iterations/{iterationId}/steps/{stepId}/approve`:
+/// execute the step's tool as the user (idempotent: the record ids derive from
+/// the step id) and record `approved` with the result, or `failed` with the error.
+pub async fn approve_step(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    path: StepPath,
+) -> Result<HttpResponse, AppError> {
+    let (mission_id, iteration_id, step_id) = path.into_inner();
+    let iteration = load_step(&state, user.id, &mission_id, &iteration_id, &step_id).await?;
+    let Some(step) = iteration.plan.iter().find(|s| s.id == step_id).cloned() else {
+        return Err(AppError::NotFound(format!("no step {step_id}")));
+    };
+    match step.status {
+        StepStatus::Approved | StepStatus::Failed => return Ok(step_answer(&iteration, &step_id)),
+        StepStatus::Rejected | StepStatus::Skipped => {
+            return Err(AppError::Conflict(
+                format!("step {step_id} was already {:?}", step.status).to_lowercase(),
+            ));
+        }
+        StepStatus::Planned | StepStatus::Staged => {}
+    }
+    let outcome: Result<Value, String> = match &step.intent {
+        StepIntent::Note { .. } => Ok(json!({ "acknowledged": true })),
+        StepIntent::ToolCall { tool_name, params } => {
+            let registry = Registry::global();
+            match registry.get(tool_name) {
+                Some(spec) if spec.proposable => {
+                    let store =
+                        PgRecordStore::new(state.clone(), user.id, "mission-approval", "approval");
+                    let ctx = CallContext::new(state.clock.now()).with_id_seed(step.id.clone());
+                    registry
+                        .call(tool_name, params.clone(), &store, &ctx)
+                        .await
+                        .map_err(|e| e.to_string())
+                }
+                _ => Err(format!("tool {tool_name} may not be proposed by a mission")),
+            }
+        }
+    };
+    let iteration =
+        record_verdict(
+            &state,
+            user.id,
+            &mission_id,
+            &iteration_id,
+            &step_id,
+            |s| match outcome {
+                Ok(result) => {
+                    s.status = StepStatus::Approved;
+                    s.outcome = Some(result);
+                }
+                Err(error) => {
+                    s.status = StepStatus::Failed;
+                    s.outcome = Some(json!({ "error": error }));
+                }
+            },
+        )
+        .await?;
+    Ok(step_answer(&iteration, &step_id))
+}
+
+/// `POST /api/v1/missions/{id}/iterations/{iterationId}/steps/{stepId}/reject`.
+pub async fn reject_step(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    path: StepPath,
+    body: Option<Json<RejectStepRequest>>,
+) -> Result<HttpResponse, AppError> {
+    let (mission_id, iteration_id, step_id) = path.into_inner();
+    let feedback = body
+        .and_then(|b| b.into_inner().feedback)
+        .map(|f| truncate(&f, 2000).0);
+    let iteration = load_step(&state, user.id, &mission_id, &iteration_id, &step_id).await?;
+    if let Some(step) = iteration.plan.iter().find(|s| s.id == step_id) {
+        if matches!(step.status, StepStatus::Approved | StepStatus::Failed) {
+            return Err(AppError::Conflict(format!(
+                "step {step_id} was already decided"
+            )));
+        }
+        if step.status == StepStatus::Rejected {
+            return Ok(step_answer(&iteration, &step_id));
+        }
+    }
+    let iteration = record_verdict(&state, user.id, &mission_id, &iteration_id, &step_id, |s| {
+        s.status = StepStatus::Rejected;
+        s.feedback = feedback;
+    })
+    .await?;
+    Ok(step_answer(&iteration, &step_id))
+}
