@@ -241,3 +241,49 @@ async fn users_never_see_each_others_changes() {
         "bad_request"
     );
 }
+
+/// The same set of changes pushed in different orders (each order by its own
+/// user, one change per push as separate devices would) ends in identical records.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn any_order_of_the_same_changes_converges() {
+    use rand::{SeedableRng, seq::SliceRandom};
+    let app = TestApp::spawn().await;
+    let s = |m: u32| format!("2026-11-18T10:{m:02}:00Z");
+    let changes = vec![
+        json!({"appId": "todo", "table": "tasks", "recordId": "a", "op": "insert", "data": {"title": "A", "n": 1}, "fieldStamps": {"title": s(1), "n": s(1)}}),
+        json!({"appId": "todo", "table": "tasks", "recordId": "a", "op": "update", "data": {"title": "A2"}, "fieldStamps": {"title": s(5)}}),
+        json!({"appId": "todo", "table": "tasks", "recordId": "a", "op": "update", "data": {"n": 7, "tag": "x"}, "fieldStamps": {"n": s(3), "tag": s(3)}}),
+        // Equal stamps, different values: a deterministic tie-break.
+        json!({"appId": "todo", "table": "tasks", "recordId": "a", "op": "update", "data": {"tag": "y"}, "fieldStamps": {"tag": s(3)}}),
+        json!({"appId": "todo", "table": "tasks", "recordId": "b", "op": "insert", "data": {"title": "B"}, "fieldStamps": {"title": s(2)}}),
+        json!({"appId": "todo", "table": "tasks", "recordId": "b", "op": "delete", "stamp": s(4)}),
+        json!({"appId": "todo", "table": "tasks", "recordId": "b", "op": "update", "data": {"title": "B late"}, "fieldStamps": {"title": s(9)}}),
+        json!({"appId": "todo", "table": "tasks", "recordId": "c", "op": "delete", "stamp": s(6)}),
+        json!({"appId": "todo", "table": "tasks", "recordId": "c", "op": "insert", "data": {"title": "C"}, "fieldStamps": {"title": s(8)}}),
+    ];
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let mut snapshots = Vec::new();
+    for round in 0..8 {
+        let mut order = changes.clone();
+        if round > 0 {
+            order.shuffle(&mut rng);
+        }
+        let (user, token) = app.register_user(&format!("order{round}@example.com")).await;
+        for c in order {
+            let resp = app.push(&token, json!({"clientId": format!("dev{round}"), "changes": [c]})).await;
+            assert_eq!(resp.status(), StatusCode::OK);
+        }
+        let mut rows = Vec::new();
+        for id in ["a", "b", "c"] {
+            rows.push(record_data(&app, user, id).await);
+        }
+        snapshots.push(rows);
+    }
+    for s in &snapshots[1..] {
+        assert_eq!(s, &snapshots[0]);
+    }
+    let a = &snapshots[0][0];
+    assert_eq!(a.0, json!({"title": "A2", "n": 7, "tag": "y"}));
+    assert!(snapshots[0][1].1, "b stays deleted: the later update does not resurrect it");
+    assert!(!snapshots[0][2].1, "c's insert is newer than its tombstone");
+}
