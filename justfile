@@ -34,6 +34,10 @@ lint:
     cargo fmt --all --check
     cargo clippy --workspace --all-targets -- -D warnings
 
+# Validate docker-compose, the Dockerfile and the Kubernetes manifests offline.
+validate-deploy:
+    scripts/validate-manifests.sh
+
 # Load the persona catalogue (data/personas.json) into a running auth-internal.
 seed:
     curl -fsS -X PUT "{{auth_url}}/api/v1/internal/personas" \

@@ -100,6 +100,7 @@ impl Application {
         });
         let server_state = state.clone();
         let mcp_metrics = crate::mcp::McpMetrics::register(&state.metrics);
+        let db_gauges = web::Data::new(crate::routes::metrics::DbGauges::register(&state.metrics));
         let mcp_service = crate::mcp::build_service(state.clone(), mcp_metrics);
         let service_keys = web::Data::new(service_keys);
         let metrics = web::Data::new(metrics);
@@ -109,6 +110,7 @@ impl Application {
                 .app_data(server_state.clone())
                 .app_data(service_keys.clone())
                 .app_data(metrics.clone())
+                .app_data(db_gauges.clone())
                 .app_data(JsonLimit(body_limit))
                 .app_data(service_kit::errors::query_config())
                 .app_data(service_kit::errors::path_config())

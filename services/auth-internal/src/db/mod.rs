@@ -78,6 +78,13 @@ pub async fn run_migrations(url: &str, startup_timeout: Duration) -> Result<(), 
                     &url_owned,
                 )
                 .map_err(|e| DbError::Connect(e.to_string()))?;
+            // Replicas starting together take turns: the first migrates, the others
+            // find nothing pending. The lock ends with the session.
+            diesel::RunQueryDsl::execute(
+                diesel::sql_query("SELECT pg_advisory_lock(7423000)"),
+                &mut conn,
+            )
+            .map_err(|e| DbError::Migration(e.to_string()))?;
             conn.run_pending_migrations(MIGRATIONS)
                 .map(|_| ())
                 .map_err(|e| DbError::Migration(e.to_string()))

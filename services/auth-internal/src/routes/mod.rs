@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod health;
+pub mod metrics;
 pub mod missions;
 pub mod personas;
 pub mod sync;
@@ -11,10 +12,7 @@ use service_kit::require_service_key;
 
 pub fn config(cfg: &mut web::ServiceConfig) {
     cfg.route("/health", web::get().to(health::health))
-        .route(
-            "/metrics",
-            web::get().to(service_kit::metrics::metrics_handler),
-        )
+        .route("/metrics", web::get().to(metrics::metrics))
         .route("/.well-known/jwks.json", web::get().to(auth::jwks))
         .service(
             web::scope("/api/v1/auth")

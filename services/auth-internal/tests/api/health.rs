@@ -89,4 +89,10 @@ async fn unknown_routes_and_metrics() {
         .unwrap();
     assert!(text.contains("mana_auth_http_requests_total"), "{text}");
     assert!(text.contains("route=\"/health\""), "{text}");
+    assert!(text.contains("mana_auth_db_pool_size"), "{text}");
+    assert!(
+        text.contains("mana_auth_db_dead_tuples{table=\"personas\"}"),
+        "{text}"
+    );
+    assert!(text.contains("# EOF"), "OpenMetrics text ends with # EOF");
 }

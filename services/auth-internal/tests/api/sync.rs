@@ -268,9 +268,16 @@ async fn any_order_of_the_same_changes_converges() {
         if round > 0 {
             order.shuffle(&mut rng);
         }
-        let (user, token) = app.register_user(&format!("order{round}@example.com")).await;
+        let (user, token) = app
+            .register_user(&format!("order{round}@example.com"))
+            .await;
         for c in order {
-            let resp = app.push(&token, json!({"clientId": format!("dev{round}"), "changes": [c]})).await;
+            let resp = app
+                .push(
+                    &token,
+                    json!({"clientId": format!("dev{round}"), "changes": [c]}),
+                )
+                .await;
             assert_eq!(resp.status(), StatusCode::OK);
         }
         let mut rows = Vec::new();
@@ -284,6 +291,9 @@ async fn any_order_of_the_same_changes_converges() {
     }
     let a = &snapshots[0][0];
     assert_eq!(a.0, json!({"title": "A2", "n": 7, "tag": "y"}));
-    assert!(snapshots[0][1].1, "b stays deleted: the later update does not resurrect it");
+    assert!(
+        snapshots[0][1].1,
+        "b stays deleted: the later update does not resurrect it"
+    );
     assert!(!snapshots[0][2].1, "c's insert is newer than its tombstone");
 }
