@@ -1,0 +1,458 @@
+//! A typed JSON client base for auth-internal (internal API and public routes).
+//!
+//! Rules:
+//! - Internal calls send `x-service-key` with the first configured key; without one they
+//!   fail with [`ClientError::NoServiceKey`] before anything is sent.
+//! - Non-2xx answers become [`ClientError::Api`] with the status and the `code` and
+//!   `message` of the JSON error envelope (`{error:{code,message}}`); a body that is not
+//!   the envelope keeps its status and the start of its text.
+//! - Transport errors, timeouts and 5xx are retried with jittered exponential backoff up
+//!   to [`RetryPolicy::max_attempts`]; 4xx never are. Callers only retry writes that are
+//!   idempotent on the server (deterministic ids, lease tokens) — all of ours are.
+//! - The service key never appears in errors or `Debug` output.
+
+use std::time::Duration;
+
+use rand::Rng;
+use reqwest::{Method, StatusCode};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Serialize, de::DeserializeOwned};
+use types::ApiError;
+
+/// Longest body text kept in an error.
+const MAX_ERROR_TEXT: usize = 300;
+
+/// What went wrong talking to auth-internal.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ClientError {
+    /// No service key is configured; internal calls are impossible.
+    #[error("no service key configured (MANA_SERVICE_KEY)")]
+    NoServiceKey,
+    /// The server answered non-2xx.
+    #[error("{method} {path} answered {status} {code}: {message}")]
+    Api {
+        /// Request method.
+        method: String,
+        /// Request path (no host).
+        path: String,
+        /// HTTP status.
+        status: u16,
+        /// `error.code` of the envelope (`http_<status>` when the body was not one).
+        code: String,
+        /// `error.message`, or the start of the body.
+        message: String,
+    },
+    /// Connecting, sending or reading failed.
+    #[error("{method} {path}: transport error: {message}")]
+    Transport {
+        /// Request method.
+        method: String,
+        /// Request path.
+        path: String,
+        /// The cause.
+        message: String,
+    },
+    /// The request took longer than the timeout.
+    #[error("{method} {path}: timed out after {timeout:?}")]
+    Timeout {
+        /// Request method.
+        method: String,
+        /// Request path.
+        path: String,
+        /// The timeout in force.
+        timeout: Duration,
+    },
+    /// The 2xx body was not the JSON we expected.
+    #[error("{method} {path}: cannot decode the answer: {message}")]
+    Decode {
+        /// Request method.
+        method: String,
+        /// Request path.
+        path: String,
+        /// The decoder's complaint.
+        message: String,
+    },
+}
+
+impl ClientError {
+    /// Whether another attempt may succeed: transport errors, timeouts, 5xx.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Transport { .. } | Self::Timeout { .. } => true,
+            Self::Api { status, .. } => *status >= 500,
+            Self::NoServiceKey | Self::Decode { .. } => false,
+        }
+    }
+
+    /// The HTTP status, for [`ClientError::Api`].
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Self::Api { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// The envelope's `error.code`, for [`ClientError::Api`].
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            Self::Api { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+}
+
+/// How often and how patiently a request is repeated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts in total, including the first (at least 1).
+    pub max_attempts: u32,
+    /// Wait after the first failure, before jitter.
+    pub base_delay: Duration,
+    /// Cap of any single wait.
+    pub max_delay: Duration,
+    /// Limit of one attempt.
+    pub timeout: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 4,
+            base_delay: Duration::from_millis(200),
+            max_delay: Duration::from_secs(5),
+            timeout: Duration::from_secs(15),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The wait after failed attempt `attempt` (1-based): `base * 2^(attempt-1)` capped,
+    /// with equal jitter (between half and all of it) so replicas do not retry in step.
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        let exp = 2u32.saturating_pow(attempt.saturating_sub(1).min(20));
+        let full = self.base_delay.saturating_mul(exp).min(self.max_delay);
+        let half = full / 2;
+        let spread = u64::try_from((full - half).as_micros()).unwrap_or(u64::MAX);
+        let jitter = if spread == 0 {
+            0
+        } else {
+            rand::rng().random_range(0..=spread)
+        };
+        half + Duration::from_micros(jitter)
+    }
+}
+
+/// The client base. Cheap to clone (the HTTP client is shared).
+#[derive(Clone)]
+pub struct InternalClient {
+    http: reqwest::Client,
+    base_url: String,
+    service_key: Option<SecretString>,
+    retry: RetryPolicy,
+}
+
+impl std::fmt::Debug for InternalClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InternalClient")
+            .field("base_url", &self.base_url)
+            .field(
+                "service_key",
+                &self.service_key.as_ref().map(|_| "[REDACTED]"),
+            )
+            .field("retry", &self.retry)
+            .finish()
+    }
+}
+
+impl InternalClient {
+    /// A client of `base_url` (e.g. `http://127.0.0.1:3001`) sending `service_key`.
+    pub fn new(
+        http: reqwest::Client,
+        base_url: &str,
+        service_key: Option<&str>,
+        retry: RetryPolicy,
+    ) -> Self {
+        Self {
+            http,
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            service_key: service_key
+                .map(str::trim)
+                .filter(|k| !k.is_empty())
+                .map(|k| SecretString::from(k.to_owned())),
+            retry,
+        }
+    }
+
+    /// The base URL, without a trailing slash.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// The shared HTTP client (for other protocols to the same host, e.g. MCP).
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// Whether a service key is configured.
+    pub fn has_service_key(&self) -> bool {
+        self.service_key.is_some()
+    }
+
+    /// The retry policy in force.
+    pub fn retry_policy(&self) -> RetryPolicy {
+        self.retry
+    }
+
+    /// `GET {path}` under `/api/v1/internal`, with the service key.
+    pub async fn get_internal<R: DeserializeOwned>(&self, path: &str) -> Result<R, ClientError> {
+        self.send::<(), R>(Method::GET, &format!("/api/v1/internal{path}"), None, true)
+            .await
+    }
+
+    /// `POST {path}` under `/api/v1/internal`, with the service key.
+    pub async fn post_internal<B: Serialize + ?Sized, R: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<R, ClientError> {
+        self.send(
+            Method::POST,
+            &format!("/api/v1/internal{path}"),
+            Some(body),
+            true,
+        )
+        .await
+    }
+
+    /// `PUT {path}` under `/api/v1/internal`, with the service key.
+    pub async fn put_internal<B: Serialize + ?Sized, R: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<R, ClientError> {
+        self.send(
+            Method::PUT,
+            &format!("/api/v1/internal{path}"),
+            Some(body),
+            true,
+        )
+        .await
+    }
+
+    /// `POST {path}` (a full path such as `/api/v1/auth/login`) without the service key.
+    pub async fn post_public<B: Serialize + ?Sized, R: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<R, ClientError> {
+        self.send(Method::POST, path, Some(body), false).await
+    }
+
+    /// Whether `GET /health` answers 2xx within the timeout (one attempt, no retry).
+    pub async fn is_reachable(&self) -> bool {
+        let url = format!("{}/health", self.base_url);
+        let timeout = self.retry.timeout.min(Duration::from_secs(3));
+        matches!(
+            self.http.get(url).timeout(timeout).send().await,
+            Ok(r) if r.status().is_success()
+        )
+    }
+
+    /// One request with retries; see the module rules.
+    pub async fn send<B: Serialize + ?Sized, R: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+        with_key: bool,
+    ) -> Result<R, ClientError> {
+        let key = if with_key {
+            Some(self.service_key.as_ref().ok_or(ClientError::NoServiceKey)?)
+        } else {
+            None
+        };
+        let max = self.retry.max_attempts.max(1);
+        let mut attempt = 1;
+        loop {
+            match self.attempt(&method, path, body, key).await {
+                Err(e) if e.is_retryable() && attempt < max => {
+                    let wait = self.retry.backoff(attempt);
+                    tracing::warn!(method = %method, path, attempt, error = %e, wait_ms = wait.as_millis() as u64, "auth-internal call failed; retrying");
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn attempt<B: Serialize + ?Sized, R: DeserializeOwned>(
+        &self,
+        method: &Method,
+        path: &str,
+        body: Option<&B>,
+        key: Option<&SecretString>,
+    ) -> Result<R, ClientError> {
+        let m = || method.to_string();
+        let p = || path.to_owned();
+        let mut req = self
+            .http
+            .request(method.clone(), format!("{}{path}", self.base_url))
+            .timeout(self.retry.timeout);
+        if let Some(key) = key {
+            req = req.header(service_kit::service_key::HEADER, key.expose_secret());
+        }
+        if let Some(body) = body {
+            req = req.json(body);
+        }
+        let transport = |e: reqwest::Error| {
+            if e.is_timeout() {
+                ClientError::Timeout {
+                    method: m(),
+                    path: p(),
+                    timeout: self.retry.timeout,
+                }
+            } else {
+                ClientError::Transport {
+                    method: m(),
+                    path: p(),
+                    message: error_chain(&e),
+                }
+            }
+        };
+        let resp = req.send().await.map_err(transport)?;
+        let status = resp.status();
+        let bytes = resp.bytes().await.map_err(transport)?;
+        if !status.is_success() {
+            return Err(api_error(m(), p(), status, &bytes));
+        }
+        // An empty 2xx body decodes as JSON null (for `()` and `Option` answers).
+        let bytes: &[u8] = if bytes.is_empty() { b"null" } else { &bytes };
+        serde_json::from_slice(bytes).map_err(|e| ClientError::Decode {
+            method: m(),
+            path: p(),
+            message: e.to_string(),
+        })
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+fn api_error(method: String, path: String, status: StatusCode, body: &[u8]) -> ClientError {
+    let (code, message) = match serde_json::from_slice::<ApiError>(body) {
+        Ok(e) => (e.error.code, e.error.message),
+        Err(_) => (
+            format!("http_{}", status.as_u16()),
+            String::from_utf8_lossy(body)
+                .chars()
+                .take(MAX_ERROR_TEXT)
+                .collect(),
+        ),
+    };
+    ClientError::Api {
+        method,
+        path,
+        status: status.as_u16(),
+        code,
+        message,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    #[test]
+    fn envelope_errors_keep_code_and_message() {
+        let e = api_error(
+            "POST".into(),
+            "/x".into(),
+            StatusCode::CONFLICT,
+            br#"{"error":{"code":"lease_lost","message":"gone"}}"#,
+        );
+        assert_eq!(e.code(), Some("lease_lost"));
+        assert_eq!(e.status(), Some(409));
+        assert!(!e.is_retryable());
+        let e = api_error(
+            "GET".into(),
+            "/x".into(),
+            StatusCode::BAD_GATEWAY,
+            b"<html>bad gateway</html>",
+        );
+        assert_eq!(e.code(), Some("http_502"));
+        assert!(e.is_retryable());
+        assert!(e.to_string().contains("bad gateway"));
+    }
+
+    #[test]
+    fn backoff_grows_is_jittered_and_capped() {
+        let p = RetryPolicy {
+            max_attempts: 5,
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_millis(350),
+            timeout: Duration::from_secs(1),
+        };
+        for _ in 0..50 {
+            let d1 = p.backoff(1);
+            assert!(d1 >= Duration::from_millis(50) && d1 <= Duration::from_millis(100));
+            let d2 = p.backoff(2);
+            assert!(d2 >= Duration::from_millis(100) && d2 <= Duration::from_millis(200));
+            let d9 = p.backoff(9);
+            assert!(d9 >= Duration::from_millis(175) && d9 <= Duration::from_millis(350));
+        }
+    }
+
+    #[test]
+    fn debug_hides_the_key() {
+        let c = InternalClient::new(
+            reqwest::Client::new(),
+            "http://h/",
+            Some("super-secret"),
+            RetryPolicy::default(),
+        );
+        assert_eq!(c.base_url(), "http://h");
+        assert!(!format!("{c:?}").contains("super-secret"));
+    }
+
+    #[tokio::test]
+    async fn internal_calls_need_a_key_and_transport_errors_are_retried() {
+        let none = InternalClient::new(
+            reqwest::Client::new(),
+            "http://127.0.0.1:9",
+            None,
+            RetryPolicy::default(),
+        );
+        let err = none
+            .get_internal::<serde_json::Value>("/x")
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ClientError::NoServiceKey));
+
+        // Port 9 (discard) is closed on test machines: connection refused, retried, then final.
+        let c = InternalClient::new(
+            reqwest::Client::new(),
+            "http://127.0.0.1:9",
+            Some("k"),
+            RetryPolicy {
+                max_attempts: 2,
+                base_delay: Duration::from_millis(1),
+                max_delay: Duration::from_millis(2),
+                timeout: Duration::from_secs(2),
+            },
+        );
+        let err = c.get_internal::<serde_json::Value>("/x").await.unwrap_err();
+        assert!(err.is_retryable(), "{err}");
+        assert!(!c.is_reachable().await);
+    }
+}

@@ -1,0 +1,69 @@
+//! The service end to end: `POST /internal/tick` against the fake auth-internal, on `sim`.
+
+use std::collections::HashMap;
+
+use mission_runner::{Application, Settings};
+use types::missions::{IterationStatus, MissionClaimResponse};
+
+use crate::common::*;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_manual_tick_claims_plans_and_writes_back() {
+    let internal = FakeInternal::start().await;
+    internal
+        .state()
+        .claim_queue
+        .push_back(MissionClaimResponse {
+            missions: vec![{
+                // The service runs on the system clock: the lease must be live now.
+                let mut c = claimed("m-svc", "Marathon");
+                c.lease_expires_at = chrono::Utc::now() + chrono::TimeDelta::minutes(10);
+                c
+            }],
+            server_time: now(),
+        });
+    let env: HashMap<String, String> = [
+        ("AUTH_INTERNAL_URL", internal.base_url.as_str()),
+        ("MANA_SERVICE_KEY", SERVICE_KEY),
+        ("BIND_ADDR", "127.0.0.1:0"),
+        ("TICK_INTERVAL_SECS", "0"),
+        ("LLM_PROVIDER", "sim"),
+        ("MISSION_WORKER_ID", "svc-test"),
+    ]
+    .iter()
+    .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+    .collect();
+    let settings = Settings::from_env(&env).unwrap();
+    assert_eq!(settings.mission.tick.worker, "svc-test");
+    let app = Application::build(settings).unwrap();
+    let port = app.port();
+    let handle = app.handle();
+    let server = tokio::spawn(app.run_without_signals());
+    let http = reqwest::Client::new();
+    let url = format!("http://127.0.0.1:{port}/internal/tick");
+
+    let refused = http.post(&url).send().await.unwrap();
+    assert_eq!(refused.status(), 401);
+
+    let resp = http
+        .post(&url)
+        .header("x-service-key", SERVICE_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let report: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(report["due"], 1, "{report}");
+    assert_eq!(report["plansProduced"], 1, "{report}");
+    assert!(report.get("error").is_none());
+    {
+        let s = internal.state();
+        assert_eq!(s.claims[0].worker, "svc-test");
+        let it = &s.stored["m-svc"][0];
+        assert_eq!(it.overall_status, IterationStatus::AwaitingReview);
+        assert!(!it.plan.is_empty());
+    }
+
+    handle.shutdown().await;
+    server.await.unwrap().unwrap();
+}

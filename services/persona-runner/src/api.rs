@@ -1,0 +1,260 @@
+//! The persona side of auth-internal: the internal persona API (service key) and the
+//! persona's own login, with its access token cached.
+//!
+//! Rules:
+//! - The bearer for MCP is the `accessToken` (JWT) of `POST /api/v1/auth/login` — never
+//!   anything else — cached per email until [`TOKEN_REFRESH_MARGIN`] before it expires.
+//! - Actions go in batches of at most [`MAX_ACTIONS_PER_BATCH`]. The server's row id is
+//!   `{tickId}-{index in batch}-{tool}`, so batch `k > 0` uses tick id `{runId}~{k}`:
+//!   ids stay unique across batches and identical on a retry.
+//! - Writes are retried on transport errors and 5xx by the client base; the
+//!   deterministic ids make that safe.
+
+use std::{
+    collections::HashMap,
+    sync::{Mutex, PoisonError},
+    time::{Duration, Instant},
+};
+
+use runner_kit::{ClientError, InternalClient};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use service_kit::persona_password::persona_password;
+use types::personas::{
+    ActionRow, ActionsBatch, ClaimPersonasResponse, ClaimRequest, FeedbackBatch, FeedbackRow,
+    InsertedResponse, PersonaProfile, PersonaRatingsResponse, ReleaseOutcome, ReleaseRequest,
+    ReleaseResponse,
+};
+use uuid::Uuid;
+
+/// Most actions per batch (the server's limit).
+pub const MAX_ACTIONS_PER_BATCH: usize = 500;
+/// Most feedback rows per batch (the server's limit).
+pub const MAX_FEEDBACK_PER_BATCH: usize = 100;
+/// A cached token is renewed this long before it expires.
+pub const TOKEN_REFRESH_MARGIN: Duration = Duration::from_secs(60);
+
+#[derive(Serialize)]
+struct LoginRequest<'a> {
+    email: &'a str,
+    password: &'a str,
+}
+
+/// The login answer (only what the runner needs).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LoginResponse {
+    /// The JWT for `Authorization: Bearer`.
+    pub access_token: String,
+    /// Seconds until it expires.
+    pub expires_in: u64,
+    /// The user.
+    pub user: LoginUser,
+}
+
+/// The logged-in user.
+#[derive(Debug, Clone, Deserialize)]
+pub struct LoginUser {
+    /// User id (= persona id).
+    pub id: Uuid,
+}
+
+/// A cached access token.
+#[derive(Clone)]
+pub struct AccessToken {
+    /// The JWT.
+    pub token: SecretString,
+    /// The user it belongs to.
+    pub user_id: Uuid,
+    expires_at: Instant,
+}
+
+impl std::fmt::Debug for AccessToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccessToken")
+            .field("user_id", &self.user_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The persona API client.
+pub struct PersonaApi {
+    client: InternalClient,
+    seed_secret: SecretString,
+    tokens: Mutex<HashMap<String, AccessToken>>,
+}
+
+impl PersonaApi {
+    /// Wraps the client base; `seed_secret` derives persona passwords.
+    pub fn new(client: InternalClient, seed_secret: SecretString) -> Self {
+        Self {
+            client,
+            seed_secret,
+            tokens: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The client base.
+    pub fn client(&self) -> &InternalClient {
+        &self.client
+    }
+
+    /// Logs in as the persona with its derived password (fresh, no cache).
+    pub async fn login(&self, email: &str) -> Result<LoginResponse, ClientError> {
+        let password = persona_password(self.seed_secret.expose_secret(), email);
+        self.client
+            .post_public(
+                "/api/v1/auth/login",
+                &LoginRequest {
+                    email,
+                    password: &password,
+                },
+            )
+            .await
+    }
+
+    /// The cached token of `email`, logging in when there is none or it expires soon.
+    pub async fn token(&self, email: &str) -> Result<AccessToken, ClientError> {
+        let cached = self
+            .tokens
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(email)
+            .filter(|t| t.expires_at > Instant::now() + TOKEN_REFRESH_MARGIN)
+            .cloned();
+        if let Some(t) = cached {
+            return Ok(t);
+        }
+        let login = self.login(email).await?;
+        let token = AccessToken {
+            token: SecretString::from(login.access_token),
+            user_id: login.user.id,
+            expires_at: Instant::now() + Duration::from_secs(login.expires_in),
+        };
+        self.tokens
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(email.to_owned(), token.clone());
+        Ok(token)
+    }
+
+    /// Forgets a cached token (after the server rejected it).
+    pub fn forget_token(&self, email: &str) {
+        self.tokens
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(email);
+    }
+
+    /// `POST /personas/claim`.
+    pub async fn claim(
+        &self,
+        worker: &str,
+        limit: u32,
+        lease_seconds: u32,
+    ) -> Result<ClaimPersonasResponse, ClientError> {
+        self.client
+            .post_internal(
+                "/personas/claim",
+                &ClaimRequest {
+                    worker: worker.to_owned(),
+                    limit,
+                    lease_seconds,
+                },
+            )
+            .await
+    }
+
+    /// `POST /personas/{id}/actions`, in batches; returns rows inserted (not duplicates).
+    pub async fn post_actions(
+        &self,
+        id: Uuid,
+        run_id: &str,
+        actions: &[ActionRow],
+    ) -> Result<u32, ClientError> {
+        let mut inserted = 0;
+        for (k, chunk) in actions.chunks(MAX_ACTIONS_PER_BATCH).enumerate() {
+            let tick_id = if k == 0 {
+                run_id.to_owned()
+            } else {
+                format!("{run_id}~{k}")
+            };
+            let r: InsertedResponse = self
+                .client
+                .post_internal(
+                    &format!("/personas/{id}/actions"),
+                    &ActionsBatch {
+                        tick_id,
+                        actions: chunk.to_vec(),
+                    },
+                )
+                .await?;
+            inserted += r.inserted;
+        }
+        Ok(inserted)
+    }
+
+    /// `POST /personas/{id}/feedback` (at most [`MAX_FEEDBACK_PER_BATCH`] rows are sent).
+    pub async fn post_feedback(
+        &self,
+        id: Uuid,
+        run_id: &str,
+        feedback: &[FeedbackRow],
+    ) -> Result<u32, ClientError> {
+        if feedback.is_empty() {
+            return Ok(0);
+        }
+        let rows: Vec<FeedbackRow> = feedback
+            .iter()
+            .take(MAX_FEEDBACK_PER_BATCH)
+            .cloned()
+            .collect();
+        let r: InsertedResponse = self
+            .client
+            .post_internal(
+                &format!("/personas/{id}/feedback"),
+                &FeedbackBatch {
+                    tick_id: run_id.to_owned(),
+                    feedback: rows,
+                },
+            )
+            .await?;
+        Ok(r.inserted)
+    }
+
+    /// `POST /personas/{id}/release`.
+    pub async fn release(
+        &self,
+        id: Uuid,
+        lease_token: Uuid,
+        outcome: ReleaseOutcome,
+        error: Option<String>,
+    ) -> Result<ReleaseResponse, ClientError> {
+        self.client
+            .post_internal(
+                &format!("/personas/{id}/release"),
+                &ReleaseRequest {
+                    lease_token,
+                    outcome,
+                    error,
+                },
+            )
+            .await
+    }
+
+    /// `GET /personas/{id}/ratings?last=N`.
+    pub async fn ratings(
+        &self,
+        id: Uuid,
+        last: u32,
+    ) -> Result<PersonaRatingsResponse, ClientError> {
+        self.client
+            .get_internal(&format!("/personas/{id}/ratings?last={last}"))
+            .await
+    }
+
+    /// `GET /personas/{id}`.
+    pub async fn profile(&self, id: Uuid) -> Result<PersonaProfile, ClientError> {
+        self.client.get_internal(&format!("/personas/{id}")).await
+    }
+}

@@ -1,0 +1,15 @@
+//! persona-runner binary: read settings, start telemetry, serve until SIGTERM/SIGINT.
+
+use persona_runner::{Application, Settings};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let env = runner_kit::env_map();
+    let settings = Settings::from_env(&env)?;
+    service_kit::telemetry::init(settings.runner.log_format);
+    let app = Application::build(settings)?;
+    tracing::info!(port = app.port(), "persona-runner listening");
+    app.run_until_stopped().await?;
+    tracing::info!("persona-runner stopped");
+    Ok(())
+}

@@ -1,0 +1,306 @@
+//! The prompts of a persona's day, in the persona's language: German by default,
+//! English for `en*` locales.
+//!
+//! Rules: the main prompt carries today's date, the persona's favourite modules (by
+//! weight) and a short digest of its recent days; the rating prompt carries a summary
+//! of today's actions and the modules to rate in the (random) order given, and asks for
+//! strict JSON. Nothing here is secret or personal beyond the persona's own data.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use types::personas::{ActionResult, ActionRow, PersonaRatingsResponse};
+
+use crate::rating::truncate_chars;
+
+/// Most action lines in the rating prompt.
+const MAX_SUMMARY_LINES: usize = 60;
+/// Most characters of the recent-days digest.
+const MAX_DIGEST: usize = 1200;
+
+/// The language of a persona's prompts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lang {
+    /// German (default).
+    De,
+    /// English.
+    En,
+}
+
+impl Lang {
+    /// `en`, `en-US`, `EN_gb` → English; everything else → German.
+    pub fn from_locale(locale: &str) -> Self {
+        if locale.trim().to_ascii_lowercase().starts_with("en") {
+            Self::En
+        } else {
+            Self::De
+        }
+    }
+}
+
+/// Module names ordered by weight, heaviest first.
+fn favourite_modules(mix: &BTreeMap<String, f64>) -> Vec<&str> {
+    let mut v: Vec<(&String, &f64)> = mix.iter().filter(|(_, w)| **w > 0.0).collect();
+    v.sort_by(|a, b| b.1.total_cmp(a.1).then(a.0.cmp(b.0)));
+    v.into_iter().map(|(m, _)| m.as_str()).collect()
+}
+
+/// A short digest of the persona's recent ratings, or a "first day" line.
+pub fn digest(lang: Lang, ratings: Option<&PersonaRatingsResponse>) -> String {
+    let modules = ratings
+        .map(|r| {
+            r.modules
+                .iter()
+                .filter(|m| m.module != types::personas::PARSE_FAILURE_MODULE)
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    if modules.is_empty() {
+        return match lang {
+            Lang::De => "Du hast die App bisher noch nicht bewertet.".to_owned(),
+            Lang::En => "You have not rated the app before.".to_owned(),
+        };
+    }
+    let mut lines = vec![match lang {
+        Lang::De => "So hast du die Module an deinen letzten Tagen bewertet:".to_owned(),
+        Lang::En => "How you rated the modules on your recent days:".to_owned(),
+    }];
+    for m in modules {
+        let avg = m
+            .average
+            .map_or_else(|| "–".to_owned(), |a| format!("{a:.1}"));
+        let last_note = m
+            .last
+            .iter()
+            .find_map(|n| n.notes.as_deref())
+            .map(|n| format!(" — „{}“", truncate_chars(n, 120)))
+            .unwrap_or_default();
+        lines.push(match lang {
+            Lang::De => format!(
+                "- {}: Ø {avg} ({} Bewertungen){last_note}",
+                m.module, m.count
+            ),
+            Lang::En => format!("- {}: avg {avg} ({} ratings){last_note}", m.module, m.count),
+        });
+    }
+    truncate_chars(&lines.join("\n"), MAX_DIGEST)
+}
+
+/// The main turn's user prompt.
+pub fn day_prompt(
+    lang: Lang,
+    now: DateTime<Utc>,
+    module_mix: &BTreeMap<String, f64>,
+    digest: &str,
+) -> String {
+    let date = now.format("%Y-%m-%d");
+    let favourites = favourite_modules(module_mix).join(", ");
+    match lang {
+        Lang::De => format!(
+            "Heute ist {date}. Du nutzt deine persönliche Mana-App über die bereitgestellten \
+             Werkzeuge. Lebe einen Tag deines Lebens mit der App: Was würdest du heute wirklich \
+             damit tun? Benutze die Werkzeuge so, wie du es im Alltag tun würdest (etwa 3 bis 8 \
+             Aktionen), und bleib dabei ganz in deiner Rolle.\n\
+             Module, die zu dir passen: {favourites}.\n\n{digest}\n\n\
+             Wenn du fertig bist, beschreibe in 1–2 Sätzen, was du heute gemacht hast."
+        ),
+        Lang::En => format!(
+            "Today is {date}. You use your personal Mana app through the tools provided. Live \
+             one day of your life with the app: what would you really do with it today? Use the \
+             tools the way you would in everyday life (about 3 to 8 actions), and stay fully in \
+             character.\nModules that suit you: {favourites}.\n\n{digest}\n\n\
+             When you are done, describe in 1–2 sentences what you did today."
+        ),
+    }
+}
+
+/// One line per action (capped), for the rating prompt.
+pub fn action_summary(lang: Lang, actions: &[ActionRow]) -> String {
+    let mut lines: Vec<String> = actions
+        .iter()
+        .take(MAX_SUMMARY_LINES)
+        .map(|a| {
+            let time = a
+                .created_at
+                .map(|t| t.format("%H:%M ").to_string())
+                .unwrap_or_default();
+            let outcome = match (a.result, lang) {
+                (ActionResult::Ok, Lang::De) => "ok".to_owned(),
+                (ActionResult::Ok, Lang::En) => "ok".to_owned(),
+                (ActionResult::Error, Lang::De) => format!(
+                    "Fehler: {}",
+                    truncate_chars(a.error_message.as_deref().unwrap_or("?"), 160)
+                ),
+                (ActionResult::Error, Lang::En) => format!(
+                    "error: {}",
+                    truncate_chars(a.error_message.as_deref().unwrap_or("?"), 160)
+                ),
+            };
+            format!("- {time}{} ({}): {outcome}", a.tool_name, a.module)
+        })
+        .collect();
+    if actions.len() > MAX_SUMMARY_LINES {
+        lines.push(format!("- … (+{})", actions.len() - MAX_SUMMARY_LINES));
+    }
+    lines.join("\n")
+}
+
+/// The rating turn's user prompt; `modules` are listed in the order given.
+pub fn rating_prompt(
+    lang: Lang,
+    actions: &[ActionRow],
+    day_text: Option<&str>,
+    modules: &[String],
+) -> String {
+    let summary = action_summary(lang, actions);
+    let list = modules.join(", ");
+    let example = modules.first().map_or("todo", String::as_str);
+    let closing = day_text
+        .map(|t| truncate_chars(t.trim(), 400))
+        .filter(|t| !t.is_empty());
+    match lang {
+        Lang::De => format!(
+            "Das hast du heute in der App gemacht:\n{summary}\n{}\n\
+             Bitte bewerte jedes Modul, das du heute benutzt hast ({list}), auf einer Skala von \
+             1 bis 5 (1 = frustrierend, 5 = hilft mir wirklich), mit einer kurzen Begründung in \
+             deinen eigenen Worten. Antworte NUR mit JSON in genau diesem Format:\n\
+             {{\"ratings\":[{{\"module\":\"{example}\",\"rating\":4,\"notes\":\"kurze Begründung\"}}]}}\n\
+             Kein Text außerhalb des JSON.",
+            closing
+                .map(|t| format!("Dein Fazit: {t}\n"))
+                .unwrap_or_default()
+        ),
+        Lang::En => format!(
+            "This is what you did in the app today:\n{summary}\n{}\n\
+             Please rate each module you used today ({list}) on a scale from 1 to 5 (1 = \
+             frustrating, 5 = really helps me), with a short reason in your own words. Answer \
+             ONLY with JSON in exactly this format:\n\
+             {{\"ratings\":[{{\"module\":\"{example}\",\"rating\":4,\"notes\":\"short reason\"}}]}}\n\
+             No text outside the JSON.",
+            closing
+                .map(|t| format!("Your summary: {t}\n"))
+                .unwrap_or_default()
+        ),
+    }
+}
+
+/// Whether a tool-less answer reads like a refusal or broken character.
+pub fn looks_like_refusal(text: &str) -> bool {
+    let t = text.to_lowercase();
+    [
+        "i can't",
+        "i cannot",
+        "i'm sorry",
+        "i am sorry",
+        "as an ai",
+        "as a language model",
+        "i'm not able",
+        "ich kann nicht",
+        "ich kann dir nicht",
+        "es tut mir leid",
+        "als ki",
+        "als sprachmodell",
+    ]
+    .iter()
+    .any(|p| t.contains(p))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use chrono::TimeZone;
+    use types::personas::{ModuleRatings, RatingNote};
+
+    use super::*;
+
+    #[test]
+    fn locale_picks_the_language() {
+        assert_eq!(Lang::from_locale("de"), Lang::De);
+        assert_eq!(Lang::from_locale(""), Lang::De);
+        assert_eq!(Lang::from_locale("fr-FR"), Lang::De);
+        assert_eq!(Lang::from_locale("en"), Lang::En);
+        assert_eq!(Lang::from_locale("en-GB"), Lang::En);
+    }
+
+    #[test]
+    fn day_prompt_names_date_modules_by_weight_and_digest() {
+        let mix = BTreeMap::from([
+            ("notes".to_owned(), 0.2),
+            ("todo".to_owned(), 0.5),
+            ("mood".to_owned(), 0.0),
+        ]);
+        let now = Utc.with_ymd_and_hms(2026, 11, 18, 9, 0, 0).unwrap();
+        let de = day_prompt(Lang::De, now, &mix, "DIGEST");
+        assert!(de.contains("2026-11-18") && de.contains("todo, notes") && de.contains("DIGEST"));
+        assert!(!de.contains("mood"));
+        assert!(de.contains("Lebe einen Tag"));
+        assert!(day_prompt(Lang::En, now, &mix, "").contains("Live one day"));
+    }
+
+    #[test]
+    fn digest_summarises_ratings_and_skips_parse_rows() {
+        let r = PersonaRatingsResponse {
+            persona_id: uuid::Uuid::nil(),
+            modules: vec![
+                ModuleRatings {
+                    module: "todo".into(),
+                    count: 3,
+                    average: Some(3.666),
+                    last: vec![RatingNote {
+                        tick_id: "t".into(),
+                        rating: Some(4),
+                        notes: Some("schnell".into()),
+                        created_at: Utc::now(),
+                    }],
+                },
+                ModuleRatings {
+                    module: "__parse".into(),
+                    count: 1,
+                    average: None,
+                    last: vec![],
+                },
+            ],
+        };
+        let d = digest(Lang::De, Some(&r));
+        assert!(
+            d.contains("todo: Ø 3.7 (3 Bewertungen)") && d.contains("schnell"),
+            "{d}"
+        );
+        assert!(!d.contains("__parse"));
+        assert!(digest(Lang::En, None).contains("not rated"));
+    }
+
+    #[test]
+    fn rating_prompt_lists_modules_in_the_given_order_and_todays_actions() {
+        let actions = vec![ActionRow {
+            tool_name: "notes_create".into(),
+            module: "notes".into(),
+            input: None,
+            input_hash: None,
+            result: ActionResult::Error,
+            error_message: Some("title missing".into()),
+            latency_ms: Some(3),
+            created_at: None,
+        }];
+        let p = rating_prompt(
+            Lang::En,
+            &actions,
+            Some("A calm day."),
+            &["notes".into(), "todo".into()],
+        );
+        assert!(p.contains("(notes, todo)"));
+        assert!(p.contains("notes_create (notes): error: title missing"));
+        assert!(p.contains("A calm day."));
+        assert!(p.contains("\"ratings\""));
+    }
+
+    #[test]
+    fn refusals_are_recognised() {
+        assert!(looks_like_refusal("I'm sorry, but I can't role-play this."));
+        assert!(looks_like_refusal("Als KI habe ich keinen Alltag."));
+        assert!(!looks_like_refusal(
+            "Heute habe ich meine Einkäufe geplant."
+        ));
+    }
+}

@@ -1,0 +1,6 @@
+//! End to end: real auth-internal in-process + real MCP + fake or `sim` LLM.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+
+mod helpers;
+mod scenarios;
