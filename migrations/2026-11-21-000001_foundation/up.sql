@@ -34,9 +34,11 @@ CREATE TABLE personas (
     retry_after timestamptz,
     last_error text
 );
--- The claim reads each cadence's due personas in last_active_at order (never-run first)
--- and stops after `limit` rows: one range scan per cadence, independent of table size.
-CREATE INDEX personas_claim_idx ON personas (tick_cadence, last_active_at ASC NULLS FIRST, user_id)
+-- The claim reads each cadence's due personas in last_active_at order (never-run first,
+-- as -infinity) and stops after `limit` rows: one bounded range scan per cadence,
+-- independent of table size. The expression must match the claim query exactly.
+CREATE INDEX personas_claim_idx
+    ON personas (tick_cadence, (coalesce(last_active_at, '-infinity'::timestamptz)), user_id)
     WHERE NOT paused;
 
 CREATE TABLE persona_actions (

@@ -61,35 +61,35 @@ const CANDIDATES: &str = r"
     hourly AS MATERIALIZED (
         SELECT user_id, last_active_at FROM personas
         WHERE NOT paused AND tick_cadence = 'hourly'
-          AND coalesce(last_active_at, '-infinity') <= $1 - interval '1 hour'
+          AND coalesce(last_active_at, '-infinity'::timestamptz) <= $1 - interval '1 hour'
           AND (lease_expires_at IS NULL OR lease_expires_at <= $1)
           AND (retry_after IS NULL OR retry_after <= $1)
-        ORDER BY coalesce(last_active_at, '-infinity'), user_id
+        ORDER BY coalesce(last_active_at, '-infinity'::timestamptz), user_id
         LIMIT $2 {lock}
     ),
     daily AS MATERIALIZED (
         SELECT user_id, last_active_at FROM personas
         WHERE NOT paused AND tick_cadence = 'daily'
-          AND coalesce(last_active_at, '-infinity') <= $1 - interval '24 hours'
+          AND coalesce(last_active_at, '-infinity'::timestamptz) <= $1 - interval '24 hours'
           AND (lease_expires_at IS NULL OR lease_expires_at <= $1)
           AND (retry_after IS NULL OR retry_after <= $1)
-        ORDER BY coalesce(last_active_at, '-infinity'), user_id
+        ORDER BY coalesce(last_active_at, '-infinity'::timestamptz), user_id
         LIMIT $2 {lock}
     ),
     weekdays AS MATERIALIZED (
         SELECT user_id, last_active_at FROM personas
         WHERE $3 AND NOT paused AND tick_cadence = 'weekdays'
-          AND coalesce(last_active_at, '-infinity') <= $1 - interval '24 hours'
+          AND coalesce(last_active_at, '-infinity'::timestamptz) <= $1 - interval '24 hours'
           AND (lease_expires_at IS NULL OR lease_expires_at <= $1)
           AND (retry_after IS NULL OR retry_after <= $1)
-        ORDER BY coalesce(last_active_at, '-infinity'), user_id
+        ORDER BY coalesce(last_active_at, '-infinity'::timestamptz), user_id
         LIMIT $2 {lock}
     ),
     picked AS MATERIALIZED (
         SELECT user_id, last_active_at FROM (
             SELECT * FROM hourly UNION ALL SELECT * FROM daily UNION ALL SELECT * FROM weekdays
         ) c
-        ORDER BY coalesce(last_active_at, '-infinity'), user_id
+        ORDER BY coalesce(last_active_at, '-infinity'::timestamptz), user_id
         LIMIT $2
     )";
 
@@ -286,7 +286,7 @@ pub async fn insert_actions(
             .execute(conn)
             .await?;
         diesel::sql_query(
-            "UPDATE personas SET last_active_at = GREATEST(coalesce(last_active_at, '-infinity'), $2) \
+            "UPDATE personas SET last_active_at = GREATEST(coalesce(last_active_at, '-infinity'::timestamptz), $2) \
              WHERE user_id = $1",
         )
         .bind::<SqlUuid, _>(persona_id)

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+mod e2e;
 mod planner;
 mod service;
 mod tick;

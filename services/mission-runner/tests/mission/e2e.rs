@@ -1,0 +1,247 @@
+//! Across the real stack: auth-internal (fresh database) + mission-runner over
+//! real HTTP + a fake OpenAI vendor. A mission pushed through sync becomes due,
+//! is planned, its iteration reaches the user's sync pull, and approving a
+//! step creates the record as that user.
+
+use std::{collections::HashMap, sync::Arc};
+
+use chrono::{TimeDelta, Utc};
+use fake_llm::{FakeLlm, Reply};
+use mission_runner::{Application, Settings};
+use reqwest::{Client, StatusCode};
+use serde_json::{Value, json};
+use service_kit::Clock;
+use test_support::TestDb;
+
+const KEY: &str = "test-service-key-new";
+
+struct Stack {
+    auth: String,
+    runner: String,
+    http: Client,
+    clock: Clock,
+    _db: Arc<TestDb>,
+    _llm: FakeLlm,
+}
+
+async fn stack(llm: FakeLlm, mode: &str) -> Stack {
+    let db = TestDb::new(auth_internal::db::MIGRATIONS).await;
+    let settings = auth_internal::Settings::for_tests(db.url()).unwrap();
+    // The runner checks leases against its own (system) clock, so auth runs near it.
+    let clock = Clock::manual(Utc::now());
+    let app = auth_internal::Application::build_with_clock(settings, clock.clone())
+        .await
+        .unwrap();
+    let auth = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    let env: HashMap<String, String> = [
+        ("AUTH_INTERNAL_URL", auth.as_str()),
+        ("MANA_SERVICE_KEY", KEY),
+        ("BIND_ADDR", "127.0.0.1:0"),
+        ("TICK_INTERVAL_SECS", "0"),
+        ("LLM_PROVIDER", "openai"),
+        ("OPENAI_BASE_URL", llm.openai_base_url().as_str()),
+        ("OPENAI_API_KEY", "sk-test"),
+        ("LLM_MAX_ATTEMPTS", "1"),
+        ("MISSION_PLAN_MODE", mode),
+    ]
+    .iter()
+    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+    .collect();
+    let runner_app = Application::build(Settings::from_env(&env).unwrap()).unwrap();
+    let runner = format!("http://127.0.0.1:{}", runner_app.port());
+    tokio::spawn(runner_app.run_without_signals());
+    Stack {
+        auth,
+        runner,
+        http: Client::new(),
+        clock,
+        _db: Arc::new(db),
+        _llm: llm,
+    }
+}
+
+impl Stack {
+    async fn user(&self, email: &str) -> String {
+        let body: Value = self
+            .http
+            .post(format!("{}/api/v1/auth/register", self.auth))
+            .json(&json!({"email": email, "password": "a good password"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        body["accessToken"].as_str().unwrap().to_owned()
+    }
+
+    async fn push(&self, token: &str, changes: Value) {
+        let resp = self
+            .http
+            .post(format!("{}/api/v1/sync/push", self.auth))
+            .bearer_auth(token)
+            .json(&json!({"clientId": "web", "changes": changes}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+    }
+
+    async fn pull(&self, token: &str) -> Vec<Value> {
+        let body: Value = self
+            .http
+            .get(format!("{}/api/v1/sync/pull?limit=1000", self.auth))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        body["changes"].as_array().unwrap().clone()
+    }
+
+    async fn tick(&self) -> Value {
+        let resp = self
+            .http
+            .post(format!("{}/internal/tick", self.runner))
+            .header("x-service-key", KEY)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        resp.json().await.unwrap()
+    }
+}
+
+fn mission(next_run_at: &str) -> Value {
+    json!({"appId": "ai", "table": "aiMissions", "recordId": "m1", "op": "insert", "data": {
+        "title": "Morgenplan", "objective": "Plane meinen Tag aus offenen Aufgaben", "conceptMarkdown": "",
+        "state": "active", "cadence": {"kind": "daily", "atHour": 6, "atMinute": 0},
+        "nextRunAt": next_run_at, "inputs": [{"module": "todo", "table": "tasks", "id": "t1"}], "iterations": []}})
+}
+
+fn latest_iteration(changes: &[Value]) -> Value {
+    changes
+        .iter()
+        .rev()
+        .find(|c| c["recordId"] == "m1" && c["data"]["iterations"].is_array())
+        .map(|c| {
+            c["data"]["iterations"]
+                .as_array()
+                .unwrap()
+                .last()
+                .unwrap()
+                .clone()
+        })
+        .expect("an iteration reached the user's pull")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_synced_mission_is_planned_validated_written_back_and_approved() {
+    let llm = FakeLlm::start().await.unwrap();
+    // Round 1: three proposals (one good, one unknown tool, one with bad params); round 2: done.
+    llm.push_openai(Reply::tool_calls(vec![
+        (
+            "todo_create".into(),
+            json!({"title": "Steuererklärung abgeben", "priority": "high"}),
+        ),
+        ("todo_explode".into(), json!({"title": "boom"})),
+        (
+            "todo_create".into(),
+            json!({"title": "Zahnarzt", "priority": "whenever"}),
+        ),
+    ]));
+    llm.push_openai(Reply::text("Ein Punkt für heute: die Steuer."));
+    let s = stack(llm, "tools").await;
+    let token = s.user("mission@example.com").await;
+    let other = s.user("other@example.com").await;
+    let due_at = (Utc::now() - TimeDelta::minutes(5)).to_rfc3339();
+    s.push(&token, json!([
+        {"appId": "todo", "table": "tasks", "recordId": "t1", "op": "insert", "data": {"title": "Steuern", "description": "Frist Ende November"}},
+        mission(&due_at)
+    ])).await;
+
+    let report = s.tick().await;
+    assert_eq!(report["due"], 1, "{report}");
+    assert_eq!(report["plansProduced"], 1, "{report}");
+    assert_eq!(report["llmFailures"], 0, "{report}");
+
+    // The resolved input reached the prompt.
+    let requests = s._llm.requests();
+    let prompt = requests[0].body.to_string();
+    assert!(
+        prompt.contains("Frist Ende November"),
+        "inputs are in the planner prompt"
+    );
+
+    let it = latest_iteration(&s.pull(&token).await);
+    assert_eq!(it["overallStatus"], "awaiting-review", "{it}");
+    assert_eq!(it["source"], "server");
+    let plan = it["plan"].as_array().unwrap();
+    assert_eq!(plan.len(), 1, "only the valid step survives: {it}");
+    assert_eq!(plan[0]["intent"]["toolName"], "todo_create");
+    let dropped = it["droppedSteps"].as_array().unwrap();
+    assert_eq!(dropped.len(), 2, "{it}");
+    assert!(dropped.iter().any(|d| d["toolName"] == "todo_explode"));
+    assert!(
+        dropped
+            .iter()
+            .all(|d| !d["reason"].as_str().unwrap().is_empty())
+    );
+
+    // Not due again this tick: nextRunAt moved to tomorrow 06:00.
+    assert_eq!(s.tick().await["due"], 0);
+
+    // Another user cannot approve it; the owner can, and the todo appears as theirs.
+    let url = format!(
+        "{}/api/v1/missions/m1/iterations/{}/steps/{}/approve",
+        s.auth,
+        it["id"].as_str().unwrap(),
+        plan[0]["id"].as_str().unwrap()
+    );
+    let resp = s.http.post(&url).bearer_auth(&other).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    let resp = s.http.post(&url).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let approved: Value = resp.json().await.unwrap();
+    assert_eq!(approved["step"]["status"], "approved");
+    let todo_id = approved["step"]["outcome"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let changes = s.pull(&token).await;
+    assert!(
+        changes.iter().any(|c| c["recordId"] == todo_id.as_str()
+            && c["data"]["title"] == "Steuererklärung abgeben"),
+        "the approved step created the todo as the user"
+    );
+    let others = s.pull(&other).await;
+    assert!(others.is_empty(), "nothing leaked to the other user");
+    let _ = s.clock;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_from_the_llm_becomes_a_failed_iteration_not_silence() {
+    let llm = FakeLlm::start().await.unwrap();
+    llm.set_openai_handler(|_| {
+        Reply::text("Sure! Here's what I'd do: probably something nice {not json")
+    });
+    let s = stack(llm, "json").await;
+    let token = s.user("garbage@example.com").await;
+    s.push(
+        &token,
+        json!([mission(&(Utc::now() - TimeDelta::minutes(1)).to_rfc3339())]),
+    )
+    .await;
+    let report = s.tick().await;
+    assert_eq!(report["parseFailures"], 1, "{report}");
+    assert_eq!(report["plansProduced"], 0, "{report}");
+    let it = latest_iteration(&s.pull(&token).await);
+    assert_eq!(it["overallStatus"], "failed", "{it}");
+    assert!(
+        !it["error"].as_str().unwrap_or_default().is_empty(),
+        "the reason is kept: {it}"
+    );
+}
