@@ -25,6 +25,10 @@ impl From<RecordError> for AppError {
         match e {
             RecordError::Db(e) => AppError::Database(e),
             RecordError::Corrupt(m) => AppError::Internal(m),
+            RecordError::NotLive => AppError::NotFound("no such record".into()),
+            RecordError::AlreadyLive => {
+                AppError::Conflict("a record with this id already exists".into())
+            }
         }
     }
 }
@@ -211,8 +215,8 @@ impl PgRecordStore {
         }
     }
 
-    /// Append one server-stamped change; `require` decides from the current
-    /// live record whether the write may proceed.
+    /// Append one server-stamped change if `expect` holds; the answer is built
+    /// from the merged state, without reading the record again.
     async fn write(
         &self,
         app: &str,
@@ -220,7 +224,7 @@ impl PgRecordStore {
         id: &str,
         op: Op,
         data: Map<String, Value>,
-        require: fn(Option<&records::RecordRow>) -> Result<(), tools::StoreError>,
+        expect: records::Expect,
     ) -> Result<tools::StoredRecord, tools::StoreError> {
         if !valid_name(app) || !valid_name(table) || !valid_record_id(id) {
             return Err(tools::StoreError::Invalid(format!(
@@ -246,45 +250,28 @@ impl PgRecordStore {
             .get()
             .await
             .map_err(|e| tools::StoreError::Backend(e.to_string()))?;
-        let row = conn
-            .transaction::<_, WriteError, _>(async |conn| {
-                let current = records::get(conn, key).await?;
-                require(current.as_ref()).map_err(WriteError::Refused)?;
-                records::append(conn, key, &change, author, now).await?;
-                Ok(records::get(conn, key).await?)
+        let appended = conn
+            .transaction::<_, RecordError, _>(async |conn| {
+                records::append_if(conn, key, &change, author, now, expect).await
             })
             .await
             .map_err(|e| match e {
-                WriteError::Refused(e) => e,
-                WriteError::Record(e) => tools::StoreError::Backend(e.to_string()),
+                RecordError::NotLive => tools::StoreError::NotFound,
+                RecordError::AlreadyLive => {
+                    tools::StoreError::Invalid("a record with this id already exists".into())
+                }
+                other => tools::StoreError::Backend(other.to_string()),
             })?;
-        match row {
-            Some(row) => Ok(Self::stored(id, &row)),
-            // A delete leaves no live row.
-            None => Ok(tools::StoredRecord {
-                id: id.to_owned(),
-                data: Map::new(),
-                created_at: now,
-                updated_at: now,
-            }),
-        }
-    }
-}
-
-enum WriteError {
-    Refused(tools::StoreError),
-    Record(RecordError),
-}
-
-impl From<RecordError> for WriteError {
-    fn from(e: RecordError) -> Self {
-        Self::Record(e)
-    }
-}
-
-impl From<diesel::result::Error> for WriteError {
-    fn from(e: diesel::result::Error) -> Self {
-        Self::Record(RecordError::Db(e))
+        Ok(tools::StoredRecord {
+            id: id.to_owned(),
+            data: if appended.state.is_visible() {
+                appended.state.data()
+            } else {
+                Map::new()
+            },
+            created_at: appended.created_at,
+            updated_at: now,
+        })
     }
 }
 
@@ -296,13 +283,8 @@ impl tools::RecordStore for PgRecordStore {
         id: &str,
         data: Map<String, Value>,
     ) -> Result<tools::StoredRecord, tools::StoreError> {
-        self.write(app, table, id, Op::Insert, data, |current| match current {
-            Some(_) => Err(tools::StoreError::Invalid(
-                "a record with this id already exists".into(),
-            )),
-            None => Ok(()),
-        })
-        .await
+        self.write(app, table, id, Op::Insert, data, records::Expect::NotLive)
+            .await
     }
 
     async fn update(
@@ -312,11 +294,8 @@ impl tools::RecordStore for PgRecordStore {
         id: &str,
         patch: Map<String, Value>,
     ) -> Result<tools::StoredRecord, tools::StoreError> {
-        self.write(app, table, id, Op::Update, patch, |current| match current {
-            Some(_) => Ok(()),
-            None => Err(tools::StoreError::NotFound),
-        })
-        .await
+        self.write(app, table, id, Op::Update, patch, records::Expect::Live)
+            .await
     }
 
     async fn delete(&self, app: &str, table: &str, id: &str) -> Result<(), tools::StoreError> {
@@ -326,10 +305,7 @@ impl tools::RecordStore for PgRecordStore {
             id,
             Op::Delete,
             Map::new(),
-            |current| match current {
-                Some(_) => Ok(()),
-                None => Err(tools::StoreError::NotFound),
-            },
+            records::Expect::Live,
         )
         .await
         .map(|_| ())

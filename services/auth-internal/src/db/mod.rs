@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use diesel::ConnectionError;
 use diesel_async::{
-    AsyncConnection, AsyncPgConnection, RunQueryDsl,
+    AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection,
     async_connection_wrapper::AsyncConnectionWrapper,
     pooled_connection::{AsyncDieselConnectionManager, ManagerConfig, deadpool::Pool},
 };
@@ -41,15 +41,19 @@ pub enum DbError {
 /// Build the pool (lazily connecting).
 pub fn build_pool(url: &str, settings: &DatabaseSettings) -> Result<PgPool, DbError> {
     let timeout_ms = settings.statement_timeout_ms;
+    // Validated against a fixed list in `Settings`, so safe to interpolate.
+    let synchronous_commit = settings.synchronous_commit.clone();
     let mut config = ManagerConfig::<AsyncPgConnection>::default();
     config.custom_setup = Box::new(move |url| {
         let url = url.to_owned();
+        let synchronous_commit = synchronous_commit.clone();
         async move {
             let mut conn = AsyncPgConnection::establish(&url).await?;
-            diesel::sql_query(format!("SET statement_timeout = {timeout_ms}"))
-                .execute(&mut conn)
-                .await
-                .map_err(|e| ConnectionError::BadConnection(e.to_string()))?;
+            conn.batch_execute(&format!(
+                "SET statement_timeout = {timeout_ms}; SET synchronous_commit = {synchronous_commit}"
+            ))
+            .await
+            .map_err(|e| ConnectionError::BadConnection(e.to_string()))?;
             Ok(conn)
         }
         .boxed()

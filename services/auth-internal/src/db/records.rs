@@ -42,6 +42,10 @@ pub enum RecordError {
     Db(#[from] diesel::result::Error),
     #[error("stored record state is corrupt: {0}")]
     Corrupt(String),
+    #[error("the record does not exist")]
+    NotLive,
+    #[error("a record with this id already exists")]
+    AlreadyLive,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -97,6 +101,17 @@ pub struct Appended {
     pub created_at: DateTime<Utc>,
 }
 
+/// What must hold of the record before a change is appended (checked under
+/// the row lock, so it cannot race with another writer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    Anything,
+    /// The record is live (visible).
+    Live,
+    /// The record is not live (never written, or deleted).
+    NotLive,
+}
+
 /// Append `change` to the log and merge it into the record, in the caller's
 /// transaction (call inside `conn.transaction`).
 pub async fn append(
@@ -105,6 +120,19 @@ pub async fn append(
     change: &Change,
     author: Author<'_>,
     now: DateTime<Utc>,
+) -> Result<Appended, RecordError> {
+    append_if(conn, key, change, author, now, Expect::Anything).await
+}
+
+/// [`append`], refused with [`RecordError::NotLive`] / [`RecordError::AlreadyLive`]
+/// unless `expect` holds.
+pub async fn append_if(
+    conn: &mut AsyncPgConnection,
+    key: RecordKey<'_>,
+    change: &Change,
+    author: Author<'_>,
+    now: DateTime<Utc>,
+    expect: Expect,
 ) -> Result<Appended, RecordError> {
     // Make sure the row exists, then lock it: writers of one record queue here.
     diesel::sql_query(
@@ -126,6 +154,11 @@ pub async fn append(
         .await?;
     let mut state = row.state()?;
     let was_visible = row.last_change_id > 0 && state.is_visible();
+    match (expect, was_visible) {
+        (Expect::Live, false) => return Err(RecordError::NotLive),
+        (Expect::NotLive, true) => return Err(RecordError::AlreadyLive),
+        _ => {}
+    }
     lww::apply(&mut state, change);
 
     let change_data: Option<Value> = if change.fields.is_empty() {
