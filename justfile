@@ -34,6 +34,10 @@ lint:
     cargo fmt --all --check
     cargo clippy --workspace --all-targets -- -D warnings
 
+# End-to-end smoke test of the release binaries (fresh database, ticks on both runners).
+smoke:
+    scripts/smoke.sh
+
 # Validate docker-compose, the Dockerfile and the Kubernetes manifests offline.
 validate-deploy:
     scripts/validate-manifests.sh
