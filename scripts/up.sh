@@ -21,7 +21,7 @@ export MANA_LOG_FORMAT="${MANA_LOG_FORMAT:-pretty}"
 export DATABASE_URL="${DATABASE_URL:-$db_url}"
 
 echo "building release binaries…"
-cargo build --release -p auth-internal >&2
+cargo build --release -p auth-internal -p persona-runner -p mission-runner >&2
 bin="${CARGO_TARGET_DIR:-$here/target}/release"
 
 start() { # name, port, binary, env…
@@ -45,14 +45,14 @@ curl -fsS -X PUT http://127.0.0.1:3001/api/v1/internal/personas \
 
 for runner in persona-runner:3070 mission-runner:3066; do
   name="${runner%%:*}"; port="${runner##*:}"
-  if [ -x "$bin/$name" ] || cargo build --release -p "$name" >&2 2>/dev/null && [ -x "$bin/$name" ]; then
-    start "$name" "$port" "$name" BIND_ADDR="127.0.0.1:$port" AUTH_INTERNAL_URL=http://127.0.0.1:3001
-  fi
+  start "$name" "$port" "$name" BIND_ADDR="127.0.0.1:$port" AUTH_INTERNAL_URL=http://127.0.0.1:3001
 done
 
 cat <<EOT
 
 The system is up. Logs and pids: $run/
+LLM: ${LLM_PROVIDER:-sim unless ANTHROPIC_API_KEY / OPENAI_API_KEY / OPENAI_BASE_URL is set} (see README, "Configuring an LLM")
+Service key for internal routes and ticks: \$MANA_SERVICE_KEY (default dev-service-key-change-me)
   auth-internal   http://127.0.0.1:3001   (/health, /metrics, /mcp, /api/v1/…)
   persona-runner  http://127.0.0.1:3070   fire a tick: just tick persona
   mission-runner  http://127.0.0.1:3066   fire a tick: just tick mission
