@@ -102,4 +102,8 @@ done
 for url in "$persona" "$mission"; do
   curl -fsS "$url/metrics" | grep -E '_ticks(_total)?\{' | grep -qv ' 0$' || fail "$url/metrics does not count the tick"
 done
+curl -fsS "$persona/metrics" | grep -q 'mana_persona_runner_llm_requests_total{provider="sim",status="ok"}' \
+  || fail "persona-runner /metrics does not count LLM requests"
+curl -fsS "$mission/metrics" | grep -q 'mana_mission_runner_missions_total{result="planned"} 1' \
+  || fail "mission-runner /metrics does not count the planned mission"
 echo "smoke: passed"

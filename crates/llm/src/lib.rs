@@ -17,6 +17,7 @@
 mod anthropic;
 mod error;
 mod http;
+pub mod metrics;
 mod model;
 mod openai;
 mod retry;
@@ -49,6 +50,7 @@ pub struct Llm {
     provider: Provider,
     retry: RetryPolicy,
     sim_reason: Option<String>,
+    metrics: Option<metrics::LlmMetrics>,
 }
 
 #[derive(Debug, Clone)]
@@ -102,6 +104,7 @@ impl Llm {
             provider,
             retry: settings.retry_policy(),
             sim_reason: resolved.sim_reason,
+            metrics: None,
         })
     }
 
@@ -114,6 +117,7 @@ impl Llm {
             }),
             retry: RetryPolicy::default(),
             sim_reason: Some("sim provider constructed directly".into()),
+            metrics: None,
         }
     }
 
@@ -121,6 +125,13 @@ impl Llm {
     #[must_use]
     pub fn with_retry_policy(mut self, policy: RetryPolicy) -> Self {
         self.retry = policy;
+        self
+    }
+
+    /// Record every call in `metrics` (register its families with the service's registry).
+    #[must_use]
+    pub fn with_metrics(mut self, metrics: metrics::LlmMetrics) -> Self {
+        self.metrics = Some(metrics);
         self
     }
 
@@ -132,6 +143,19 @@ impl Llm {
     /// One model turn. Validates the request, then calls the provider (with retries for
     /// the real ones).
     pub async fn chat(&self, req: &ChatRequest) -> Result<ChatResponse, LlmError> {
+        let started = Instant::now();
+        let result = self.chat_unobserved(req).await;
+        if let Some(m) = &self.metrics {
+            m.observe(
+                self.provider_name(),
+                result.as_ref().map(|_| ()),
+                started.elapsed().as_secs_f64(),
+            );
+        }
+        result
+    }
+
+    async fn chat_unobserved(&self, req: &ChatRequest) -> Result<ChatResponse, LlmError> {
         req.validate()?;
         match &self.provider {
             Provider::Anthropic(p) => p.chat(req, &self.retry).await,

@@ -12,11 +12,13 @@
 //! - A missing service key never stops start-up: the loop stays off and `/health` says why.
 
 pub mod client;
+pub mod llm_metrics;
 pub mod service;
 pub mod settings;
 pub mod tick;
 
 pub use client::{ClientError, InternalClient, RetryPolicy};
+pub use llm_metrics::register_llm_metrics;
 pub use service::{
     HealthExtras, Routes, RunnerService, ServiceConfig, ServiceHandle, tick_handler,
 };

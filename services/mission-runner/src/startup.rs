@@ -107,6 +107,75 @@ pub struct TickOutcome {
 #[derive(Debug, Clone)]
 pub struct MissionService {
     tick: MissionTick,
+    counters: MissionMetrics,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+struct ResultLabel {
+    result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+struct KindLabel {
+    kind: String,
+}
+
+/// Missions processed by result, and planning tokens by kind.
+#[derive(Clone, Debug)]
+struct MissionMetrics {
+    missions: prometheus_client::metrics::family::Family<
+        ResultLabel,
+        prometheus_client::metrics::counter::Counter,
+    >,
+    tokens: prometheus_client::metrics::family::Family<
+        KindLabel,
+        prometheus_client::metrics::counter::Counter,
+    >,
+}
+
+impl MissionMetrics {
+    fn register(metrics: &Metrics) -> Self {
+        let m = Self {
+            missions: Default::default(),
+            tokens: Default::default(),
+        };
+        metrics.register(
+            "missions",
+            "Missions processed by result (planned, parse_failure, llm_failure, write_back_failure)",
+            m.missions.clone(),
+        );
+        metrics.register(
+            "llm_tokens",
+            "Planning tokens by kind (input, output)",
+            m.tokens.clone(),
+        );
+        m
+    }
+
+    fn record(&self, r: &MissionTickReport) {
+        for (result, n) in [
+            ("planned", r.plans_produced),
+            ("parse_failure", r.parse_failures),
+            ("llm_failure", r.llm_failures),
+            ("write_back_failure", r.write_back_failures),
+        ] {
+            self.missions
+                .get_or_create(&ResultLabel {
+                    result: result.into(),
+                })
+                .inc_by(u64::from(n));
+        }
+        self.tokens
+            .get_or_create(&KindLabel {
+                kind: "input".into(),
+            })
+            .inc_by(r.tokens.input);
+        self.tokens
+            .get_or_create(&KindLabel {
+                kind: "output".into(),
+            })
+            .inc_by(r.tokens.output);
+    }
 }
 
 impl Tick for MissionService {
@@ -126,10 +195,13 @@ impl Tick for MissionService {
         let result = self.tick.run(tick_id.clone(), stop).await;
         bridge.abort();
         match result {
-            Ok(report) => TickOutcome {
-                report,
-                error: None,
-            },
+            Ok(report) => {
+                self.counters.record(&report);
+                TickOutcome {
+                    report,
+                    error: None,
+                }
+            }
             Err(e) => {
                 tracing::error!(tick.id = %tick_id, error = %e, "tick {tick_id}: claim failed");
                 TickOutcome {
@@ -174,7 +246,10 @@ impl Application {
             .connect_timeout(Duration::from_secs(5))
             .pool_idle_timeout(Duration::from_secs(60))
             .build()?;
-        let llm = Llm::from_settings(&settings.llm, http.clone())?;
+        let metrics = Metrics::new("mana_mission_runner");
+        let llm = Llm::from_settings(&settings.llm, http.clone())?
+            .with_metrics(runner_kit::register_llm_metrics(&metrics));
+        let counters = MissionMetrics::register(&metrics);
         if let Some(reason) = llm.sim_reason() {
             tracing::warn!(
                 llm.provider = "sim",
@@ -214,6 +289,7 @@ impl Application {
         let mode = planner.mode();
         let tick = MissionService {
             tick: MissionTick::new(client, planner, mission.tick.clone(), clock),
+            counters,
         };
         let extras = {
             let m = mission.clone();
@@ -248,7 +324,7 @@ impl Application {
             settings: settings.runner.clone(),
             tick,
             client: kit_client,
-            metrics: Metrics::new("mana_mission_runner"),
+            metrics,
             shutdown: Shutdown::new(),
             health_extras: Some(extras),
             routes: None,

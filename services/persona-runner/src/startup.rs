@@ -53,7 +53,9 @@ impl Application {
             .connect_timeout(Duration::from_secs(5))
             .pool_idle_timeout(Duration::from_secs(60))
             .build()?;
-        let llm = Llm::from_settings(&settings.llm, http.clone())?;
+        let metrics = Metrics::new("mana_persona_runner");
+        let llm = Llm::from_settings(&settings.llm, http.clone())?
+            .with_metrics(runner_kit::register_llm_metrics(&metrics));
         if let Some(reason) = llm.sim_reason() {
             tracing::warn!(
                 llm.provider = "sim",
@@ -84,7 +86,6 @@ impl Application {
             client.clone(),
             settings.seed_secret.clone(),
         ));
-        let metrics = Metrics::new("mana_persona_runner");
         let worker = worker_id();
         let tick = PersonaTick::new(
             PersonaTickConfig {

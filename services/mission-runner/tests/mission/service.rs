@@ -64,6 +64,22 @@ async fn a_manual_tick_claims_plans_and_writes_back() {
         assert!(!it.plan.is_empty());
     }
 
+    let metrics = http
+        .get(format!("http://127.0.0.1:{port}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("mana_mission_runner_missions_total{result=\"planned\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("mana_mission_runner_llm_requests_total{provider=\"sim\",status=\"ok\"}"),
+        "{metrics}"
+    );
     handle.shutdown().await;
     server.await.unwrap().unwrap();
 }
