@@ -4,12 +4,14 @@ use serde::{Deserialize, Serialize};
 
 /// Error envelope returned by every service for every non-2xx answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ApiError {
     pub error: ApiErrorBody,
 }
 
 /// The body of [`ApiError`]: a stable machine-readable `code` and a human message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ApiErrorBody {
     pub code: String,
     pub message: String,

@@ -2,6 +2,10 @@
 //!
 //! JSON is camelCase everywhere. Enums that travel as strings are lowercase
 //! (or kebab-case where the design names them so, e.g. `awaiting-review`).
+//!
+//! The optional `openapi` feature derives `utoipa::ToSchema` on every wire
+//! type so a service can publish an OpenAPI document; without it the types
+//! stay plain serde data with no extra dependency.
 
 pub mod error;
 pub mod missions;

@@ -8,6 +8,7 @@ pub const MISSIONS_APP: &str = "ai";
 pub const MISSIONS_TABLE: &str = "aiMissions";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum MissionState {
     Active,
@@ -19,6 +20,7 @@ pub enum MissionState {
 /// When a mission runs. `timezone` is an IANA name (default UTC) for the
 /// wall-clock kinds (daily, weekly, cron).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum MissionCadence {
     Manual,
@@ -51,6 +53,7 @@ pub enum MissionCadence {
 
 /// A record a mission reads before planning.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct MissionInputRef {
     pub module: String,
@@ -59,6 +62,7 @@ pub struct MissionInputRef {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum StepStatus {
     Planned,
@@ -71,6 +75,7 @@ pub enum StepStatus {
 
 /// What a plan step proposes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "kind", rename_all = "camelCase")]
 pub enum StepIntent {
     #[serde(rename_all = "camelCase")]
@@ -84,6 +89,7 @@ pub enum StepIntent {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct PlanStep {
     pub id: String,
@@ -103,6 +109,7 @@ pub struct PlanStep {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum IterationStatus {
     Running,
@@ -113,6 +120,7 @@ pub enum IterationStatus {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum IterationSource {
     Browser,
@@ -121,6 +129,7 @@ pub enum IterationSource {
 
 /// A step the planner proposed that validation dropped, with the reason.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct DroppedStep {
     pub tool_name: Option<String>,
@@ -128,6 +137,7 @@ pub struct DroppedStep {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct MissionIteration {
     pub id: String,
@@ -153,6 +163,7 @@ pub struct MissionIteration {
 
 /// A mission as stored in its record (`data`), with the record id.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Mission {
     pub id: String,
@@ -173,6 +184,7 @@ pub struct Mission {
 
 /// Body of `POST /api/v1/internal/missions/claim`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MissionClaimRequest {
     pub worker: String,
@@ -182,6 +194,7 @@ pub struct MissionClaimRequest {
 
 /// One input of a mission, read from the user's records (size-bounded).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ResolvedInput {
     pub module: String,
@@ -201,6 +214,7 @@ pub struct ResolvedInput {
 
 /// A due mission, leased to the claimer, with everything the planner needs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ClaimedMission {
     pub user_id: uuid::Uuid,
@@ -219,6 +233,7 @@ pub struct ClaimedMission {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct MissionClaimResponse {
     pub missions: Vec<ClaimedMission>,
@@ -227,6 +242,7 @@ pub struct MissionClaimResponse {
 
 /// Body of `POST /api/v1/internal/missions/{id}/iterations`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct WriteIterationRequest {
     pub lease_token: uuid::Uuid,
@@ -237,6 +253,7 @@ pub struct WriteIterationRequest {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct WriteIterationResponse {
     /// `false` when an iteration with this id was already written (a retry).
@@ -248,6 +265,7 @@ pub struct WriteIterationResponse {
 /// without an iteration (e.g. the LLM was unreachable); the mission is due
 /// again after `retryAfterSeconds` (default: at once).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MissionReleaseRequest {
     pub lease_token: uuid::Uuid,
@@ -257,6 +275,7 @@ pub struct MissionReleaseRequest {
 
 /// Body of the user's `…/steps/{stepId}/reject`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RejectStepRequest {
     #[serde(default)]

@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 /// How often a persona lives a simulated day.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum TickCadence {
     Hourly,
@@ -36,6 +37,7 @@ impl TickCadence {
 
 /// One entry of `PUT /api/v1/internal/personas`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PersonaSpec {
     pub slug: String,
@@ -51,12 +53,14 @@ pub struct PersonaSpec {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct UpsertPersonasRequest {
     pub personas: Vec<PersonaSpec>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct UpsertPersonasResponse {
     pub created: u32,
@@ -65,6 +69,7 @@ pub struct UpsertPersonasResponse {
 
 /// A persona that is due (answer of `GET …/personas/due`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct DuePersona {
     pub user_id: Uuid,
@@ -79,6 +84,7 @@ pub struct DuePersona {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct DuePersonasResponse {
     pub personas: Vec<DuePersona>,
@@ -87,6 +93,7 @@ pub struct DuePersonasResponse {
 
 /// Body of `POST …/personas/claim`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ClaimRequest {
     pub worker: String,
@@ -96,6 +103,7 @@ pub struct ClaimRequest {
 
 /// A due persona with the lease this claimer now holds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ClaimedPersona {
     #[serde(flatten)]
@@ -105,6 +113,7 @@ pub struct ClaimedPersona {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ClaimPersonasResponse {
     pub personas: Vec<ClaimedPersona>,
@@ -113,6 +122,7 @@ pub struct ClaimPersonasResponse {
 
 /// `ok` or `error`: how one tool call ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum ActionResult {
     Ok,
@@ -130,6 +140,7 @@ impl ActionResult {
 
 /// One tool call a persona made (one audit row).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ActionRow {
     pub tool_name: String,
@@ -148,6 +159,7 @@ pub struct ActionRow {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ActionsBatch {
     pub tick_id: String,
@@ -156,6 +168,7 @@ pub struct ActionsBatch {
 
 /// One rating of one module by a persona. `rating` is 1–5; `None` only for module `__parse`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct FeedbackRow {
     pub module: String,
@@ -168,6 +181,7 @@ pub struct FeedbackRow {
 pub const PARSE_FAILURE_MODULE: &str = "__parse";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct FeedbackBatch {
     pub tick_id: String,
@@ -176,6 +190,7 @@ pub struct FeedbackBatch {
 
 /// Answer of the actions and feedback endpoints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct InsertedResponse {
     pub inserted: u32,
@@ -183,6 +198,7 @@ pub struct InsertedResponse {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum ReleaseOutcome {
     Done,
@@ -190,6 +206,7 @@ pub enum ReleaseOutcome {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ReleaseRequest {
     pub lease_token: Uuid,
@@ -200,6 +217,7 @@ pub struct ReleaseRequest {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ReleaseResponse {
     pub released: bool,
@@ -210,6 +228,7 @@ pub struct ReleaseResponse {
 
 /// The lease a persona is under, if any.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct LeaseInfo {
     pub owner: String,
@@ -218,6 +237,7 @@ pub struct LeaseInfo {
 
 /// `GET …/personas/{id}`: the profile for operators.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct PersonaProfile {
     #[serde(flatten)]
@@ -235,6 +255,7 @@ pub struct PersonaProfile {
 
 /// One recent rating with its note.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct RatingNote {
     pub tick_id: String,
@@ -245,6 +266,7 @@ pub struct RatingNote {
 
 /// Ratings of one module by one persona.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ModuleRatings {
     pub module: String,
@@ -254,6 +276,7 @@ pub struct ModuleRatings {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct PersonaRatingsResponse {
     pub persona_id: Uuid,

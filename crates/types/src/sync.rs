@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 /// What a change does to a record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum ChangeOp {
     Insert,
@@ -37,6 +38,7 @@ impl ChangeOp {
 /// (see `auth_internal::lww::Stamp` for the format); fields without one are
 /// stamped by the server on receipt.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PushChange {
     pub app_id: String,
@@ -44,6 +46,8 @@ pub struct PushChange {
     pub record_id: String,
     pub op: ChangeOp,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    // utoipa does not know `serde_json::Map`: document it as a free-form object.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub data: Option<serde_json::Map<String, serde_json::Value>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub field_stamps: Option<BTreeMap<String, String>>,
@@ -54,6 +58,7 @@ pub struct PushChange {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PushRequest {
     pub client_id: String,
@@ -61,6 +66,7 @@ pub struct PushRequest {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct PushResponse {
     /// Cursor of the last change this push appended (pass it to pull to skip them).
@@ -72,6 +78,7 @@ pub struct PushResponse {
 
 /// One change in the log, as pull returns it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct PulledChange {
     pub cursor: String,
@@ -79,6 +86,8 @@ pub struct PulledChange {
     pub table: String,
     pub record_id: String,
     pub op: ChangeOp,
+    // utoipa does not know `serde_json::Map`: document it as a free-form object.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub data: Option<serde_json::Map<String, serde_json::Value>>,
     pub field_stamps: BTreeMap<String, String>,
     pub client_id: String,
@@ -87,6 +96,7 @@ pub struct PulledChange {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct PullResponse {
     pub changes: Vec<PulledChange>,

@@ -5,6 +5,7 @@ use uuid::Uuid;
 
 /// Token usage, summed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct TokenUsage {
     pub input: u64,
@@ -23,6 +24,7 @@ impl TokenUsage {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct PersonaFailure {
     pub persona_id: Uuid,
@@ -31,6 +33,7 @@ pub struct PersonaFailure {
 
 /// Report of one persona-runner tick.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct PersonaTickReport {
     pub tick_id: String,
@@ -45,6 +48,7 @@ pub struct PersonaTickReport {
 
 /// Report of one mission-runner tick.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct MissionTickReport {
     pub tick_id: String,

@@ -7,6 +7,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod mcp;
+pub mod openapi;
 pub mod routes;
 pub mod startup;
 pub mod store;

@@ -44,10 +44,12 @@ use rmcp::{
 use rmcp_actix_web::transport::{
     LocalSessionManager, StreamableHttpService, on_request_extensions,
 };
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
 use service_kit::json_error;
 use tools::{CallContext, Policy, Registry, ToolError};
-use types::error::codes;
+use types::{ApiError, error::codes};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::{auth, startup::AppState, store::PgRecordStore};
@@ -276,20 +278,82 @@ pub async fn require_bearer(
     }
 }
 
+/// RFC 9728 protected-resource metadata of `/mcp` (snake_case, as the RFC names it).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProtectedResourceMetadata {
+    /// The MCP endpoint's URL.
+    pub resource: String,
+    pub resource_name: &'static str,
+    /// Always `["header"]`.
+    pub bearer_methods_supported: Vec<&'static str>,
+    /// Where the keys that verify the bearer tokens are.
+    pub jwks_uri: String,
+    pub resource_documentation: String,
+}
+
 /// `GET /.well-known/oauth-protected-resource` (RFC 9728).
+#[utoipa::path(
+    get,
+    path = "/.well-known/oauth-protected-resource",
+    tag = "mcp",
+    responses(
+        (status = 200, description = "Metadata of the MCP resource (where the 401 of `/mcp` points)", body = ProtectedResourceMetadata),
+    ),
+)]
 pub async fn protected_resource_metadata(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> HttpResponse {
     let base = base_url(&req, &state);
-    HttpResponse::Ok().json(json!({
-        "resource": format!("{base}/mcp"),
-        "resource_name": "Mana MCP",
-        "bearer_methods_supported": ["header"],
-        "jwks_uri": format!("{base}/.well-known/jwks.json"),
-        "resource_documentation": format!("{base}/health"),
-    }))
+    HttpResponse::Ok().json(ProtectedResourceMetadata {
+        resource: format!("{base}/mcp"),
+        resource_name: "Mana MCP",
+        bearer_methods_supported: vec!["header"],
+        jwks_uri: format!("{base}/.well-known/jwks.json"),
+        resource_documentation: format!("{base}/health"),
+    })
 }
+
+// OpenAPI annotation only: the route is served by `protected_resource_metadata`
+// (registered in `startup`). The `///` text below is the published description.
+/// `GET /.well-known/oauth-protected-resource/mcp`: the same document under the
+/// path-suffixed name RFC 9728 clients try first.
+#[utoipa::path(
+    get,
+    path = "/.well-known/oauth-protected-resource/mcp",
+    tag = "mcp",
+    responses(
+        (status = 200, description = "The same metadata as `/.well-known/oauth-protected-resource`", body = ProtectedResourceMetadata),
+    ),
+)]
+#[allow(
+    dead_code,
+    reason = "OpenAPI annotation only; the route is served by protected_resource_metadata"
+)]
+pub(crate) fn protected_resource_metadata_mcp() {}
+
+// OpenAPI annotation only: the route is served by rmcp (mounted in `startup`
+// behind `require_bearer`). The `///` text below is the published description.
+/// `POST /mcp`: the MCP streamable-HTTP endpoint (tools as the token's user).
+#[utoipa::path(
+    post,
+    path = "/mcp",
+    tag = "mcp",
+    security(("bearer" = [])),
+    request_body(
+        content = Value,
+        description = "A JSON-RPC 2.0 message of the Model Context Protocol (`initialize`, `tools/list`, `tools/call`, …). Send `Accept: application/json, text/event-stream`. Stateful servers also answer `GET` (event stream) and `DELETE` (end session) with `Mcp-Session-Id`."
+    ),
+    responses(
+        (status = 200, description = "The JSON-RPC answer, as JSON or as a `text/event-stream`; tool failures are results with `isError: true`", body = Value),
+        (status = 401, description = "Missing or invalid bearer token (`unauthorized`); `WWW-Authenticate` points at the protected-resource metadata", body = ApiError),
+    ),
+)]
+#[allow(
+    dead_code,
+    reason = "OpenAPI annotation only; the route is served by rmcp"
+)]
+pub(crate) fn mcp_endpoint() {}
 
 /// Build the MCP transport once; it is cloned into every actix worker.
 pub fn build_service(

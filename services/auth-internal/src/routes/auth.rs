@@ -7,11 +7,14 @@ use actix_web::{HttpResponse, web};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use serde::{Deserialize, Serialize};
 use service_kit::Json;
+use types::ApiError;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::{db::users, error::AppError, startup::AppState};
 
-#[derive(Debug, Deserialize)]
+/// Body of `POST /api/v1/auth/register`.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RegisterRequest {
     pub email: String,
@@ -20,14 +23,16 @@ pub struct RegisterRequest {
     pub display_name: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+/// Body of `POST /api/v1/auth/login`.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LoginRequest {
     pub email: String,
     pub password: String,
 }
 
-#[derive(Debug, Serialize)]
+/// The account a token was issued for.
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TokenUser {
     pub id: Uuid,
@@ -35,11 +40,14 @@ pub struct TokenUser {
     pub kind: String,
 }
 
-#[derive(Debug, Serialize)]
+/// Answer of register and login: an EdDSA-signed JWT.
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TokenResponse {
     pub access_token: String,
+    /// Always `Bearer`.
     pub token_type: &'static str,
+    /// Seconds until the token expires.
     pub expires_in: u64,
     pub user: TokenUser,
 }
@@ -80,6 +88,19 @@ fn validate_email(email: &str) -> Result<&str, AppError> {
 }
 
 /// `POST /api/v1/auth/register` → 201 with a token.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/register",
+    tag = "auth",
+    request_body = RegisterRequest,
+    responses(
+        (status = 201, description = "Registered; a token for the new user", body = TokenResponse),
+        (status = 400, description = "Malformed JSON or a wrong type (`invalid_body`)", body = ApiError),
+        (status = 409, description = "The email is taken (`email_taken`)", body = ApiError),
+        (status = 422, description = "Invalid email, password not 8–1024 characters, or displayName too long (`validation_failed`)", body = ApiError),
+        (status = 503, description = "The database is unavailable (`service_unavailable`, `Retry-After`)", body = ApiError),
+    ),
+)]
 pub async fn register(
     state: web::Data<AppState>,
     body: Json<RegisterRequest>,
@@ -121,6 +142,18 @@ pub async fn register(
 }
 
 /// `POST /api/v1/auth/login`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/login",
+    tag = "auth",
+    request_body = LoginRequest,
+    responses(
+        (status = 200, description = "A token for the account", body = TokenResponse),
+        (status = 400, description = "Malformed JSON or a wrong type (`invalid_body`)", body = ApiError),
+        (status = 401, description = "Unknown email or wrong password: the same answer (`invalid_credentials`)", body = ApiError),
+        (status = 503, description = "The database is unavailable (`service_unavailable`, `Retry-After`)", body = ApiError),
+    ),
+)]
 pub async fn login(
     state: web::Data<AppState>,
     body: Json<LoginRequest>,
@@ -139,6 +172,14 @@ pub async fn login(
 }
 
 /// `GET /.well-known/jwks.json`.
+#[utoipa::path(
+    get,
+    path = "/.well-known/jwks.json",
+    tag = "auth",
+    responses(
+        (status = 200, description = "The Ed25519 public key(s) that verify access tokens (RFC 7517 JWK set, `OKP`/`Ed25519`/`EdDSA`)", body = serde_json::Value),
+    ),
+)]
 pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header(("cache-control", "public, max-age=300"))

@@ -3,17 +3,39 @@
 use std::time::Duration;
 
 use actix_web::{HttpResponse, web};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::{db, startup::AppState};
 
+/// The health answer (the same shape for 200 and 503).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    /// Always `auth-internal`.
+    pub service: &'static str,
+    /// The crate version.
+    pub version: &'static str,
+    /// `ok` or `down`.
+    pub database: &'static str,
+}
+
+/// Liveness and readiness: whether Postgres answers within 2 s.
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "ops",
+    responses(
+        (status = 200, description = "The service and its database are up", body = Health),
+        (status = 503, description = "The database does not answer (`database: down`)", body = Health),
+    ),
+)]
 pub async fn health(state: web::Data<AppState>) -> HttpResponse {
     let up = db::ping(&state.pool, Duration::from_secs(2)).await;
-    let body = json!({
-        "service": "auth-internal",
-        "version": env!("CARGO_PKG_VERSION"),
-        "database": if up { "ok" } else { "down" },
-    });
+    let body = Health {
+        service: "auth-internal",
+        version: env!("CARGO_PKG_VERSION"),
+        database: if up { "ok" } else { "down" },
+    };
     if up {
         HttpResponse::Ok().json(body)
     } else {

@@ -71,6 +71,20 @@ struct Dead {
     n_dead_tup: i64,
 }
 
+/// Prometheus/OpenMetrics exposition of the service's metrics.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "ops",
+    responses(
+        (
+            status = 200,
+            description = "OpenMetrics text: HTTP requests and latency by route and status, MCP tool calls, DB pool and dead-tuple gauges",
+            body = String,
+            content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8"
+        ),
+    ),
+)]
 pub async fn metrics(state: web::Data<AppState>, gauges: web::Data<DbGauges>) -> HttpResponse {
     let status = state.pool.status();
     gauges

@@ -13,14 +13,20 @@ use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
 use diesel_async::AsyncConnection;
 use lww::Op;
+use serde::Serialize;
 use serde_json::{Map, Value, json};
 use service_kit::Json;
 use tools::{CallContext, Registry};
-use types::missions::{
-    ClaimedMission, IterationStatus, MISSIONS_APP, MISSIONS_TABLE, Mission, MissionClaimRequest,
-    MissionClaimResponse, MissionIteration, MissionReleaseRequest, RejectStepRequest,
-    ResolvedInput, StepIntent, StepStatus, WriteIterationRequest, WriteIterationResponse,
+use types::{
+    ApiError,
+    missions::{
+        ClaimedMission, IterationStatus, MISSIONS_APP, MISSIONS_TABLE, Mission,
+        MissionClaimRequest, MissionClaimResponse, MissionIteration, MissionReleaseRequest,
+        PlanStep, RejectStepRequest, ResolvedInput, StepIntent, StepStatus, WriteIterationRequest,
+        WriteIterationResponse,
+    },
 };
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::{
@@ -58,6 +64,25 @@ pub fn user_config(cfg: &mut web::ServiceConfig) {
     );
 }
 
+/// Answer of `POST /api/v1/internal/missions/{id}/release`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MissionReleased {
+    /// Always `true`.
+    pub released: bool,
+    /// When the mission is due again at the earliest (`null`: at once).
+    pub retry_after: Option<DateTime<Utc>>,
+}
+
+/// Answer of the user's approve and reject: the step as stored and the
+/// iteration's overall status after the verdict.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StepVerdict {
+    pub step: Option<PlanStep>,
+    pub iteration_status: IterationStatus,
+}
+
 fn mission_key(user_id: Uuid, id: &str) -> RecordKey<'_> {
     RecordKey {
         user_id,
@@ -86,29 +111,31 @@ fn text_field(data: &Map<String, Value>, names: &[&str]) -> Option<String> {
 }
 
 /// `POST /api/v1/internal/missions/claim`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/internal/missions/claim",
+    tag = "internal-missions",
+    security(("serviceKey" = [])),
+    request_body = MissionClaimRequest,
+    responses(
+        (status = 200, description = "Due missions now leased to this worker, with resolved inputs, recent iterations, proposable tools and tokens used today", body = MissionClaimResponse),
+        (status = 400, description = "Malformed JSON or a wrong type (`invalid_body`), naming the field", body = ApiError),
+        (status = 401, description = "Missing or wrong `X-Service-Key` (`unauthorized`)", body = ApiError),
+        (status = 422, description = "`worker`, `limit` or `leaseSeconds` out of range (`validation_failed`)", body = ApiError),
+        (status = 503, description = "The database is unavailable (`service_unavailable`, `Retry-After`)", body = ApiError),
+    ),
+)]
 pub async fn claim_missions(
     state: web::Data<AppState>,
     body: Json<MissionClaimRequest>,
 ) -> Result<HttpResponse, AppError> {
     let req = body.into_inner();
-    let s = &state.settings.personas;
-    if req.worker.trim().is_empty() || req.worker.len() > 200 {
-        return Err(AppError::Validation(
-            "`worker` must be 1–200 characters".into(),
-        ));
-    }
-    if !(1..=s.max_claim).contains(&req.limit) {
-        return Err(AppError::Validation(format!(
-            "`limit` must be 1 to {}",
-            s.max_claim
-        )));
-    }
-    if !(1..=s.max_lease_secs).contains(&req.lease_seconds) {
-        return Err(AppError::Validation(format!(
-            "`leaseSeconds` must be 1 to {}",
-            s.max_lease_secs
-        )));
-    }
+    super::personas::validate_claim(
+        &state.settings.personas,
+        &req.worker,
+        req.limit,
+        req.lease_seconds,
+    )?;
     let now = state.clock.now();
     let mut conn = state.pool.get().await?;
     let claimed = db::claim(&mut conn, now, &req.worker, req.limit, req.lease_seconds).await?;
@@ -234,6 +261,23 @@ fn next_run_of(data: &Map<String, Value>) -> Option<DateTime<Utc>> {
 }
 
 /// `POST /api/v1/internal/missions/{id}/iterations`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/internal/missions/{id}/iterations",
+    tag = "internal-missions",
+    security(("serviceKey" = [])),
+    params(("id" = String, Path, description = "The mission (record) id")),
+    request_body = WriteIterationRequest,
+    responses(
+        (status = 200, description = "Written, or `written: false` when this iteration id already was (a retry)", body = WriteIterationResponse),
+        (status = 400, description = "Malformed JSON or a wrong type (`invalid_body`), naming the field", body = ApiError),
+        (status = 401, description = "Missing or wrong `X-Service-Key` (`unauthorized`)", body = ApiError),
+        (status = 404, description = "No such mission, or it was deleted (`not_found`)", body = ApiError),
+        (status = 409, description = "The lease is no longer held by this token (`lease_lost`)", body = ApiError),
+        (status = 422, description = "`iteration.id` is not 1–200 characters (`validation_failed`)", body = ApiError),
+        (status = 503, description = "The database is unavailable (`service_unavailable`, `Retry-After`)", body = ApiError),
+    ),
+)]
 pub async fn write_iteration(
     state: web::Data<AppState>,
     id: web::Path<String>,
@@ -323,6 +367,22 @@ pub async fn write_iteration(
 }
 
 /// `POST /api/v1/internal/missions/{id}/release`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/internal/missions/{id}/release",
+    tag = "internal-missions",
+    security(("serviceKey" = [])),
+    params(("id" = String, Path, description = "The mission (record) id")),
+    request_body = MissionReleaseRequest,
+    responses(
+        (status = 200, description = "The lease is given back", body = MissionReleased),
+        (status = 400, description = "Malformed JSON or a wrong type (`invalid_body`), naming the field", body = ApiError),
+        (status = 401, description = "Missing or wrong `X-Service-Key` (`unauthorized`)", body = ApiError),
+        (status = 404, description = "No such mission (`not_found`)", body = ApiError),
+        (status = 409, description = "The lease is no longer held by this token (`lease_lost`)", body = ApiError),
+        (status = 503, description = "The database is unavailable (`service_unavailable`, `Retry-After`)", body = ApiError),
+    ),
+)]
 pub async fn release_mission(
     state: web::Data<AppState>,
     id: web::Path<String>,
@@ -349,7 +409,10 @@ pub async fn release_mission(
         }
     })
     .await?;
-    Ok(HttpResponse::Ok().json(json!({ "released": true, "retryAfter": retry_after })))
+    Ok(HttpResponse::Ok().json(MissionReleased {
+        released: true,
+        retry_after,
+    }))
 }
 
 /// Find a step in the mission's data: (iteration index, step index).
@@ -465,8 +528,10 @@ async fn record_verdict(
 }
 
 fn step_answer(iteration: &MissionIteration, step_id: &str) -> HttpResponse {
-    let step = iteration.plan.iter().find(|s| s.id == step_id);
-    HttpResponse::Ok().json(json!({ "step": step, "iterationStatus": iteration.overall_status }))
+    HttpResponse::Ok().json(StepVerdict {
+        step: iteration.plan.iter().find(|s| s.id == step_id).cloned(),
+        iteration_status: iteration.overall_status,
+    })
 }
 
 type StepPath = web::Path<(String, String, String)>;
@@ -474,6 +539,24 @@ type StepPath = web::Path<(String, String, String)>;
 /// `POST /api/v1/missions/{id}/iterations/{iterationId}/steps/{stepId}/approve`:
 /// execute the step's tool as the user (idempotent: the record ids derive from
 /// the step id) and record `approved` with the result, or `failed` with the error.
+#[utoipa::path(
+    post,
+    path = "/api/v1/missions/{id}/iterations/{iterationId}/steps/{stepId}/approve",
+    tag = "missions",
+    security(("bearer" = [])),
+    params(
+        ("id" = String, Path, description = "The mission (record) id"),
+        ("iterationId" = String, Path, description = "The iteration id"),
+        ("stepId" = String, Path, description = "The plan step id"),
+    ),
+    responses(
+        (status = 200, description = "The step is `approved` with the tool's result, or `failed` with the error (also on a repeat)", body = StepVerdict),
+        (status = 401, description = "Missing or invalid bearer token (`unauthorized`)", body = ApiError),
+        (status = 404, description = "No such mission, iteration or step of the caller (`not_found`)", body = ApiError),
+        (status = 409, description = "The step was already rejected or skipped (`conflict`)", body = ApiError),
+        (status = 503, description = "The database is unavailable (`service_unavailable`, `Retry-After`)", body = ApiError),
+    ),
+)]
 pub async fn approve_step(
     state: web::Data<AppState>,
     user: AuthUser,
@@ -534,6 +617,25 @@ pub async fn approve_step(
 }
 
 /// `POST /api/v1/missions/{id}/iterations/{iterationId}/steps/{stepId}/reject`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/missions/{id}/iterations/{iterationId}/steps/{stepId}/reject",
+    tag = "missions",
+    security(("bearer" = [])),
+    params(
+        ("id" = String, Path, description = "The mission (record) id"),
+        ("iterationId" = String, Path, description = "The iteration id"),
+        ("stepId" = String, Path, description = "The plan step id"),
+    ),
+    request_body(content = Option<RejectStepRequest>, description = "Optional feedback for the planner (the body may be empty)"),
+    responses(
+        (status = 200, description = "The step is `rejected` (also on a repeat)", body = StepVerdict),
+        (status = 401, description = "Missing or invalid bearer token (`unauthorized`)", body = ApiError),
+        (status = 404, description = "No such mission, iteration or step of the caller (`not_found`)", body = ApiError),
+        (status = 409, description = "The step was already approved or failed (`conflict`)", body = ApiError),
+        (status = 503, description = "The database is unavailable (`service_unavailable`, `Retry-After`)", body = ApiError),
+    ),
+)]
 pub async fn reject_step(
     state: web::Data<AppState>,
     user: AuthUser,

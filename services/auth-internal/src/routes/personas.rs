@@ -13,12 +13,17 @@ use diesel_async::AsyncConnection;
 use secrecy::ExposeSecret;
 use serde::Deserialize;
 use service_kit::{Json, persona_password};
-use types::personas::{
-    ActionsBatch, ClaimPersonasResponse, ClaimRequest, ClaimedPersona, DuePersona,
-    DuePersonasResponse, FeedbackBatch, InsertedResponse, LeaseInfo, ModuleRatings,
-    PARSE_FAILURE_MODULE, PersonaProfile, PersonaRatingsResponse, RatingNote, ReleaseOutcome,
-    ReleaseRequest, ReleaseResponse, TickCadence, UpsertPersonasRequest, UpsertPersonasResponse,
+use types::{
+    ApiError,
+    personas::{
+        ActionsBatch, ClaimPersonasResponse, ClaimRequest, ClaimedPersona, DuePersona,
+        DuePersonasResponse, FeedbackBatch, InsertedResponse, LeaseInfo, ModuleRatings,
+        PARSE_FAILURE_MODULE, PersonaProfile, PersonaRatingsResponse, RatingNote, ReleaseOutcome,
+        ReleaseRequest, ReleaseResponse, TickCadence, UpsertPersonasRequest,
+        UpsertPersonasResponse,
+    },
 };
+use utoipa::IntoParams;
 use uuid::Uuid;
 
 use crate::{
@@ -84,6 +89,22 @@ fn due_persona(r: DueRow) -> Result<DuePersona, AppError> {
 }
 
 /// `PUT /api/v1/internal/personas`.
+#[utoipa::path(
+    put,
+    path = "/api/v1/internal/personas",
+    tag = "internal-personas",
+    security(("serviceKey" = [])),
+    request_body = UpsertPersonasRequest,
+    responses(
+        (status = 200, description = "The catalogue was upserted in one transaction", body = UpsertPersonasResponse),
+        (status = 400, description = "Malformed JSON or a wrong type (`invalid_body`), naming the field", body = ApiError),
+        (status = 401, description = "Missing or wrong `X-Service-Key` (`unauthorized`)", body = ApiError),
+        (status = 409, description = "A slug's email belongs to an account that is not a persona (`conflict`)", body = ApiError),
+        (status = 413, description = "More than 1000 personas (`payload_too_large`)", body = ApiError),
+        (status = 422, description = "A persona breaks a rule (`validation_failed`), naming the field", body = ApiError),
+        (status = 503, description = "The database is unavailable (`service_unavailable`, `Retry-After`)", body = ApiError),
+    ),
+)]
 pub async fn upsert_personas(
     state: web::Data<AppState>,
     body: Json<UpsertPersonasRequest>,
@@ -190,12 +211,29 @@ pub async fn upsert_personas(
     Ok(HttpResponse::Ok().json(UpsertPersonasResponse { created, updated }))
 }
 
-#[derive(Debug, Deserialize)]
+/// Query of `GET …/personas/due`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct DueQuery {
+    /// Most personas to list, 1 to `personas.max_claim` (default 100).
     pub limit: Option<u32>,
 }
 
-/// `GET /api/v1/internal/personas/due?limit=N`.
+/// `GET /api/v1/internal/personas/due?limit=N`: never-run first, then oldest `lastActiveAt`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/internal/personas/due",
+    tag = "internal-personas",
+    security(("serviceKey" = [])),
+    params(DueQuery),
+    responses(
+        (status = 200, description = "The due personas (not leased)", body = DuePersonasResponse),
+        (status = 400, description = "A query value has the wrong type", body = ApiError),
+        (status = 401, description = "Missing or wrong `X-Service-Key` (`unauthorized`)", body = ApiError),
+        (status = 422, description = "`limit` out of range (`validation_failed`)", body = ApiError),
+        (status = 503, description = "The database is unavailable (`service_unavailable`, `Retry-After`)", body = ApiError),
+    ),
+)]
 pub async fn list_due_personas(
     state: web::Data<AppState>,
     query: web::Query<DueQuery>,
@@ -218,30 +256,32 @@ pub async fn list_due_personas(
     }))
 }
 
-/// `POST /api/v1/internal/personas/claim`.
+/// `POST /api/v1/internal/personas/claim`: lease due personas (`FOR UPDATE SKIP LOCKED`).
+#[utoipa::path(
+    post,
+    path = "/api/v1/internal/personas/claim",
+    tag = "internal-personas",
+    security(("serviceKey" = [])),
+    request_body = ClaimRequest,
+    responses(
+        (status = 200, description = "The personas now leased to this worker (possibly none)", body = ClaimPersonasResponse),
+        (status = 400, description = "Malformed JSON or a wrong type (`invalid_body`), naming the field", body = ApiError),
+        (status = 401, description = "Missing or wrong `X-Service-Key` (`unauthorized`)", body = ApiError),
+        (status = 422, description = "`worker`, `limit` or `leaseSeconds` out of range (`validation_failed`)", body = ApiError),
+        (status = 503, description = "The database is unavailable (`service_unavailable`, `Retry-After`)", body = ApiError),
+    ),
+)]
 pub async fn claim_personas(
     state: web::Data<AppState>,
     body: Json<ClaimRequest>,
 ) -> Result<HttpResponse, AppError> {
     let req = body.into_inner();
-    let s = &state.settings.personas;
-    if req.worker.trim().is_empty() || req.worker.len() > 200 {
-        return Err(AppError::Validation(
-            "`worker` must be 1–200 characters".into(),
-        ));
-    }
-    if !(1..=s.max_claim).contains(&req.limit) {
-        return Err(AppError::Validation(format!(
-            "`limit` must be 1 to {}",
-            s.max_claim
-        )));
-    }
-    if !(1..=s.max_lease_secs).contains(&req.lease_seconds) {
-        return Err(AppError::Validation(format!(
-            "`leaseSeconds` must be 1 to {}",
-            s.max_lease_secs
-        )));
-    }
+    validate_claim(
+        &state.settings.personas,
+        &req.worker,
+        req.limit,
+        req.lease_seconds,
+    )?;
     let now = state.clock.now();
     let mut conn = state.pool.get().await?;
     let rows = db::claim(&mut conn, now, &req.worker, req.limit, req.lease_seconds).await?;
@@ -262,6 +302,44 @@ pub async fn claim_personas(
         personas,
         server_time: now,
     }))
+}
+
+/// `{inserted, duplicates}` of a batch of `total` rows.
+fn inserted_response(inserted: usize, total: usize) -> InsertedResponse {
+    let inserted = u32::try_from(inserted).unwrap_or(u32::MAX);
+    InsertedResponse {
+        inserted,
+        duplicates: u32::try_from(total)
+            .unwrap_or(u32::MAX)
+            .saturating_sub(inserted),
+    }
+}
+
+/// The rules every claim request (personas and missions) follows.
+pub fn validate_claim(
+    s: &crate::config::PersonaSettings,
+    worker: &str,
+    limit: u32,
+    lease_seconds: u32,
+) -> Result<(), AppError> {
+    if worker.trim().is_empty() || worker.len() > 200 {
+        return Err(AppError::Validation(
+            "`worker` must be 1–200 characters".into(),
+        ));
+    }
+    if !(1..=s.max_claim).contains(&limit) {
+        return Err(AppError::Validation(format!(
+            "`limit` must be 1 to {}",
+            s.max_claim
+        )));
+    }
+    if !(1..=s.max_lease_secs).contains(&lease_seconds) {
+        return Err(AppError::Validation(format!(
+            "`leaseSeconds` must be 1 to {}",
+            s.max_lease_secs
+        )));
+    }
+    Ok(())
 }
 
 fn check_tick_id(tick_id: &str) -> Result<(), AppError> {
@@ -291,6 +369,23 @@ fn truncate(s: String, max: usize) -> String {
 }
 
 /// `POST /api/v1/internal/personas/{id}/actions`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/internal/personas/{id}/actions",
+    tag = "internal-personas",
+    security(("serviceKey" = [])),
+    params(("id" = Uuid, Path, description = "The persona's user id")),
+    request_body = ActionsBatch,
+    responses(
+        (status = 200, description = "Rows written; a retried batch counts as duplicates", body = InsertedResponse),
+        (status = 400, description = "Malformed JSON or a wrong type (`invalid_body`), naming the field", body = ApiError),
+        (status = 401, description = "Missing or wrong `X-Service-Key` (`unauthorized`)", body = ApiError),
+        (status = 404, description = "No such persona (`not_found`)", body = ApiError),
+        (status = 413, description = "More than 500 actions (`payload_too_large`)", body = ApiError),
+        (status = 422, description = "A row breaks a rule (`validation_failed`), naming the field", body = ApiError),
+        (status = 503, description = "The database is unavailable (`service_unavailable`, `Retry-After`)", body = ApiError),
+    ),
+)]
 pub async fn record_actions(
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
@@ -350,15 +445,27 @@ pub async fn record_actions(
     ensure_persona(&state, id).await?;
     let mut conn = state.pool.get().await?;
     let inserted = db::insert_actions(&mut conn, id, &rows, now).await?;
-    let inserted = u32::try_from(inserted).unwrap_or(u32::MAX);
-    let total = u32::try_from(rows.len()).unwrap_or(u32::MAX);
-    Ok(HttpResponse::Ok().json(InsertedResponse {
-        inserted,
-        duplicates: total.saturating_sub(inserted),
-    }))
+    Ok(HttpResponse::Ok().json(inserted_response(inserted, rows.len())))
 }
 
 /// `POST /api/v1/internal/personas/{id}/feedback`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/internal/personas/{id}/feedback",
+    tag = "internal-personas",
+    security(("serviceKey" = [])),
+    params(("id" = Uuid, Path, description = "The persona's user id")),
+    request_body = FeedbackBatch,
+    responses(
+        (status = 200, description = "Rows written; a retried batch counts as duplicates", body = InsertedResponse),
+        (status = 400, description = "Malformed JSON or a wrong type (`invalid_body`), naming the field", body = ApiError),
+        (status = 401, description = "Missing or wrong `X-Service-Key` (`unauthorized`)", body = ApiError),
+        (status = 404, description = "No such persona (`not_found`)", body = ApiError),
+        (status = 413, description = "More than 100 feedback rows (`payload_too_large`)", body = ApiError),
+        (status = 422, description = "A row breaks a rule, e.g. a rating outside 1–5 (`validation_failed`)", body = ApiError),
+        (status = 503, description = "The database is unavailable (`service_unavailable`, `Retry-After`)", body = ApiError),
+    ),
+)]
 pub async fn record_feedback(
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
@@ -414,15 +521,26 @@ pub async fn record_feedback(
     ensure_persona(&state, id).await?;
     let mut conn = state.pool.get().await?;
     let inserted = db::insert_feedback(&mut conn, &rows).await?;
-    let inserted = u32::try_from(inserted).unwrap_or(u32::MAX);
-    let total = u32::try_from(rows.len()).unwrap_or(u32::MAX);
-    Ok(HttpResponse::Ok().json(InsertedResponse {
-        inserted,
-        duplicates: total.saturating_sub(inserted),
-    }))
+    Ok(HttpResponse::Ok().json(inserted_response(inserted, rows.len())))
 }
 
 /// `POST /api/v1/internal/personas/{id}/release`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/internal/personas/{id}/release",
+    tag = "internal-personas",
+    security(("serviceKey" = [])),
+    params(("id" = Uuid, Path, description = "The persona's user id")),
+    request_body = ReleaseRequest,
+    responses(
+        (status = 200, description = "The lease is released (also when it already was)", body = ReleaseResponse),
+        (status = 400, description = "Malformed JSON or a wrong type (`invalid_body`), naming the field", body = ApiError),
+        (status = 401, description = "Missing or wrong `X-Service-Key` (`unauthorized`)", body = ApiError),
+        (status = 404, description = "No such persona (`not_found`)", body = ApiError),
+        (status = 409, description = "The lease is no longer held by this token (`lease_lost`)", body = ApiError),
+        (status = 503, description = "The database is unavailable (`service_unavailable`, `Retry-After`)", body = ApiError),
+    ),
+)]
 pub async fn release_persona(
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
@@ -461,6 +579,20 @@ pub async fn release_persona(
 }
 
 /// `GET /api/v1/internal/personas/{id}`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/internal/personas/{id}",
+    tag = "internal-personas",
+    security(("serviceKey" = [])),
+    params(("id" = Uuid, Path, description = "The persona's user id")),
+    responses(
+        (status = 200, description = "The persona's profile for operators", body = PersonaProfile),
+        (status = 400, description = "`id` is not a UUID", body = ApiError),
+        (status = 401, description = "Missing or wrong `X-Service-Key` (`unauthorized`)", body = ApiError),
+        (status = 404, description = "No such persona (`not_found`)", body = ApiError),
+        (status = 503, description = "The database is unavailable (`service_unavailable`, `Retry-After`)", body = ApiError),
+    ),
+)]
 pub async fn get_persona(
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
@@ -501,13 +633,31 @@ pub async fn get_persona(
     }))
 }
 
-#[derive(Debug, Deserialize)]
+/// Query of `GET …/personas/{id}/ratings`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct RatingsQuery {
+    /// Recent ratings per module, 1 to 100 (default 5).
     pub last: Option<u32>,
 }
 
 /// `GET /api/v1/internal/personas/{id}/ratings?last=N`: per module count,
 /// average (of real ratings) and the last N ratings with notes.
+#[utoipa::path(
+    get,
+    path = "/api/v1/internal/personas/{id}/ratings",
+    tag = "internal-personas",
+    security(("serviceKey" = [])),
+    params(("id" = Uuid, Path, description = "The persona's user id"), RatingsQuery),
+    responses(
+        (status = 200, description = "Ratings per module", body = PersonaRatingsResponse),
+        (status = 400, description = "`id` is not a UUID, or a query value has the wrong type", body = ApiError),
+        (status = 401, description = "Missing or wrong `X-Service-Key` (`unauthorized`)", body = ApiError),
+        (status = 404, description = "No such persona (`not_found`)", body = ApiError),
+        (status = 422, description = "`last` out of range (`validation_failed`)", body = ApiError),
+        (status = 503, description = "The database is unavailable (`service_unavailable`, `Retry-After`)", body = ApiError),
+    ),
+)]
 pub async fn get_persona_ratings(
     state: web::Data<AppState>,
     id: web::Path<Uuid>,

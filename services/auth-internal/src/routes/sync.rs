@@ -4,7 +4,11 @@
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 use service_kit::Json;
-use types::sync::{ChangeOp, PullResponse, PulledChange, PushRequest, PushResponse};
+use types::{
+    ApiError,
+    sync::{ChangeOp, PullResponse, PulledChange, PushRequest, PushResponse},
+};
+use utoipa::IntoParams;
 
 use crate::{
     auth::AuthUser,
@@ -20,6 +24,21 @@ pub fn config(cfg: &mut web::ServiceConfig) {
 }
 
 /// `POST /api/v1/sync/push`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/sync/push",
+    tag = "sync",
+    security(("bearer" = [])),
+    request_body = PushRequest,
+    responses(
+        (status = 200, description = "All changes applied (all or nothing)", body = PushResponse),
+        (status = 400, description = "Malformed JSON or a wrong type (`invalid_body`)", body = ApiError),
+        (status = 401, description = "Missing or invalid bearer token (`unauthorized`)", body = ApiError),
+        (status = 413, description = "More changes than `sync.max_push_changes` (`payload_too_large`)", body = ApiError),
+        (status = 422, description = "A change breaks a rule, e.g. a bad `clientId` or stamp (`validation_failed`)", body = ApiError),
+        (status = 503, description = "The database is unavailable (`service_unavailable`, `Retry-After`)", body = ApiError),
+    ),
+)]
 pub async fn push_changes(
     state: web::Data<AppState>,
     user: AuthUser,
@@ -59,13 +78,31 @@ pub async fn push_changes(
     }))
 }
 
-#[derive(Debug, Deserialize)]
+/// Query of `GET /api/v1/sync/pull`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PullQuery {
+    /// A cursor returned by push or pull; absent or empty: from the start.
     pub since: Option<String>,
+    /// Page size, 1 to `sync.max_pull_limit` (default 500).
     pub limit: Option<u32>,
 }
 
 /// `GET /api/v1/sync/pull?since=CURSOR&limit=N`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/sync/pull",
+    tag = "sync",
+    security(("bearer" = [])),
+    params(PullQuery),
+    responses(
+        (status = 200, description = "The caller's changes after the cursor, in order", body = PullResponse),
+        (status = 400, description = "`since` is not a cursor, or a query value has the wrong type", body = ApiError),
+        (status = 401, description = "Missing or invalid bearer token (`unauthorized`)", body = ApiError),
+        (status = 422, description = "`limit` out of range (`validation_failed`)", body = ApiError),
+        (status = 503, description = "The database is unavailable (`service_unavailable`, `Retry-After`)", body = ApiError),
+    ),
+)]
 pub async fn pull_changes(
     state: web::Data<AppState>,
     user: AuthUser,

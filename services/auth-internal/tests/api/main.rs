@@ -7,5 +7,6 @@ mod health;
 mod helpers;
 mod mcp;
 mod missions;
+mod openapi;
 mod personas;
 mod sync;

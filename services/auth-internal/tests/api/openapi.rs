@@ -1,0 +1,268 @@
+//! `GET /openapi.json`: a valid OpenAPI 3.1 document that matches the running
+//! service in both directions (documented → served, registered → documented).
+
+use std::collections::BTreeSet;
+
+use auth_internal::routes::ROUTES;
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+
+use crate::helpers::TestApp;
+
+const METHODS: [&str; 8] = [
+    "get", "put", "post", "delete", "patch", "head", "options", "trace",
+];
+
+async fn fetch_document(app: &TestApp) -> Value {
+    let resp = app
+        .client
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let content_type = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        content_type.starts_with("application/json"),
+        "{content_type}"
+    );
+    let text = resp.text().await.unwrap();
+    serde_json::from_str(&text).expect("/openapi.json is JSON")
+}
+
+/// (METHOD, path template) of every operation in the document.
+fn operations(doc: &Value) -> BTreeSet<(String, String)> {
+    let paths = doc["paths"].as_object().expect("`paths` is an object");
+    let mut ops = BTreeSet::new();
+    for (path, item) in paths {
+        for method in METHODS {
+            if item.get(method).is_some() {
+                ops.insert((method.to_uppercase(), path.clone()));
+            }
+        }
+    }
+    ops
+}
+
+fn registered() -> BTreeSet<(String, String)> {
+    let set: BTreeSet<_> = ROUTES
+        .iter()
+        .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))
+        .collect();
+    assert_eq!(set.len(), ROUTES.len(), "routes::ROUTES has duplicates");
+    set
+}
+
+fn operation<'a>(doc: &'a Value, method: &str, path: &str) -> &'a Value {
+    &doc["paths"][path][method.to_lowercase()]
+}
+
+/// A path template with every `{param}` replaced by a harmless value.
+fn concrete(template: &str) -> String {
+    template
+        .split('/')
+        .map(|seg| {
+            if seg.starts_with('{') && seg.ends_with('}') {
+                "00000000-0000-0000-0000-000000000000"
+            } else {
+                seg
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// Every `$ref` in `v`.
+fn refs<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
+    match v {
+        Value::Object(m) => {
+            for (k, v) in m {
+                match (k.as_str(), v) {
+                    ("$ref", Value::String(r)) => out.push(r),
+                    _ => refs(v, out),
+                }
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|v| refs(v, out)),
+        _ => {}
+    }
+}
+
+fn property_names(doc: &Value, schema: &str) -> BTreeSet<String> {
+    doc["components"]["schemas"][schema]["properties"]
+        .as_object()
+        .unwrap_or_else(|| panic!("schema {schema} has properties"))
+        .keys()
+        .cloned()
+        .collect()
+}
+
+#[tokio::test]
+async fn serves_a_valid_openapi_3_1_document() {
+    let app = TestApp::spawn().await;
+    let doc = fetch_document(&app).await;
+    assert!(
+        doc["openapi"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("3.1")),
+        "openapi = {}",
+        doc["openapi"]
+    );
+    assert_eq!(doc["info"]["title"], "auth-internal");
+    assert_eq!(doc["info"]["version"], env!("CARGO_PKG_VERSION"));
+
+    let schemes = &doc["components"]["securitySchemes"];
+    assert_eq!(schemes["bearer"]["type"], "http");
+    assert_eq!(schemes["bearer"]["scheme"], "bearer");
+    assert_eq!(schemes["bearer"]["bearerFormat"], "JWT");
+    assert_eq!(schemes["serviceKey"]["type"], "apiKey");
+    assert_eq!(schemes["serviceKey"]["in"], "header");
+    assert_eq!(schemes["serviceKey"]["name"], "X-Service-Key");
+
+    // The error envelope `{error:{code,message}}`.
+    let envelope = &doc["components"]["schemas"]["ApiError"];
+    assert_eq!(envelope["required"], serde_json::json!(["error"]));
+    assert_eq!(
+        property_names(&doc, "ApiErrorBody"),
+        BTreeSet::from(["code".to_owned(), "message".to_owned()])
+    );
+
+    // Every error answer is the envelope, and the documented statuses are used.
+    let mut statuses = BTreeSet::new();
+    for (method, path) in operations(&doc) {
+        let op = operation(&doc, &method, &path);
+        assert!(
+            op["responses"]
+                .as_object()
+                .is_some_and(|r| r.keys().any(|s| s.starts_with('2'))),
+            "{method} {path} documents no success answer"
+        );
+        for (status, resp) in op["responses"].as_object().unwrap() {
+            if status.starts_with('4') || status.starts_with('5') {
+                statuses.insert(status.clone());
+                // `/health` answers 503 in its own shape, by design.
+                let schema = if path == "/health" {
+                    "#/components/schemas/Health"
+                } else {
+                    "#/components/schemas/ApiError"
+                };
+                assert_eq!(
+                    resp["content"]["application/json"]["schema"]["$ref"], schema,
+                    "{method} {path} {status}"
+                );
+            }
+        }
+        // The security declared matches the route family.
+        let security = &op["security"];
+        let expected = if path.starts_with("/api/v1/internal/") {
+            serde_json::json!([{ "serviceKey": [] }])
+        } else if path.starts_with("/api/v1/sync/")
+            || path.starts_with("/api/v1/missions/")
+            || path == "/mcp"
+        {
+            serde_json::json!([{ "bearer": [] }])
+        } else {
+            Value::Null
+        };
+        assert_eq!(security, &expected, "{method} {path}");
+    }
+    for status in ["400", "401", "404", "409", "413", "422", "503"] {
+        assert!(statuses.contains(status), "no route documents {status}");
+    }
+
+    // Every reference resolves.
+    let mut all = Vec::new();
+    refs(&doc, &mut all);
+    assert!(!all.is_empty());
+    for r in all {
+        let name = r
+            .strip_prefix("#/components/schemas/")
+            .unwrap_or_else(|| panic!("unexpected $ref {r}"));
+        assert!(
+            doc["components"]["schemas"][name].is_object(),
+            "dangling $ref {r}"
+        );
+    }
+
+    // Field names follow serde (camelCase on the wire).
+    let token = property_names(&doc, "TokenResponse");
+    for f in ["accessToken", "tokenType", "expiresIn", "user"] {
+        assert!(token.contains(f), "TokenResponse lacks {f}: {token:?}");
+    }
+    let change = property_names(&doc, "PushChange");
+    for f in ["appId", "recordId", "op", "data", "fieldStamps", "stamp"] {
+        assert!(change.contains(f), "PushChange lacks {f}: {change:?}");
+    }
+}
+
+#[tokio::test]
+async fn every_documented_or_registered_operation_is_served() {
+    let app = TestApp::spawn().await;
+    let doc = fetch_document(&app).await;
+    let documented = operations(&doc);
+    assert!(documented.len() >= ROUTES.len());
+
+    // The probe can fail: an unknown route is the router's 404.
+    let resp = app
+        .client
+        .get(app.url("/api/v1/no-such-route"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    assert!(resp.text().await.unwrap().contains("no route for"));
+
+    for (method, template) in documented.union(&registered()) {
+        // Harmless: no credentials and no body, so nothing is written.
+        let resp = app
+            .client
+            .request(
+                Method::from_bytes(method.as_bytes()).unwrap(),
+                app.url(&concrete(template)),
+            )
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        let body = resp.text().await.unwrap();
+        assert!(
+            !(status == StatusCode::NOT_FOUND && body.contains("no route for")),
+            "{method} {template} is not served: {status} {body}"
+        );
+        assert_ne!(
+            status,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "{method} {template}: {body}"
+        );
+        // A secured operation refuses the anonymous request; an open one does not.
+        let secured = !operation(&doc, method, template)["security"].is_null();
+        if secured {
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {template}");
+        } else {
+            assert_ne!(status, StatusCode::UNAUTHORIZED, "{method} {template}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn documents_exactly_the_registered_routes() {
+    let app = TestApp::spawn().await;
+    let doc = fetch_document(&app).await;
+    let documented = operations(&doc);
+    let registered = registered();
+    let undocumented: Vec<_> = registered.difference(&documented).collect();
+    assert!(
+        undocumented.is_empty(),
+        "registered but not in /openapi.json: {undocumented:?}"
+    );
+    let unregistered: Vec<_> = documented.difference(&registered).collect();
+    assert!(
+        unregistered.is_empty(),
+        "in /openapi.json but not in routes::ROUTES: {unregistered:?}"
+    );
+}
