@@ -282,3 +282,27 @@ pub struct PersonaRatingsResponse {
     pub persona_id: Uuid,
     pub modules: Vec<ModuleRatings>,
 }
+
+/// One of a persona's recent tool calls (`GET …/personas/{id}/actions`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct RecentAction {
+    pub id: String,
+    pub tick_id: String,
+    pub tool_name: String,
+    pub module: String,
+    pub result: ActionResult,
+    pub error_message: Option<String>,
+    pub latency_ms: Option<i32>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct RecentActionsResponse {
+    pub persona_id: Uuid,
+    /// Newest first.
+    pub actions: Vec<RecentAction>,
+}

@@ -52,6 +52,7 @@ resource → 404 `not_found`; conflicts and stale leases → 409 (`conflict`, `e
         routes::personas::claim_personas,
         routes::personas::get_persona,
         routes::personas::get_persona_ratings,
+        routes::personas::list_persona_actions,
         routes::personas::record_actions,
         routes::personas::record_feedback,
         routes::personas::release_persona,

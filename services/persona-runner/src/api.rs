@@ -253,6 +253,17 @@ impl PersonaApi {
             .await
     }
 
+    /// `GET /personas/{id}/actions?limit=N`: the newest tool calls.
+    pub async fn recent_actions(
+        &self,
+        id: Uuid,
+        limit: u32,
+    ) -> Result<types::personas::RecentActionsResponse, ClientError> {
+        self.client
+            .get_internal(&format!("/personas/{id}/actions?limit={limit}"))
+            .await
+    }
+
     /// `GET /personas/{id}`.
     pub async fn profile(&self, id: Uuid) -> Result<PersonaProfile, ClientError> {
         self.client.get_internal(&format!("/personas/{id}")).await

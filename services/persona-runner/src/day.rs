@@ -308,7 +308,14 @@ async fn live_day(
             None
         }
     };
-    let digest = prompts::digest(lang, ratings.as_ref());
+    let actions = match api.recent_actions(p.user_id, 30).await {
+        Ok(r) => Some(r),
+        Err(e) => {
+            tracing::warn!(persona.id = %p.user_id, error = %e, "could not fetch recent actions");
+            None
+        }
+    };
+    let digest = prompts::digest(lang, ratings.as_ref(), actions.as_ref());
     let mut req = ChatRequest::new(
         p.system_prompt.clone(),
         prompts::day_prompt(lang, Utc::now(), &p.module_mix, &digest),

@@ -45,8 +45,54 @@ fn favourite_modules(mix: &BTreeMap<String, f64>) -> Vec<&str> {
     v.into_iter().map(|(m, _)| m.as_str()).collect()
 }
 
-/// A short digest of the persona's recent ratings, or a "first day" line.
-pub fn digest(lang: Lang, ratings: Option<&PersonaRatingsResponse>) -> String {
+/// A short digest of the persona's recent days: what it did (tools used, how
+/// often, how many failed) and how it rated the modules; or a "first day" line.
+pub fn digest(
+    lang: Lang,
+    ratings: Option<&PersonaRatingsResponse>,
+    actions: Option<&types::personas::RecentActionsResponse>,
+) -> String {
+    let done = recent_actions_line(lang, actions);
+    let rated = ratings_digest(lang, ratings);
+    match done {
+        Some(line) => truncate_chars(&format!("{line}\n{rated}"), MAX_DIGEST),
+        None => rated,
+    }
+}
+
+/// "Recently you used: todo_create (3×), notes_search (1×, 1 failed)".
+fn recent_actions_line(
+    lang: Lang,
+    actions: Option<&types::personas::RecentActionsResponse>,
+) -> Option<String> {
+    let actions = actions.map(|a| &a.actions).filter(|a| !a.is_empty())?;
+    let mut counts: Vec<(&str, usize, usize)> = Vec::new();
+    for a in actions {
+        let failed = usize::from(a.result == types::personas::ActionResult::Error);
+        match counts.iter_mut().find(|(t, _, _)| *t == a.tool_name) {
+            Some(c) => {
+                c.1 += 1;
+                c.2 += failed;
+            }
+            None => counts.push((&a.tool_name, 1, failed)),
+        }
+    }
+    let parts: Vec<String> = counts
+        .iter()
+        .map(|(tool, n, failed)| match (lang, failed) {
+            (_, 0) => format!("{tool} ({n}×)"),
+            (Lang::De, f) => format!("{tool} ({n}×, {f} mit Fehler)"),
+            (Lang::En, f) => format!("{tool} ({n}×, {f} failed)"),
+        })
+        .collect();
+    Some(match lang {
+        Lang::De => format!("Zuletzt hast du in der App benutzt: {}.", parts.join(", ")),
+        Lang::En => format!("Recently you used in the app: {}.", parts.join(", ")),
+    })
+}
+
+/// How the persona rated the modules recently, or a "not rated yet" line.
+fn ratings_digest(lang: Lang, ratings: Option<&PersonaRatingsResponse>) -> String {
     let modules = ratings
         .map(|r| {
             r.modules
@@ -262,13 +308,38 @@ mod tests {
                 },
             ],
         };
-        let d = digest(Lang::De, Some(&r));
+        let d = digest(Lang::De, Some(&r), None);
         assert!(
             d.contains("todo: Ø 3.7 (3 Bewertungen)") && d.contains("schnell"),
             "{d}"
         );
         assert!(!d.contains("__parse"));
-        assert!(digest(Lang::En, None).contains("not rated"));
+        assert!(digest(Lang::En, None, None).contains("not rated"));
+        let actions = types::personas::RecentActionsResponse {
+            persona_id: uuid::Uuid::nil(),
+            actions: ["todo_create", "todo_create", "notes_search"]
+                .iter()
+                .enumerate()
+                .map(|(i, t)| types::personas::RecentAction {
+                    id: format!("a{i}"),
+                    tick_id: "t".into(),
+                    tool_name: (*t).into(),
+                    module: "m".into(),
+                    result: if i == 2 {
+                        types::personas::ActionResult::Error
+                    } else {
+                        types::personas::ActionResult::Ok
+                    },
+                    error_message: None,
+                    latency_ms: None,
+                    created_at: chrono::Utc::now(),
+                })
+                .collect(),
+        };
+        let d = digest(Lang::En, None, Some(&actions));
+        assert!(d.contains("todo_create (2×)"), "{d}");
+        assert!(d.contains("notes_search (1×, 1 failed)"), "{d}");
+        assert!(d.contains("not rated"), "{d}");
     }
 
     #[test]

@@ -520,3 +520,43 @@ pub async fn upsert(
     }
     Ok(outcome)
 }
+
+/// A recent action row.
+#[derive(Debug, Clone, Queryable)]
+pub struct RecentActionRow {
+    pub id: String,
+    pub tick_id: String,
+    pub tool_name: String,
+    pub module: String,
+    pub result: String,
+    pub error_message: Option<String>,
+    pub latency_ms: Option<i32>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// The persona's newest actions (index `persona_actions_persona_idx`).
+pub async fn recent_actions(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    limit: i64,
+) -> QueryResult<Vec<RecentActionRow>> {
+    persona_actions::table
+        .filter(persona_actions::persona_id.eq(id))
+        .order((
+            persona_actions::created_at.desc(),
+            persona_actions::id.desc(),
+        ))
+        .limit(limit)
+        .select((
+            persona_actions::id,
+            persona_actions::tick_id,
+            persona_actions::tool_name,
+            persona_actions::module,
+            persona_actions::result,
+            persona_actions::error_message,
+            persona_actions::latency_ms,
+            persona_actions::created_at,
+        ))
+        .load(conn)
+        .await
+}

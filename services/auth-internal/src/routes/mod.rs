@@ -39,6 +39,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/internal/personas/claim"),
     ("GET", "/api/v1/internal/personas/{id}"),
     ("GET", "/api/v1/internal/personas/{id}/ratings"),
+    ("GET", "/api/v1/internal/personas/{id}/actions"),
     ("POST", "/api/v1/internal/personas/{id}/actions"),
     ("POST", "/api/v1/internal/personas/{id}/feedback"),
     ("POST", "/api/v1/internal/personas/{id}/release"),

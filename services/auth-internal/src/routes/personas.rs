@@ -16,11 +16,11 @@ use service_kit::{Json, persona_password};
 use types::{
     ApiError,
     personas::{
-        ActionsBatch, ClaimPersonasResponse, ClaimRequest, ClaimedPersona, DuePersona,
-        DuePersonasResponse, FeedbackBatch, InsertedResponse, LeaseInfo, ModuleRatings,
-        PARSE_FAILURE_MODULE, PersonaProfile, PersonaRatingsResponse, RatingNote, ReleaseOutcome,
-        ReleaseRequest, ReleaseResponse, TickCadence, UpsertPersonasRequest,
-        UpsertPersonasResponse,
+        ActionResult, ActionsBatch, ClaimPersonasResponse, ClaimRequest, ClaimedPersona,
+        DuePersona, DuePersonasResponse, FeedbackBatch, InsertedResponse, LeaseInfo, ModuleRatings,
+        PARSE_FAILURE_MODULE, PersonaProfile, PersonaRatingsResponse, RatingNote, RecentAction,
+        RecentActionsResponse, ReleaseOutcome, ReleaseRequest, ReleaseResponse, TickCadence,
+        UpsertPersonasRequest, UpsertPersonasResponse,
     },
 };
 use utoipa::IntoParams;
@@ -47,6 +47,10 @@ pub fn config(cfg: &mut web::ServiceConfig) {
         .route("/personas/claim", web::post().to(claim_personas))
         .route("/personas/{id}", web::get().to(get_persona))
         .route("/personas/{id}/ratings", web::get().to(get_persona_ratings))
+        .route(
+            "/personas/{id}/actions",
+            web::get().to(list_persona_actions),
+        )
         .route("/personas/{id}/actions", web::post().to(record_actions))
         .route("/personas/{id}/feedback", web::post().to(record_feedback))
         .route("/personas/{id}/release", web::post().to(release_persona));
@@ -692,5 +696,66 @@ pub async fn get_persona_ratings(
     Ok(HttpResponse::Ok().json(PersonaRatingsResponse {
         persona_id: id,
         modules,
+    }))
+}
+
+/// Query of `GET …/personas/{id}/actions`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ActionsQuery {
+    /// How many, 1 to 200 (default 20).
+    pub limit: Option<u32>,
+}
+
+/// `GET /api/v1/internal/personas/{id}/actions?limit=N`: the persona's newest
+/// tool calls (operators, and the runner's "your recent days" digest).
+#[utoipa::path(
+    get,
+    path = "/api/v1/internal/personas/{id}/actions",
+    tag = "internal-personas",
+    security(("serviceKey" = [])),
+    params(("id" = Uuid, Path, description = "The persona's user id"), ActionsQuery),
+    responses(
+        (status = 200, description = "Newest actions first", body = RecentActionsResponse),
+        (status = 400, description = "A query value has the wrong type", body = ApiError),
+        (status = 401, description = "Missing or wrong `X-Service-Key` (`unauthorized`)", body = ApiError),
+        (status = 404, description = "No such persona (`not_found`)", body = ApiError),
+        (status = 422, description = "`limit` out of range (`validation_failed`)", body = ApiError),
+        (status = 503, description = "The database is unavailable (`service_unavailable`, `Retry-After`)", body = ApiError),
+    ),
+)]
+pub async fn list_persona_actions(
+    state: web::Data<AppState>,
+    id: web::Path<Uuid>,
+    query: web::Query<ActionsQuery>,
+) -> Result<HttpResponse, AppError> {
+    let id = id.into_inner();
+    let limit = query.limit.unwrap_or(20);
+    if !(1..=200).contains(&limit) {
+        return Err(AppError::Validation("`limit` must be 1 to 200".into()));
+    }
+    ensure_persona(&state, id).await?;
+    let mut conn = state.pool.get().await?;
+    let actions = db::recent_actions(&mut conn, id, i64::from(limit))
+        .await?
+        .into_iter()
+        .map(|r| RecentAction {
+            id: r.id,
+            tick_id: r.tick_id,
+            tool_name: r.tool_name,
+            module: r.module,
+            result: if r.result == "error" {
+                ActionResult::Error
+            } else {
+                ActionResult::Ok
+            },
+            error_message: r.error_message,
+            latency_ms: r.latency_ms,
+            created_at: r.created_at,
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(RecentActionsResponse {
+        persona_id: id,
+        actions,
     }))
 }
