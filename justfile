@@ -63,4 +63,10 @@ tick runner="persona":
 
 # Benchmarks (release build); they print figures, they do not assert.
 bench:
-    TEST_DATABASE_URL="$(scripts/ensure-postgres.sh)" cargo bench -p auth-internal --bench personas
+    #!/usr/bin/env bash
+    set -euo pipefail
+    export TEST_DATABASE_URL="$(scripts/ensure-postgres.sh)"
+    cargo bench -p auth-internal --bench personas   # claim latency 10k vs 1M, action ingest
+    cargo bench -p auth-internal --bench records    # MCP calls/s, sync push, pull vs log size
+    cargo bench -p auth-internal --bench missions   # mission claim vs change-log size, replay baseline
+    cargo bench -p persona-runner --bench day       # persona-days/s, RSS per concurrent persona

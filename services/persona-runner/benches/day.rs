@@ -1,0 +1,653 @@
+//! persona-runner benchmark (issue 4 §7): the runner's own cost per persona-day.
+//!
+//! `cargo bench -p persona-runner --bench day` (release). Needs PostgreSQL like the tests
+//! (`TEST_DATABASE_URL`, else `postgres://postgres@127.0.0.1:5432/postgres`).
+//!
+//! 1. Throughput: a real in-process auth-internal (fresh database, manual clock), a real
+//!    MCP session per day, and a zero-latency fake OpenAI-compatible LLM that makes
+//!    exactly 10 tool calls per day (`todo_create` / `todo_list` alternating), then ends
+//!    the day and answers the rating turn with strict JSON. 200 hourly personas,
+//!    `PERSONA_CONCURRENCY` 8 and 32; per concurrency a cold round (a fresh runner logs
+//!    every persona in) and a warm round (cached tokens, clock one hour on). Every round
+//!    checks the rows written (200 × 10 actions, 200 ratings) so the figure is honest.
+//!    Everything shares the machine's cores (runner, auth-internal, fake, PostgreSQL).
+//! 2. Memory: the release binary of persona-runner as a child process (so its RSS is its
+//!    own), `PERSONA_CONCURRENCY=200`, a fake that waits 200 ms per reply so all 200 days
+//!    overlap; idle `VmRSS` after `/health`, then `VmRSS` sampled every 20 ms during
+//!    `POST /internal/tick` and `VmHWM` at the end.
+//!
+//! Rules: prints figures, asserts only correctness (rows, outcomes), never time. Every
+//! loop is bounded; the child is killed on every path (guard with `Drop`).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "benchmark")]
+
+use std::{
+    collections::HashMap,
+    fs::File,
+    net::TcpListener,
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+    thread,
+    time::{Duration, Instant},
+};
+
+use chrono::{TimeDelta, TimeZone, Utc};
+use diesel::QueryableByName;
+use fake_llm::{Api, FakeLlm, Reply};
+use persona_runner::{Application, PersonaTick, Settings, TickOutput};
+use runner_kit::{ServiceHandle, TickRunner};
+use serde_json::{Value, json};
+use service_kit::Clock;
+use test_support::TestDb;
+
+const KEY: &str = "test-service-key-new";
+const SEED_SECRET: &str = "test-seed-secret";
+/// Personas per round.
+const PERSONAS: usize = 200;
+/// Tool calls per persona-day.
+const TOOL_CALLS: usize = 10;
+/// Fake LLM latency in the memory part (so all days overlap).
+const MEMORY_DELAY: Duration = Duration::from_millis(200);
+/// Upper bound of one tick (the runner's own deadline is 120 s).
+const TICK_LIMIT: Duration = Duration::from_secs(180);
+/// `/proc/<pid>/stat` times are in clock ticks; 100 Hz on every Linux we run on.
+const CLK_TCK: f64 = 100.0;
+const RATING: &str = r#"{"ratings":[{"module":"todo","rating":4,"notes":"schnell und klar"}]}"#;
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    rt.block_on(run());
+}
+
+async fn run() {
+    let started = Instant::now();
+    let profile = if cfg!(debug_assertions) {
+        "debug (figures are not representative)"
+    } else {
+        "release"
+    };
+    println!(
+        "persona-runner day bench: {profile} build, {} cores, {PERSONAS} personas, {TOOL_CALLS} tool calls per day",
+        thread::available_parallelism().map_or(0, usize::from),
+    );
+    throughput().await;
+    memory().await;
+    println!("total bench time {:.1} s", started.elapsed().as_secs_f64());
+}
+
+// ---------------------------------------------------------------------------------------
+// Shared set-up
+// ---------------------------------------------------------------------------------------
+
+/// When the fake saw each day start (first main-turn request) and end (rating request),
+/// keyed by the persona's system prompt (unique per persona).
+#[derive(Default)]
+struct Spans {
+    days: Mutex<HashMap<String, (Instant, Option<Instant>)>>,
+}
+
+impl Spans {
+    fn start(&self, key: String) {
+        self.days
+            .lock()
+            .unwrap()
+            .insert(key, (Instant::now(), None));
+    }
+
+    fn end(&self, key: &str) {
+        if let Some(day) = self.days.lock().unwrap().get_mut(key) {
+            day.1 = Some(Instant::now());
+        }
+    }
+
+    /// The completed spans so far; forgets them all.
+    fn take(&self) -> Vec<(Instant, Instant)> {
+        self.days
+            .lock()
+            .unwrap()
+            .drain()
+            .filter_map(|(_, (s, e))| e.map(|e| (s, e)))
+            .collect()
+    }
+}
+
+/// The most spans open at one instant.
+fn max_overlap(spans: &[(Instant, Instant)]) -> usize {
+    let mut events: Vec<(Instant, i64)> = spans
+        .iter()
+        .flat_map(|(s, e)| [(*s, 1), (*e, -1)])
+        .collect();
+    // At equal instants, ends before starts.
+    events.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
+    let (mut open, mut max) = (0i64, 0i64);
+    for (_, d) in events {
+        open += d;
+        max = max.max(open);
+    }
+    usize::try_from(max).unwrap_or(0)
+}
+
+/// Mean, median and max day length in ms, as the fake saw them.
+fn span_stats(spans: &[(Instant, Instant)]) -> (f64, f64, f64) {
+    let mut ms: Vec<f64> = spans
+        .iter()
+        .map(|(s, e)| e.duration_since(*s).as_secs_f64() * 1000.0)
+        .collect();
+    if ms.is_empty() {
+        return (0.0, 0.0, 0.0);
+    }
+    ms.sort_by(f64::total_cmp);
+    let mean = ms.iter().sum::<f64>() / ms.len() as f64;
+    (mean, ms[ms.len() / 2], ms[ms.len() - 1])
+}
+
+/// The scripted model: by the number of assistant messages so far, `TOOL_CALLS` tool
+/// calls (`todo_create` / `todo_list` alternating), then a closing text; a request
+/// without tools is the rating turn and gets strict JSON.
+fn day_handler(delay: Duration, spans: Arc<Spans>) -> impl Fn(&Value) -> Reply + Send + Sync {
+    move |body: &Value| {
+        let messages = body["messages"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let key = messages
+            .first()
+            .map(|m| m["content"].to_string())
+            .unwrap_or_default();
+        let has_tools = body["tools"].as_array().is_some_and(|t| !t.is_empty());
+        let reply = if has_tools {
+            let turns = messages.iter().filter(|m| m["role"] == "assistant").count();
+            if turns == 0 {
+                spans.start(key);
+            }
+            if turns >= TOOL_CALLS {
+                Reply::text("Fertig für heute.")
+            } else if turns % 2 == 0 {
+                Reply::tool_call(
+                    "todo_create",
+                    json!({ "title": format!("Bench-Aufgabe {turns}") }),
+                )
+            } else {
+                Reply::tool_call("todo_list", json!({ "limit": 5 }))
+            }
+        } else {
+            spans.end(&key);
+            Reply::text(RATING)
+        };
+        if delay.is_zero() {
+            reply
+        } else {
+            Reply::delayed(delay, reply)
+        }
+    }
+}
+
+/// A fake OpenAI endpoint scripted with [`day_handler`].
+async fn start_fake(delay: Duration) -> (FakeLlm, Arc<Spans>) {
+    let fake = FakeLlm::start().await.expect("start fake LLM");
+    let spans = Arc::new(Spans::default());
+    fake.set_openai_handler(day_handler(delay, spans.clone()));
+    (fake, spans)
+}
+
+fn rejected(fake: &FakeLlm) -> usize {
+    fake.requests_to(Api::OpenAi)
+        .iter()
+        .filter(|r| r.rejection.is_some())
+        .count()
+}
+
+/// auth-internal in-process on a fresh database, clock fixed at Wed 2026-11-18 12:00 UTC.
+struct Auth {
+    base: String,
+    clock: Clock,
+    db: TestDb,
+    handle: actix_web::dev::ServerHandle,
+}
+
+impl Auth {
+    async fn spawn() -> Self {
+        let db = TestDb::new(auth_internal::db::MIGRATIONS).await;
+        let mut settings = auth_internal::Settings::for_tests(db.url()).expect("auth settings");
+        // The clock moves an hour between rounds: keep tokens valid so the warm rounds
+        // measure a cached token, not a rejected one.
+        settings.jwt.access_ttl_secs = 7 * 24 * 3600;
+        let clock = Clock::manual(Utc.with_ymd_and_hms(2026, 11, 18, 12, 0, 0).unwrap());
+        let app = auth_internal::Application::build_with_clock(settings, clock.clone())
+            .await
+            .expect("auth-internal");
+        let base = format!("http://127.0.0.1:{}", app.port());
+        let handle = app.handle();
+        tokio::spawn(app.run_until_stopped());
+        Self {
+            base,
+            clock,
+            db,
+            handle,
+        }
+    }
+
+    /// Upserts `PERSONAS` hourly personas `{prefix}-{i}`.
+    async fn seed(&self, prefix: &str) {
+        let specs: Vec<Value> = (0..PERSONAS)
+            .map(|i| {
+                json!({
+                    "slug": format!("{prefix}-{i}"),
+                    "name": format!("Bench {i}"),
+                    "archetype": "tester",
+                    "systemPrompt": format!("Du bist Testperson Nr. {i} ({prefix}) und probierst die App im Alltag aus."),
+                    "moduleMix": { "todo": 0.6, "notes": 0.4 },
+                    "tickCadence": "hourly",
+                    "locale": "de",
+                })
+            })
+            .collect();
+        let resp = reqwest::Client::new()
+            .put(format!("{}/api/v1/internal/personas", self.base))
+            .header("x-service-key", KEY)
+            .json(&json!({ "personas": specs }))
+            .send()
+            .await
+            .expect("seed personas");
+        let status = resp.status();
+        let body = resp.text().await.unwrap_or_default();
+        assert!(status.is_success(), "seed: {status} {body}");
+    }
+
+    async fn count(&self, sql: &str) -> i64 {
+        // Scoped: `RunQueryDsl::load` would shadow `AtomicBool::load` file-wide.
+        use diesel_async::RunQueryDsl;
+
+        #[derive(QueryableByName)]
+        struct Count {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let mut conn = self.db.conn().await;
+        let c: Count = diesel::sql_query(sql)
+            .get_result(&mut conn)
+            .await
+            .unwrap_or_else(|e| panic!("{e}: {sql}"));
+        c.n
+    }
+
+    /// Checks the tick's rows: every persona wrote exactly `TOOL_CALLS` ok actions and
+    /// one `todo` rating of 4.
+    async fn verify_rows(&self, tick_id: &str) {
+        assert!(
+            tick_id.chars().all(|c| c.is_ascii_hexdigit() || c == '-'),
+            "unexpected tick id {tick_id:?}"
+        );
+        let of_tick = format!("starts_with(tick_id, '{tick_id}.')");
+        let expected_actions = i64::try_from(PERSONAS * TOOL_CALLS).unwrap();
+        let expected_personas = i64::try_from(PERSONAS).unwrap();
+        let actions = self
+            .count(&format!(
+                "SELECT count(*) AS n FROM persona_actions WHERE {of_tick}"
+            ))
+            .await;
+        let ok = self
+            .count(&format!(
+                "SELECT count(*) AS n FROM persona_actions WHERE {of_tick} AND result = 'ok' \
+                 AND module = 'todo' AND tool_name IN ('todo_create', 'todo_list')"
+            ))
+            .await;
+        let full_days = self
+            .count(&format!(
+                "SELECT count(*) AS n FROM (SELECT persona_id FROM persona_actions WHERE {of_tick} \
+                 GROUP BY persona_id HAVING count(*) = {TOOL_CALLS}) t"
+            ))
+            .await;
+        let ratings = self
+            .count(&format!(
+                "SELECT count(*) AS n FROM persona_feedback WHERE {of_tick} AND module = 'todo' AND rating = 4"
+            ))
+            .await;
+        assert_eq!(
+            (actions, ok, full_days, ratings),
+            (
+                expected_actions,
+                expected_actions,
+                expected_personas,
+                expected_personas
+            ),
+            "(actions, ok actions, personas with {TOOL_CALLS} actions, ratings) of tick {tick_id}"
+        );
+    }
+
+    async fn stop(self) {
+        self.handle.stop(true).await;
+    }
+}
+
+/// Every persona ran, none failed, none was a simulator failure.
+fn check_report(out: &TickOutput) {
+    let r = &out.report;
+    assert!(out.error.is_none(), "tick error: {:?}", out.error);
+    assert_eq!(r.due as usize, PERSONAS, "due: {out:?}");
+    assert_eq!(
+        (
+            r.ran_successfully as usize,
+            r.failed.len(),
+            r.simulator_failures
+        ),
+        (PERSONAS, 0, 0),
+        "first failures: {:?}",
+        r.failed.iter().take(3).collect::<Vec<_>>()
+    );
+}
+
+/// utime + stime of `pid` in seconds.
+fn cpu_secs(pid: u32) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    // Fields after the `comm` in parentheses: state is field 3, utime 14, stime 15.
+    let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+        return 0.0;
+    };
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let tick = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    (tick(11) + tick(12)) as f64 / CLK_TCK
+}
+
+/// A `kB` field of `/proc/<pid>/status` (`VmRSS`, `VmHWM`).
+fn status_kb(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status.lines().find_map(|l| {
+        l.strip_prefix(field)?
+            .strip_prefix(':')?
+            .trim()
+            .strip_suffix("kB")?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
+fn mb(kb: u64) -> f64 {
+    kb as f64 / 1024.0
+}
+
+fn runner_env(auth_url: &str, llm_url: &str, concurrency: usize) -> Vec<(String, String)> {
+    [
+        ("AUTH_INTERNAL_URL", auth_url.to_owned()),
+        ("MANA_SERVICE_KEY", KEY.to_owned()),
+        ("PERSONA_SEED_SECRET", SEED_SECRET.to_owned()),
+        ("TICK_INTERVAL_SECS", "0".to_owned()),
+        ("SHUTDOWN_GRACE_SECS", "0".to_owned()),
+        ("LLM_PROVIDER", "openai".to_owned()),
+        ("OPENAI_BASE_URL", llm_url.to_owned()),
+        ("OPENAI_API_KEY", "x".to_owned()),
+        ("PERSONA_CONCURRENCY", concurrency.to_string()),
+        ("PERSONA_CLAIM_LIMIT", PERSONAS.to_string()),
+        ("PERSONA_DEADLINE_SECS", "120".to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect()
+}
+
+// ---------------------------------------------------------------------------------------
+// 1. Throughput
+// ---------------------------------------------------------------------------------------
+
+async fn spawn_runner(
+    auth: &Auth,
+    fake: &FakeLlm,
+    concurrency: usize,
+) -> (TickRunner<PersonaTick>, ServiceHandle) {
+    let mut env: HashMap<String, String> =
+        runner_env(&auth.base, &fake.openai_base_url(), concurrency)
+            .into_iter()
+            .collect();
+    env.insert("BIND_ADDR".into(), "127.0.0.1:0".into());
+    let settings = Settings::from_env(&env).expect("runner settings");
+    let app = Application::build(settings).expect("runner");
+    let runner = app.runner();
+    let handle = app.handle();
+    tokio::spawn(app.run_without_signals());
+    (runner, handle)
+}
+
+async fn round(auth: &Auth, runner: &TickRunner<PersonaTick>, spans: &Spans, label: &str) {
+    let pid = std::process::id();
+    let cpu0 = cpu_secs(pid);
+    let t0 = Instant::now();
+    let out = tokio::time::timeout(TICK_LIMIT, runner.run_now())
+        .await
+        .expect("tick exceeded its limit")
+        .expect("tick refused");
+    let secs = t0.elapsed().as_secs_f64();
+    let cpu = cpu_secs(pid) - cpu0;
+    check_report(&out);
+    auth.verify_rows(&out.report.tick_id).await;
+    let spans = spans.take();
+    let (mean, p50, max) = span_stats(&spans);
+    println!(
+        "  {label:<26} {:>6.1} persona-days/s  ({PERSONAS} days in {secs:>5.2} s; day mean {mean:>5.0} ms, p50 {p50:>5.0} ms, max {max:>5.0} ms; \
+         bench-process CPU {:>4.1} ms/day; rows ok: {} actions, {PERSONAS} ratings)",
+        PERSONAS as f64 / secs,
+        cpu * 1000.0 / PERSONAS as f64,
+        PERSONAS * TOOL_CALLS,
+    );
+    // Hourly personas are due again an hour later.
+    auth.clock.advance(TimeDelta::minutes(61));
+}
+
+async fn throughput() {
+    println!();
+    println!(
+        "1. throughput: zero-latency fake LLM (OpenAI wire format), {TOOL_CALLS} MCP tool calls/day \
+         (todo_create/todo_list) + strict-JSON rating, real in-process auth-internal + PostgreSQL"
+    );
+    println!(
+        "   (runner, auth-internal, fake LLM and PostgreSQL share the machine; the fake also validates \
+         and records every request)"
+    );
+    let auth = Auth::spawn().await;
+    auth.seed("tp").await;
+    for concurrency in [8, 32] {
+        // A fresh fake per runner bounds the requests it keeps in memory.
+        let (fake, spans) = start_fake(Duration::ZERO).await;
+        let (runner, handle) = spawn_runner(&auth, &fake, concurrency).await;
+        round(
+            &auth,
+            &runner,
+            &spans,
+            &format!("concurrency {concurrency}, cold:"),
+        )
+        .await;
+        round(
+            &auth,
+            &runner,
+            &spans,
+            &format!("concurrency {concurrency}, warm:"),
+        )
+        .await;
+        let bad = rejected(&fake);
+        assert_eq!(bad, 0, "the fake rejected {bad} requests as malformed");
+        handle.shutdown().await;
+    }
+    println!(
+        "   cold = a fresh runner logs every persona in (as an hourly persona does in production, where \
+         the 15-min token has expired); warm = token cached"
+    );
+    auth.stop().await;
+}
+
+// ---------------------------------------------------------------------------------------
+// 2. Memory
+// ---------------------------------------------------------------------------------------
+
+/// The child runner; killed and reaped on every path, panics included.
+struct ChildGuard {
+    child: Child,
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    l.local_addr().expect("local addr").port()
+}
+
+/// Samples `VmRSS` of `pid` every 20 ms until `stop` (at most 5 min); returns the peak
+/// in kB and when it was seen, relative to the start.
+fn sample_rss(pid: u32, stop: Arc<AtomicBool>) -> thread::JoinHandle<(u64, Duration, usize)> {
+    thread::spawn(move || {
+        let started = Instant::now();
+        let (mut peak, mut at, mut samples) = (0u64, Duration::ZERO, 0usize);
+        for _ in 0..15_000 {
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
+            if let Some(kb) = status_kb(pid, "VmRSS") {
+                samples += 1;
+                if kb > peak {
+                    peak = kb;
+                    at = started.elapsed();
+                }
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        (peak, at, samples)
+    })
+}
+
+async fn memory() {
+    println!();
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_persona-runner"));
+    println!(
+        "2. memory: {} as a child process, PERSONA_CONCURRENCY={PERSONAS}, fake LLM answers after {} ms \
+         per reply (so all days overlap), {TOOL_CALLS} tool calls/day",
+        bin.display(),
+        MEMORY_DELAY.as_millis()
+    );
+    let auth = Auth::spawn().await;
+    auth.seed("mem").await;
+    let (fake, spans) = start_fake(MEMORY_DELAY).await;
+
+    let port = free_port();
+    let log = std::env::temp_dir().join(format!("persona-runner-bench-{}.log", std::process::id()));
+    let out = File::create(&log).expect("child log file");
+    let err = out.try_clone().expect("child log file");
+    let mut cmd = Command::new(&bin);
+    cmd.env_clear()
+        .envs(runner_env(&auth.base, &fake.openai_base_url(), PERSONAS))
+        .env("BIND_ADDR", format!("127.0.0.1:{port}"))
+        .env("MANA_LOG_FORMAT", "json")
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(out))
+        .stderr(Stdio::from(err));
+    let mut guard = ChildGuard {
+        child: cmd.spawn().expect("spawn persona-runner"),
+    };
+    let pid = guard.child.id();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::builder()
+        .timeout(TICK_LIMIT)
+        .build()
+        .expect("client");
+
+    let mut ready = false;
+    for _ in 0..200 {
+        if let Ok(Some(status)) = guard.child.try_wait() {
+            panic!(
+                "persona-runner exited early ({status}); log: {}",
+                log.display()
+            );
+        }
+        if let Ok(r) = client.get(format!("{base}/health")).send().await
+            && r.status().is_success()
+        {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        ready,
+        "persona-runner /health not ready within 10 s; log: {}",
+        log.display()
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let idle = status_kb(pid, "VmRSS").expect("VmRSS");
+    let cpu0 = cpu_secs(pid);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let sampler = sample_rss(pid, stop.clone());
+    let t0 = Instant::now();
+    let resp = client
+        .post(format!("{base}/internal/tick"))
+        .header("x-service-key", KEY)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("tick: {e}; log: {}", log.display()));
+    let status = resp.status();
+    let body: Value = resp.json().await.expect("tick report");
+    let secs = t0.elapsed().as_secs_f64();
+    stop.store(true, Ordering::Relaxed);
+    let (sampled_peak, peak_at, samples) = sampler.join().expect("sampler");
+    let hwm = status_kb(pid, "VmHWM").unwrap_or(0);
+    let after = status_kb(pid, "VmRSS").unwrap_or(0);
+    let cpu = cpu_secs(pid) - cpu0;
+    drop(guard);
+
+    assert!(status.is_success(), "tick: {status} {body}");
+    let report: TickOutput = TickOutput {
+        report: serde_json::from_value(body.clone()).expect("tick report shape"),
+        error: body["error"].as_str().map(str::to_owned),
+    };
+    check_report(&report);
+    auth.verify_rows(&report.report.tick_id).await;
+    let spans = spans.take();
+    let overlap = max_overlap(&spans);
+    let (mean, _, max) = span_stats(&spans);
+    let bad = rejected(&fake);
+    assert_eq!(bad, 0, "the fake rejected {bad} requests as malformed");
+
+    let peak = sampled_peak.max(hwm);
+    let per = |p: u64| mb(p.saturating_sub(idle)) / PERSONAS as f64;
+    println!(
+        "  tick: {PERSONAS} days ok in {secs:.2} s; {overlap} of {PERSONAS} days in flight at once (seen by the fake); \
+         day mean {mean:.0} ms, max {max:.0} ms; rows ok: {} actions, {PERSONAS} ratings",
+        PERSONAS * TOOL_CALLS
+    );
+    println!("  idle RSS (after /health):        {:>7.1} MB", mb(idle));
+    println!(
+        "  peak RSS sampled (20 ms, {samples} samples, at +{:.2} s): {:>7.1} MB",
+        peak_at.as_secs_f64(),
+        mb(sampled_peak)
+    );
+    println!("  VmHWM at the end:                {:>7.1} MB", mb(hwm));
+    println!("  RSS after the tick:              {:>7.1} MB", mb(after));
+    println!(
+        "  (peak - idle) / {PERSONAS}:             {:>7.3} MB per concurrent persona (goal <= 2 MB; sampled peak only: {:.3} MB)",
+        per(peak),
+        per(sampled_peak)
+    );
+    println!(
+        "  runner CPU: {:.1} ms per persona-day ({cpu:.2} s for {PERSONAS} days; runner alone would reach ~{:.0} persona-days/s per core)",
+        cpu * 1000.0 / PERSONAS as f64,
+        if cpu > 0.0 {
+            PERSONAS as f64 / cpu
+        } else {
+            0.0
+        }
+    );
+    println!("  child log: {}", log.display());
+    auth.stop().await;
+}
