@@ -59,6 +59,18 @@ pub struct LoginUser {
     pub id: Uuid,
 }
 
+/// Cache `token` for `email` and drop every expired entry, so the cache holds
+/// only live tokens however many personas the process has run.
+fn remember(
+    cache: &mut HashMap<String, AccessToken>,
+    email: &str,
+    token: AccessToken,
+    now: Instant,
+) {
+    cache.retain(|_, t| t.expires_at > now);
+    cache.insert(email.to_owned(), token);
+}
+
 /// A cached access token.
 #[derive(Clone)]
 pub struct AccessToken {
@@ -113,6 +125,14 @@ impl PersonaApi {
             .await
     }
 
+    /// How many tokens are cached (live ones only, after the last insert).
+    pub fn cached_tokens(&self) -> usize {
+        self.tokens
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+
     /// The cached token of `email`, logging in when there is none or it expires soon.
     pub async fn token(&self, email: &str) -> Result<AccessToken, ClientError> {
         let cached = self
@@ -131,10 +151,12 @@ impl PersonaApi {
             user_id: login.user.id,
             expires_at: Instant::now() + Duration::from_secs(login.expires_in),
         };
-        self.tokens
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(email.to_owned(), token.clone());
+        remember(
+            &mut self.tokens.lock().unwrap_or_else(PoisonError::into_inner),
+            email,
+            token.clone(),
+            Instant::now(),
+        );
         Ok(token)
     }
 
@@ -267,5 +289,38 @@ impl PersonaApi {
     /// `GET /personas/{id}`.
     pub async fn profile(&self, id: Uuid) -> Result<PersonaProfile, ClientError> {
         self.client.get_internal(&format!("/personas/{id}")).await
+    }
+}
+
+#[cfg(test)]
+mod token_cache_tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    fn token(expires_at: Instant) -> AccessToken {
+        AccessToken {
+            token: SecretString::from("t".to_owned()),
+            user_id: uuid::Uuid::nil(),
+            expires_at,
+        }
+    }
+
+    #[test]
+    fn expired_tokens_are_dropped_when_a_new_one_is_cached() {
+        let now = Instant::now();
+        let mut cache = HashMap::new();
+        remember(&mut cache, "a", token(now + Duration::from_secs(60)), now);
+        remember(&mut cache, "b", token(now + Duration::from_secs(600)), now);
+        assert_eq!(cache.len(), 2);
+        let later = now + Duration::from_secs(120);
+        remember(
+            &mut cache,
+            "c",
+            token(later + Duration::from_secs(600)),
+            later,
+        );
+        assert_eq!(cache.len(), 2, "a expired and was dropped");
+        assert!(!cache.contains_key("a"));
+        assert!(cache.contains_key("b") && cache.contains_key("c"));
     }
 }
