@@ -3,6 +3,7 @@
 
 pub mod clock;
 pub mod errors;
+pub mod input_hash;
 pub mod json;
 pub mod metrics;
 pub mod persona_password;
@@ -11,5 +12,6 @@ pub mod telemetry;
 
 pub use clock::Clock;
 pub use errors::{ErrorResponse, json_error};
+pub use input_hash::input_hash;
 pub use json::Json;
 pub use service_key::{ServiceKeys, require_service_key};

@@ -27,7 +27,6 @@ use actix_web::{
     middleware::Next,
     web,
 };
-use aws_lc_rs::digest;
 use prometheus_client::{
     encoding::EncodeLabelSet,
     metrics::{counter::Counter, family::Family, histogram::Histogram},
@@ -127,15 +126,6 @@ fn caller(ctx: &RequestContext<RoleServer>) -> Result<McpUser, McpError> {
         .ok_or_else(|| McpError::new(ErrorCode::INVALID_REQUEST, "not authenticated", None))
 }
 
-fn input_hash(args: &Value) -> String {
-    let d = digest::digest(&digest::SHA256, args.to_string().as_bytes());
-    hex_prefix(d.as_ref())
-}
-
-fn hex_prefix(bytes: &[u8]) -> String {
-    bytes.iter().take(8).map(|b| format!("{b:02x}")).collect()
-}
-
 impl ServerHandler for ManaMcp {
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
@@ -171,7 +161,7 @@ impl ServerHandler for ManaMcp {
             .get(&name)
             .is_some_and(|t| t.policy != Policy::Destructive);
         let args = Value::Object(request.arguments.unwrap_or_default());
-        let hash = input_hash(&args);
+        let hash = service_kit::input_hash(&args);
         if !exposed {
             tracing::info!(user.id = %user.id, tool = %name, input.hash = %hash, result = "unknown_tool", "mcp tool call refused");
             self.metrics

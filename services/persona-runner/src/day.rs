@@ -115,11 +115,8 @@ struct DayState {
     feedback: Vec<FeedbackRow>,
 }
 
-/// First 16 hex chars of SHA-256 of the canonical JSON of `input`.
-pub fn input_hash(input: &serde_json::Value) -> String {
-    let digest = Sha256::digest(input.to_string().as_bytes());
-    hex::encode(digest).chars().take(16).collect()
-}
+/// The action row's input hash, the same one the MCP endpoint logs.
+pub use service_kit::input_hash;
 
 /// A tool name the server accepts (`^[a-zA-Z0-9_-]{1,64}$`), for names the model invented.
 fn safe_tool_name(name: &str) -> String {

@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 
 use actix_web::{HttpResponse, web};
-use diesel_async::AsyncConnection;
+use diesel_async::{AsyncConnection, AsyncPgConnection};
 use secrecy::ExposeSecret;
 use serde::Deserialize;
 use service_kit::{Json, persona_password};
@@ -355,9 +355,8 @@ fn check_tick_id(tick_id: &str) -> Result<(), AppError> {
     Ok(())
 }
 
-async fn ensure_persona(state: &AppState, id: Uuid) -> Result<(), AppError> {
-    let mut conn = state.pool.get().await?;
-    if db::exists(&mut conn, id).await? {
+async fn ensure_persona(conn: &mut AsyncPgConnection, id: Uuid) -> Result<(), AppError> {
+    if db::exists(conn, id).await? {
         Ok(())
     } else {
         Err(AppError::NotFound(format!("no persona {id}")))
@@ -446,8 +445,8 @@ pub async fn record_actions(
             created_at: a.created_at.unwrap_or(now),
         });
     }
-    ensure_persona(&state, id).await?;
     let mut conn = state.pool.get().await?;
+    ensure_persona(&mut conn, id).await?;
     let inserted = db::insert_actions(&mut conn, id, &rows, now).await?;
     Ok(HttpResponse::Ok().json(inserted_response(inserted, rows.len())))
 }
@@ -522,8 +521,8 @@ pub async fn record_feedback(
             created_at: now,
         });
     }
-    ensure_persona(&state, id).await?;
     let mut conn = state.pool.get().await?;
+    ensure_persona(&mut conn, id).await?;
     let inserted = db::insert_feedback(&mut conn, &rows).await?;
     Ok(HttpResponse::Ok().json(inserted_response(inserted, rows.len())))
 }
@@ -672,8 +671,8 @@ pub async fn get_persona_ratings(
     if !(1..=100).contains(&last) {
         return Err(AppError::Validation("`last` must be 1 to 100".into()));
     }
-    ensure_persona(&state, id).await?;
     let mut conn = state.pool.get().await?;
+    ensure_persona(&mut conn, id).await?;
     let rows = db::ratings(&mut conn, id, last as i32).await?;
     let mut modules: Vec<ModuleRatings> = Vec::new();
     for r in rows {
@@ -734,8 +733,8 @@ pub async fn list_persona_actions(
     if !(1..=200).contains(&limit) {
         return Err(AppError::Validation("`limit` must be 1 to 200".into()));
     }
-    ensure_persona(&state, id).await?;
     let mut conn = state.pool.get().await?;
+    ensure_persona(&mut conn, id).await?;
     let actions = db::recent_actions(&mut conn, id, i64::from(limit))
         .await?
         .into_iter()
