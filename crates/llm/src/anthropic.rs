@@ -224,6 +224,7 @@ pub(crate) fn parse_response(v: &Value, requested_model: &str) -> Result<ChatRes
             + count("cache_creation_input_tokens")
             + count("cache_read_input_tokens"),
         output: count("output_tokens"),
+        ..Default::default()
     };
     let text = texts.join("\n");
     Ok(ChatResponse {
@@ -347,7 +348,8 @@ mod tests {
             r.usage,
             TokenUsage {
                 input: 12,
-                output: 5
+                output: 5,
+                ..Default::default()
             }
         );
         assert_eq!(r.model, "claude-y");

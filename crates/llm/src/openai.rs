@@ -221,6 +221,7 @@ pub(crate) fn parse_response(v: &Value, requested_model: &str) -> Result<ChatRes
         usage: TokenUsage {
             input: count("prompt_tokens"),
             output: count("completion_tokens"),
+            ..Default::default()
         },
         model: v
             .get("model")
@@ -368,7 +369,8 @@ mod tests {
             r.usage,
             TokenUsage {
                 input: 9,
-                output: 3
+                output: 3,
+                ..Default::default()
             }
         );
         assert_eq!(r.model, "gpt-4o-mini-2024");

@@ -3,23 +3,36 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-/// Token usage, summed.
+/// Token usage, summed, in the four kinds a vendor bills apart.
+///
+/// `input` counts fresh (uncached) input tokens only: Anthropic's `input_tokens`
+/// as reported, OpenAI's `prompt_tokens` minus its cached tokens. `cache_read`
+/// and `cache_write` are the prompt-cache reads and writes. The wire shape is
+/// `{input, output, cacheRead, cacheWrite}` everywhere tokens appear; the cache
+/// fields default to 0 so older payloads still parse.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct TokenUsage {
     pub input: u64,
     pub output: u64,
+    #[serde(default)]
+    pub cache_read: u64,
+    #[serde(default)]
+    pub cache_write: u64,
 }
 
 impl TokenUsage {
+    /// Every token of every kind.
     pub fn total(&self) -> u64 {
-        self.input + self.output
+        self.input + self.output + self.cache_read + self.cache_write
     }
 
     pub fn add(&mut self, other: TokenUsage) {
         self.input += other.input;
         self.output += other.output;
+        self.cache_read += other.cache_read;
+        self.cache_write += other.cache_write;
     }
 }
 

@@ -79,6 +79,7 @@ impl SimProvider {
         let usage = TokenUsage {
             input: tokens(input_chars(req)),
             output: tokens(output_chars(text.as_deref(), &tool_calls)).max(1),
+            ..Default::default()
         };
         ChatResponse {
             text,

@@ -61,7 +61,8 @@ async fn tool_call_result_and_final_text_round_trip() {
         total,
         TokenUsage {
             input: 320,
-            output: 42
+            output: 42,
+            ..Default::default()
         }
     );
 
