@@ -10,7 +10,9 @@ pub mod mcp;
 pub mod openapi;
 pub mod routes;
 pub mod startup;
+pub mod state;
 pub mod store;
 
 pub use config::Settings;
-pub use startup::{AppState, Application};
+pub use startup::Application;
+pub use state::AppState;

@@ -51,7 +51,7 @@ use types::{ApiError, error::codes};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::{auth, startup::AppState, store::PgRecordStore};
+use crate::{auth, state::AppState, store::PgRecordStore};
 
 /// The MCP caller, put into the request by the bearer middleware.
 #[derive(Debug, Clone)]

@@ -10,21 +10,10 @@ use service_kit::{Clock, json::JsonLimit, metrics::Metrics};
 use crate::{
     auth::{jwt::Keys, password::Hasher},
     config::Settings,
-    db::{self, PgPool},
+    db,
     routes,
+    state::AppState,
 };
-
-/// Shared state of every request handler.
-pub struct AppState {
-    pub pool: PgPool,
-    pub keys: Keys,
-    pub hasher: Hasher,
-    pub clock: Clock,
-    pub settings: Settings,
-    pub metrics: Metrics,
-    /// The server's hybrid logical clock for record stamps.
-    pub hlc: lww::Hlc,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {

@@ -17,7 +17,7 @@ use uuid::Uuid;
 use crate::{
     db::records::{self, Appended, Author, RecordError, RecordKey},
     error::AppError,
-    startup::AppState,
+    state::AppState,
 };
 
 impl From<RecordError> for AppError {

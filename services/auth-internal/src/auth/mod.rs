@@ -9,7 +9,7 @@ use std::{future::Future, pin::Pin};
 use actix_web::{FromRequest, HttpRequest, dev::Payload, http::header, web};
 use uuid::Uuid;
 
-use crate::{error::AppError, startup::AppState};
+use crate::{error::AppError, state::AppState};
 
 /// The authenticated caller of a user route, from `Authorization: Bearer <jwt>`.
 #[derive(Debug, Clone)]

@@ -11,7 +11,7 @@ use types::ApiError;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::{db::users, error::AppError, startup::AppState};
+use crate::{db::users, error::AppError, state::AppState};
 
 /// Body of `POST /api/v1/auth/register`.
 #[derive(Debug, Deserialize, ToSchema)]

@@ -6,7 +6,7 @@ use actix_web::{HttpResponse, web};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::{db, startup::AppState};
+use crate::{db, state::AppState};
 
 /// The health answer (the same shape for 200 and 503).
 #[derive(Debug, Serialize, ToSchema)]

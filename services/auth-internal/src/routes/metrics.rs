@@ -15,7 +15,7 @@ use prometheus_client::{
     metrics::{family::Family, gauge::Gauge},
 };
 
-use crate::startup::AppState;
+use crate::state::AppState;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TableLabel {

@@ -36,7 +36,7 @@ use crate::{
         records::{self, Author, RecordKey},
     },
     error::AppError,
-    startup::AppState,
+    state::AppState,
     store::{self, PgRecordStore},
 };
 

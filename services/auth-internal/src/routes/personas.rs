@@ -31,7 +31,7 @@ use crate::{
         self as db, Backoff, DueRow, NewAction, NewFeedback, PersonaUpsert, Release, Upserted,
     },
     error::AppError,
-    startup::AppState,
+    state::AppState,
 };
 
 /// Most actions in one batch.

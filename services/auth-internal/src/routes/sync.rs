@@ -14,7 +14,7 @@ use crate::{
     auth::AuthUser,
     db::records::{self, Author},
     error::AppError,
-    startup::AppState,
+    state::AppState,
     store::{self, StampStats},
 };
 
