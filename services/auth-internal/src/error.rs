@@ -10,6 +10,8 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use service_kit::json_error;
 use types::error::codes;
 
+use crate::db::records::RecordError;
+
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
     #[error("{0}")]
@@ -43,6 +45,19 @@ pub enum AppError {
 impl From<diesel_async::pooled_connection::deadpool::PoolError> for AppError {
     fn from(e: diesel_async::pooled_connection::deadpool::PoolError) -> Self {
         Self::Unavailable(e.to_string())
+    }
+}
+
+impl From<RecordError> for AppError {
+    fn from(e: RecordError) -> Self {
+        match e {
+            RecordError::Db(e) => AppError::Database(e),
+            RecordError::Corrupt(m) => AppError::Internal(m),
+            RecordError::NotLive => AppError::NotFound("no such record".into()),
+            RecordError::AlreadyLive => {
+                AppError::Conflict("a record with this id already exists".into())
+            }
+        }
     }
 }
 
@@ -163,6 +178,21 @@ mod tests {
         for (err, status, code) in cases {
             assert_eq!(err.status_code().as_u16(), status, "{err:?}");
             assert_eq!(err.code(), code, "{err:?}");
+        }
+    }
+
+    #[test]
+    fn maps_record_errors_beside_the_others() {
+        let cases: Vec<(RecordError, u16, &str)> = vec![
+            (RecordError::NotLive, 404, "not_found"),
+            (RecordError::AlreadyLive, 409, "conflict"),
+            (RecordError::Corrupt("bad stamp".into()), 500, "internal"),
+            (RecordError::Db(DieselError::NotFound), 500, "internal"),
+        ];
+        for (err, status, code) in cases {
+            let app = AppError::from(err);
+            assert_eq!(app.status_code().as_u16(), status, "{app:?}");
+            assert_eq!(app.code(), code, "{app:?}");
         }
     }
 

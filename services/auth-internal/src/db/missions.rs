@@ -1,7 +1,8 @@
 //! Mission scheduling. `mission_schedule` mirrors each mission record's
 //! `state`, `nextRunAt` and deletion, written in the same transaction as every
-//! change to the record (see [`sync_schedule`], called by `records::append`),
-//! so the claim reads an index of due rows and never the change log.
+//! change to the record ([`SCHEDULE_HOOK`], registered for `ai/aiMissions` in
+//! `db::TABLE_HOOKS` and run by `records::append_if`), so the claim reads an
+//! index of due rows and never the change log.
 //!
 //! A mission with no `nextRunAt` but an active, non-manual cadence is
 //! scheduled at the cadence's next slot after the change. Leases work as for
@@ -18,8 +19,10 @@ use diesel::{
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use lww::RecordState;
 use serde_json::Value;
-use types::missions::{Mission, MissionCadence};
+use types::missions::{MISSIONS_APP, MISSIONS_TABLE, Mission, MissionCadence};
 use uuid::Uuid;
+
+use super::records::TableHook;
 
 /// Parse a mission record's data (plus its id) into a [`Mission`].
 pub fn parse_mission(id: &str, data: &serde_json::Map<String, Value>) -> Option<Mission> {
@@ -53,6 +56,21 @@ fn schedule_of(state: &RecordState, now: DateTime<Utc>) -> (bool, Option<DateTim
     };
     (active, next)
 }
+
+/// The table hook that keeps `mission_schedule` in step with mission records.
+pub const SCHEDULE_HOOK: TableHook = TableHook {
+    app_id: MISSIONS_APP,
+    table: MISSIONS_TABLE,
+    on_append: |conn, w| {
+        Box::pin(sync_schedule(
+            conn,
+            w.key.user_id,
+            w.key.record_id,
+            w.state,
+            w.now,
+        ))
+    },
+};
 
 /// Mirror a mission record into the schedule (same transaction as the change).
 pub async fn sync_schedule(

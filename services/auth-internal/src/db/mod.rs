@@ -3,6 +3,11 @@
 //! Every pooled connection gets `statement_timeout`, so one runaway query
 //! cannot hold a connection forever. Waiting for a pooled connection is
 //! bounded too; both surface as 503 through [`crate::error::AppError`].
+//!
+//! Rules:
+//! - [`TABLE_HOOKS`] is the one list of record tables that keep a derived
+//!   index in the same transaction as each change; `records` runs them
+//!   without naming any table.
 
 pub mod missions;
 pub mod personas;
@@ -24,6 +29,9 @@ use futures::FutureExt;
 use crate::config::DatabaseSettings;
 
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations");
+
+/// Hooks run by `records::append_if` for the records of their table.
+pub const TABLE_HOOKS: &[records::TableHook] = &[missions::SCHEDULE_HOOK];
 
 pub type PgPool = Pool<AsyncPgConnection>;
 pub type PooledConn = diesel_async::pooled_connection::deadpool::Object<AsyncPgConnection>;

@@ -5,6 +5,12 @@
 //! Every function takes the user id: nothing here can touch another user's
 //! rows. Concurrent writers of one record serialise on its `records` row
 //! (`INSERT … ON CONFLICT DO NOTHING` then `SELECT … FOR UPDATE`).
+//!
+//! Rules:
+//! - This module knows no table by name. A table that keeps a derived index
+//!   (missions → `mission_schedule`) registers a [`TableHook`] in
+//!   [`super::TABLE_HOOKS`]; [`append_if`] runs the hooks of the written table
+//!   with the merged state, in the same transaction as the change.
 
 use std::collections::BTreeMap;
 
@@ -27,6 +33,30 @@ pub struct RecordKey<'a> {
     pub app_id: &'a str,
     pub table: &'a str,
     pub record_id: &'a str,
+}
+
+/// A record as merged by [`append_if`], handed to the table's hooks.
+#[derive(Debug, Clone, Copy)]
+pub struct Written<'a> {
+    pub key: RecordKey<'a>,
+    /// The merged state after the change (a deleted record is not visible).
+    pub state: &'a RecordState,
+    pub now: DateTime<Utc>,
+}
+
+/// A function run after every append to one table, inside the append's
+/// transaction (a failure rolls the change back).
+pub type HookFn = for<'a> fn(
+    &'a mut AsyncPgConnection,
+    Written<'a>,
+) -> futures::future::BoxFuture<'a, QueryResult<()>>;
+
+/// Registers [`HookFn`] `on_append` for the records of `app_id`/`table`.
+#[derive(Debug, Clone, Copy)]
+pub struct TableHook {
+    pub app_id: &'static str,
+    pub table: &'static str,
+    pub on_append: HookFn,
 }
 
 /// Who wrote a change.
@@ -220,8 +250,16 @@ pub async fn append_if(
         ))
         .execute(conn)
         .await?;
-    if key.app_id == types::missions::MISSIONS_APP && key.table == types::missions::MISSIONS_TABLE {
-        super::missions::sync_schedule(conn, key.user_id, key.record_id, &state, now).await?;
+    for hook in super::TABLE_HOOKS
+        .iter()
+        .filter(|h| h.app_id == key.app_id && h.table == key.table)
+    {
+        let written = Written {
+            key,
+            state: &state,
+            now,
+        };
+        (hook.on_append)(conn, written).await?;
     }
     Ok(Appended {
         change_id,

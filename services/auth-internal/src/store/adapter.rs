@@ -1,185 +1,22 @@
-//! The record store's service layer: turns pushed changes into stamped `lww`
-//! changes (stamps more than `sync.max_future_skew_secs` ahead are clamped to
-//! the server clock), validates them, and applies a batch atomically.
+//! The tools adapter: the tool registry's [`tools::RecordStore`] over the
+//! record tables of one user.
 //!
-//! Stamping: a field's stamp is its `fieldStamps` entry, else the change's
-//! `stamp`. The change's own stamp (the insert/delete marker) is its `stamp`,
-//! else its newest field stamp, else a fresh stamp of the server's hybrid
-//! logical clock.
+//! Rules:
+//! - Writes go through the same LWW path as sync ([`records::append_if`]),
+//!   server-stamped, with the caller's origin (`mcp`, `approval`, …).
+//! - Record errors map to [`tools::StoreError`] here, once: not live →
+//!   `NotFound`, already live → `Invalid`, anything else → `Backend`.
 
-use chrono::{DateTime, TimeDelta, Utc};
 use diesel_async::AsyncConnection;
-use lww::{Change, Op, Stamp};
+use lww::Op;
 use serde_json::{Map, Value};
-use types::sync::{ChangeOp, PushChange};
 use uuid::Uuid;
 
+use super::stamp::{server_change, valid_name, valid_record_id};
 use crate::{
-    db::records::{self, Appended, Author, RecordError, RecordKey},
-    error::AppError,
+    db::records::{self, Author, RecordError, RecordKey},
     state::AppState,
 };
-
-impl From<RecordError> for AppError {
-    fn from(e: RecordError) -> Self {
-        match e {
-            RecordError::Db(e) => AppError::Database(e),
-            RecordError::Corrupt(m) => AppError::Internal(m),
-            RecordError::NotLive => AppError::NotFound("no such record".into()),
-            RecordError::AlreadyLive => {
-                AppError::Conflict("a record with this id already exists".into())
-            }
-        }
-    }
-}
-
-pub fn valid_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 64
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-}
-
-pub fn valid_record_id(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 200 && !s.chars().any(char::is_control)
-}
-
-/// A validated, stamped change ready to append.
-#[derive(Debug, Clone)]
-pub struct Prepared {
-    pub app_id: String,
-    pub table: String,
-    pub record_id: String,
-    pub change: Change,
-}
-
-/// Counts what stamping did.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct StampStats {
-    pub clamped: u32,
-}
-
-fn op(op: ChangeOp) -> Op {
-    match op {
-        ChangeOp::Insert => Op::Insert,
-        ChangeOp::Update => Op::Update,
-        ChangeOp::Delete => Op::Delete,
-    }
-}
-
-/// Validate and stamp one pushed change. `at` names it in errors (`changes[3]`).
-pub fn prepare(
-    state: &AppState,
-    c: PushChange,
-    at: &str,
-    now: DateTime<Utc>,
-    stats: &mut StampStats,
-) -> Result<Prepared, AppError> {
-    if !valid_name(&c.app_id) || !valid_name(&c.table) {
-        return Err(AppError::Validation(format!(
-            "`{at}.appId` and `{at}.table` must match ^[a-zA-Z0-9_-]{{1,64}}$"
-        )));
-    }
-    if !valid_record_id(&c.record_id) {
-        return Err(AppError::Validation(format!(
-            "`{at}.recordId` must be 1–200 characters without control characters"
-        )));
-    }
-    let skew =
-        TimeDelta::seconds(i64::try_from(state.settings.sync.max_future_skew_secs).unwrap_or(300));
-    let mut accept = |raw: &str, field: &str| -> Result<Stamp, AppError> {
-        let parsed: Stamp = raw
-            .parse()
-            .map_err(|e| AppError::Validation(format!("`{at}.{field}`: {e}")))?;
-        let (stamp, clamped) = state.hlc.accept(&parsed, now, skew);
-        if clamped {
-            stats.clamped += 1;
-        }
-        Ok(stamp)
-    };
-    let data = c.data.unwrap_or_default();
-    let mut field_stamps = c.field_stamps.unwrap_or_default();
-    if let Some(extra) = field_stamps.keys().find(|k| !data.contains_key(*k)) {
-        return Err(AppError::Validation(format!(
-            "`{at}.fieldStamps.{extra}` has no value in `data`"
-        )));
-    }
-    // The change's own stamp: explicit, else its newest field stamp, else the server clock.
-    let mut stamped: Vec<(String, Value, Option<Stamp>)> = Vec::with_capacity(data.len());
-    for (name, value) in data {
-        let stamp = match field_stamps.remove(&name) {
-            Some(raw) => Some(accept(&raw, &format!("fieldStamps.{name}"))?),
-            None => None,
-        };
-        stamped.push((name, value, stamp));
-    }
-    let change_stamp = match &c.stamp {
-        Some(raw) => accept(raw, "stamp")?,
-        None => match stamped.iter().filter_map(|(_, _, s)| s.as_ref()).max() {
-            Some(newest) => newest.clone(),
-            None => state.hlc.now(now),
-        },
-    };
-    let fields: Vec<(String, Value, Stamp)> = stamped
-        .into_iter()
-        .map(|(name, value, stamp)| (name, value, stamp.unwrap_or_else(|| change_stamp.clone())))
-        .collect();
-    let change = Change {
-        op: op(c.op),
-        fields,
-        stamp: change_stamp,
-    };
-    lww::validate_change(&change).map_err(|e| AppError::Validation(format!("`{at}`: {e}")))?;
-    Ok(Prepared {
-        app_id: c.app_id,
-        table: c.table,
-        record_id: c.record_id,
-        change,
-    })
-}
-
-/// Append prepared changes for `user_id` in one transaction: all or nothing.
-pub async fn apply_all(
-    state: &AppState,
-    user_id: Uuid,
-    author: Author<'_>,
-    prepared: &[Prepared],
-    now: DateTime<Utc>,
-) -> Result<Vec<Appended>, AppError> {
-    let mut conn = state.pool.get().await?;
-    conn.transaction::<_, AppError, _>(async |conn| {
-        let mut out = Vec::with_capacity(prepared.len());
-        for p in prepared {
-            let key = RecordKey {
-                user_id,
-                app_id: &p.app_id,
-                table: &p.table,
-                record_id: &p.record_id,
-            };
-            out.push(records::append(conn, key, &p.change, author, now).await?);
-        }
-        Ok(out)
-    })
-    .await
-}
-
-/// Fields as a stamped change written by the server itself (MCP, missions).
-pub fn server_change(
-    state: &AppState,
-    op: Op,
-    data: Map<String, Value>,
-    now: DateTime<Utc>,
-) -> Change {
-    let stamp = state.hlc.now(now);
-    Change {
-        op,
-        fields: data
-            .into_iter()
-            .map(|(k, v)| (k, v, stamp.clone()))
-            .collect(),
-        stamp,
-    }
-}
 
 /// The tool registry's view of one user's records, writing through the same
 /// LWW path as sync with the given origin (`mcp`, `mission-runner` …).
