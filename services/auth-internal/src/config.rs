@@ -38,6 +38,7 @@ pub struct Settings {
     pub jwt: JwtSettings,
     pub password: PasswordSettings,
     pub personas: PersonaSettings,
+    pub missions: MissionSettings,
     pub sync: SyncSettings,
     pub mcp: McpSettings,
 }
@@ -90,6 +91,39 @@ pub struct PasswordSettings {
 pub struct PersonaSettings {
     pub backoff_base_secs: u64,
     pub backoff_cap_secs: u64,
+    pub max_lease_secs: u32,
+    pub max_claim: u32,
+}
+
+impl PersonaSettings {
+    pub fn claim_limits(&self) -> ClaimLimits {
+        ClaimLimits {
+            max_lease_secs: self.max_lease_secs,
+            max_claim: self.max_claim,
+        }
+    }
+}
+
+/// The mission claim's own lease limits (`MANA_MISSIONS__…`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct MissionSettings {
+    pub max_lease_secs: u32,
+    pub max_claim: u32,
+}
+
+impl MissionSettings {
+    pub fn claim_limits(&self) -> ClaimLimits {
+        ClaimLimits {
+            max_lease_secs: self.max_lease_secs,
+            max_claim: self.max_claim,
+        }
+    }
+}
+
+/// What one claim request may ask for: `limit` in `1..=max_claim`,
+/// `leaseSeconds` in `1..=max_lease_secs`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClaimLimits {
     pub max_lease_secs: u32,
     pub max_claim: u32,
 }
@@ -170,6 +204,8 @@ impl Settings {
             .set_default("personas.backoff_cap_secs", 6 * 3600)?
             .set_default("personas.max_lease_secs", 6 * 3600)?
             .set_default("personas.max_claim", 500)?
+            .set_default("missions.max_lease_secs", 6 * 3600)?
+            .set_default("missions.max_claim", 500)?
             .set_default("sync.max_future_skew_secs", 300)?
             .set_default("sync.max_push_changes", 1000)?
             .set_default("sync.max_pull_limit", 1000)?
@@ -286,6 +322,16 @@ impl Settings {
                 "must be > 0 and <= personas.backoff_cap_secs",
             ));
         }
+        for (setting, value) in [
+            ("personas.max_claim", self.personas.max_claim),
+            ("personas.max_lease_secs", self.personas.max_lease_secs),
+            ("missions.max_claim", self.missions.max_claim),
+            ("missions.max_lease_secs", self.missions.max_lease_secs),
+        ] {
+            if value == 0 {
+                return Err(invalid(setting, "must be at least 1"));
+            }
+        }
         if self.password.memory_kib < 8 * self.password.parallelism.max(1)
             || self.password.iterations == 0
         {
@@ -363,6 +409,33 @@ mod tests {
         assert_eq!(s.database.max_connections, 7);
         assert_eq!(s.mcp.allowed_hosts, vec!["a.example", "b.example"]);
         assert_eq!(s.persona_seed_secret.expose_secret(), DEV_SEED_SECRET);
+    }
+
+    #[test]
+    fn the_mission_claim_has_its_own_lease_limits() {
+        let defaults = Settings::load_from(&env(&[])).unwrap();
+        assert_eq!(
+            defaults.missions.claim_limits(),
+            ClaimLimits {
+                max_lease_secs: 6 * 3600,
+                max_claim: 500
+            }
+        );
+        let s = Settings::load_from(&env(&[
+            ("MANA_MISSIONS__MAX_LEASE_SECS", "900"),
+            ("MANA_MISSIONS__MAX_CLAIM", "20"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            s.missions.claim_limits(),
+            ClaimLimits {
+                max_lease_secs: 900,
+                max_claim: 20
+            }
+        );
+        assert_eq!(s.personas.claim_limits(), defaults.personas.claim_limits());
+        let err = Settings::load_from(&env(&[("MANA_MISSIONS__MAX_CLAIM", "0")])).unwrap_err();
+        assert!(err.to_string().contains("missions.max_claim"), "{err}");
     }
 
     #[test]

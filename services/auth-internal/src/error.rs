@@ -10,7 +10,7 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use service_kit::json_error;
 use types::error::codes;
 
-use crate::db::records::RecordError;
+use crate::{db::records::RecordError, missions::MissionError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -57,6 +57,15 @@ impl From<RecordError> for AppError {
             RecordError::AlreadyLive => {
                 AppError::Conflict("a record with this id already exists".into())
             }
+        }
+    }
+}
+
+impl From<MissionError> for AppError {
+    fn from(e: MissionError) -> Self {
+        match e {
+            MissionError::NoStep { .. } => AppError::NotFound(e.to_string()),
+            MissionError::Unreadable(_) => AppError::Internal(e.to_string()),
         }
     }
 }

@@ -5,8 +5,10 @@
 pub mod auth;
 pub mod config;
 pub mod db;
+pub mod lease;
 pub mod error;
 pub mod mcp;
+pub mod missions;
 pub mod openapi;
 pub mod routes;
 pub mod startup;

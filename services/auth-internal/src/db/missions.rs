@@ -4,8 +4,8 @@
 //! `db::TABLE_HOOKS` and run by `records::append_if`), so the claim reads an
 //! index of due rows and never the change log.
 //!
-//! A mission with no `nextRunAt` but an active, non-manual cadence is
-//! scheduled at the cadence's next slot after the change. Leases work as for
+//! What a record means for the schedule is `crate::missions`'s rule
+//! ([`MissionRecord::schedule`]). Leases work as for
 //! personas: `FOR UPDATE SKIP LOCKED`, a fresh token per claim, expired leases
 //! claimable again.
 
@@ -18,44 +18,11 @@ use diesel::{
 };
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use lww::RecordState;
-use serde_json::Value;
-use types::missions::{MISSIONS_APP, MISSIONS_TABLE, Mission, MissionCadence};
+use types::missions::{MISSIONS_APP, MISSIONS_TABLE};
 use uuid::Uuid;
 
 use super::records::TableHook;
-
-/// Parse a mission record's data (plus its id) into a [`Mission`].
-pub fn parse_mission(id: &str, data: &serde_json::Map<String, Value>) -> Option<Mission> {
-    let mut with_id = data.clone();
-    with_id.insert("id".into(), Value::String(id.to_owned()));
-    serde_json::from_value(Value::Object(with_id)).ok()
-}
-
-/// What the schedule should say about a mission record.
-fn schedule_of(state: &RecordState, now: DateTime<Utc>) -> (bool, Option<DateTime<Utc>>) {
-    if !state.is_visible() {
-        return (false, None);
-    }
-    let data = state.data();
-    let active = data.get("state").and_then(Value::as_str) == Some("active");
-    let cadence: Option<MissionCadence> = data
-        .get("cadence")
-        .and_then(|c| serde_json::from_value(c.clone()).ok());
-    let next = data
-        .get("nextRunAt")
-        .and_then(Value::as_str)
-        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
-        .map(|t| t.with_timezone(&Utc));
-    let Some(cadence) = cadence else {
-        return (false, None);
-    };
-    let next = match next {
-        Some(t) => Some(t),
-        None if active => cadence::next_after(&cadence, now).ok().flatten(),
-        None => None,
-    };
-    (active, next)
-}
+use crate::missions::{MissionRecord, Schedule};
 
 /// The table hook that keeps `mission_schedule` in step with mission records.
 pub const SCHEDULE_HOOK: TableHook = TableHook {
@@ -80,7 +47,11 @@ pub async fn sync_schedule(
     state: &RecordState,
     now: DateTime<Utc>,
 ) -> QueryResult<()> {
-    let (active, next) = schedule_of(state, now);
+    let schedule = if state.is_visible() {
+        MissionRecord::new(&state.data()).schedule(now)
+    } else {
+        Schedule::NEVER
+    };
     diesel::sql_query(
         "INSERT INTO mission_schedule (user_id, mission_id, active, next_run_at, updated_at) \
          VALUES ($1, $2, $3, $4, $5) \
@@ -88,8 +59,8 @@ pub async fn sync_schedule(
     )
     .bind::<SqlUuid, _>(user_id)
     .bind::<Text, _>(mission_id)
-    .bind::<Bool, _>(active)
-    .bind::<Nullable<Timestamptz>, _>(next)
+    .bind::<Bool, _>(schedule.active)
+    .bind::<Nullable<Timestamptz>, _>(schedule.next_run_at)
     .bind::<Timestamptz, _>(now)
     .execute(conn)
     .await?;

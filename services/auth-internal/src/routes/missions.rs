@@ -36,12 +36,12 @@ use crate::{
         records::{self, Author, RecordKey},
     },
     error::AppError,
+    missions::MissionRecord,
     state::AppState,
     store::{self, PgRecordStore},
 };
 
-/// Iterations kept on a mission record (oldest dropped first).
-pub const MAX_ITERATIONS: usize = 50;
+pub use crate::missions::MAX_ITERATIONS;
 /// Iterations handed to the planner.
 pub const RECENT_ITERATIONS: usize = 3;
 /// Characters of an input's content handed to the planner.
@@ -130,8 +130,8 @@ pub async fn claim_missions(
     body: Json<MissionClaimRequest>,
 ) -> Result<HttpResponse, AppError> {
     let req = body.into_inner();
-    super::personas::validate_claim(
-        &state.settings.personas,
+    crate::lease::validate_claim(
+        state.settings.missions.claim_limits(),
         &req.worker,
         req.limit,
         req.lease_seconds,
@@ -148,7 +148,7 @@ pub async fn claim_missions(
         let record = records::get(&mut conn, mission_key(row.user_id, &row.mission_id)).await?;
         let Some(mission) = record
             .as_ref()
-            .and_then(|r| db::parse_mission(&row.mission_id, &r.data_map()))
+            .and_then(|r| MissionRecord::new(&r.data_map()).parse(&row.mission_id))
         else {
             // Unreadable or vanished: give the lease back, try again in an hour.
             tracing::warn!(mission.id = %row.mission_id, user.id = %row.user_id, "claimed mission is not readable; skipping");
@@ -240,26 +240,6 @@ pub async fn claim_missions(
     }))
 }
 
-fn iterations_of(data: &Map<String, Value>) -> Vec<Value> {
-    data.get("iterations")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default()
-}
-
-fn has_iteration(data: &Map<String, Value>, id: &str) -> bool {
-    iterations_of(data)
-        .iter()
-        .any(|i| i.get("id").and_then(Value::as_str) == Some(id))
-}
-
-fn next_run_of(data: &Map<String, Value>) -> Option<DateTime<Utc>> {
-    data.get("nextRunAt")
-        .and_then(Value::as_str)
-        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
-        .map(|t| t.with_timezone(&Utc))
-}
-
 /// `POST /api/v1/internal/missions/{id}/iterations`.
 #[utoipa::path(
     post,
@@ -307,10 +287,11 @@ pub async fn write_iteration(
                     if let Some(r) = records::get(conn, mission_key(o.user_id, &mission_id)).await?
                     {
                         let data = r.data_map();
-                        if has_iteration(&data, &iteration_id) {
+                        let mission = MissionRecord::new(&data);
+                        if mission.has_iteration(&iteration_id) {
                             return Ok(WriteIterationResponse {
                                 written: false,
-                                next_run_at: next_run_of(&data),
+                                next_run_at: mission.next_run_at(),
                             });
                         }
                     }
@@ -325,30 +306,16 @@ pub async fn write_iteration(
                 )));
             };
             let data = record.data_map();
-            if has_iteration(&data, &iteration_id) {
+            let mission = MissionRecord::new(&data);
+            if mission.has_iteration(&iteration_id) {
                 db::end_lease(conn, lease.user_id, &mission_id, None).await?;
                 return Ok(WriteIterationResponse {
                     written: false,
-                    next_run_at: next_run_of(&data),
+                    next_run_at: mission.next_run_at(),
                 });
             }
-            let cadence: Option<types::missions::MissionCadence> = data
-                .get("cadence")
-                .and_then(|c| serde_json::from_value(c.clone()).ok());
-            let slot = lease.leased_slot.unwrap_or(now);
-            let next = cadence.and_then(|c| cadence::advance(&c, slot, now).ok().flatten());
-            let mut iterations = iterations_of(&data);
-            iterations.push(iteration);
-            let excess = iterations.len().saturating_sub(MAX_ITERATIONS);
-            iterations.drain(..excess);
-            let mut patch = Map::new();
-            patch.insert("iterations".into(), Value::Array(iterations));
-            patch.insert(
-                "nextRunAt".into(),
-                next.map_or(Value::Null, |t| {
-                    Value::String(t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-                }),
-            );
+            let next = mission.next_slot(lease.leased_slot.unwrap_or(now), now);
+            let patch = mission.append_iteration(iteration, next);
             let change = store::server_change(&st, Op::Update, patch, now);
             let author = Author {
                 client_id: "mission-runner",
@@ -415,48 +382,6 @@ pub async fn release_mission(
     }))
 }
 
-/// Find a step in the mission's data: (iteration index, step index).
-fn find_step(
-    data: &Map<String, Value>,
-    iteration_id: &str,
-    step_id: &str,
-) -> Option<(usize, usize)> {
-    let iterations = data.get("iterations")?.as_array()?;
-    let i = iterations
-        .iter()
-        .position(|it| it.get("id").and_then(Value::as_str) == Some(iteration_id))?;
-    let steps = iterations[i].get("plan")?.as_array()?;
-    let s = steps
-        .iter()
-        .position(|st| st.get("id").and_then(Value::as_str) == Some(step_id))?;
-    Some((i, s))
-}
-
-fn overall_status(iteration: &MissionIteration) -> IterationStatus {
-    let open = iteration
-        .plan
-        .iter()
-        .any(|s| matches!(s.status, StepStatus::Planned | StepStatus::Staged));
-    if open {
-        return iteration.overall_status;
-    }
-    if iteration
-        .plan
-        .iter()
-        .any(|s| s.status == StepStatus::Approved)
-    {
-        IterationStatus::Approved
-    } else if iteration
-        .plan
-        .iter()
-        .any(|s| s.status == StepStatus::Failed)
-    {
-        IterationStatus::Failed
-    } else {
-        IterationStatus::Rejected
-    }
-}
-
 /// Load the user's mission and one step of it (404 for anything not theirs).
 async fn load_step(
     state: &AppState,
@@ -469,17 +394,13 @@ async fn load_step(
     let record = records::get(&mut conn, mission_key(user, mission_id))
         .await?
         .ok_or_else(|| AppError::NotFound(format!("no mission {mission_id}")))?;
-    let data = record.data_map();
-    let (i, _) = find_step(&data, iteration_id, step_id).ok_or_else(|| {
-        AppError::NotFound(format!("no step {step_id} in iteration {iteration_id}"))
-    })?;
-    serde_json::from_value(iterations_of(&data)[i].clone())
-        .map_err(|e| AppError::Internal(format!("stored iteration is unreadable: {e}")))
+    Ok(MissionRecord::new(&record.data_map()).iteration_with_step(iteration_id, step_id)?)
 }
 
 /// Record a verdict on a step: lock the mission, re-read the step, apply
-/// `decide` unless another request already decided it, write the iterations
-/// back through the LWW path. Returns the iteration as stored.
+/// `decide` unless another request already decided it (the rule is
+/// [`MissionRecord::decide`]), write the iterations back through the LWW path.
+/// Returns the iteration as stored.
 async fn record_verdict(
     state: &web::Data<AppState>,
     user: Uuid,
@@ -498,23 +419,9 @@ async fn record_verdict(
         let record = records::get(conn, key)
             .await?
             .ok_or_else(|| AppError::NotFound(format!("no mission {mission_id}")))?;
-        let data = record.data_map();
-        let (i, s) = find_step(&data, iteration_id, step_id).ok_or_else(|| {
-            AppError::NotFound(format!("no step {step_id} in iteration {iteration_id}"))
-        })?;
-        let mut iterations = iterations_of(&data);
-        let mut iteration: MissionIteration = serde_json::from_value(iterations[i].clone())
-            .map_err(|e| AppError::Internal(format!("stored iteration is unreadable: {e}")))?;
-        if matches!(
-            iteration.plan[s].status,
-            StepStatus::Planned | StepStatus::Staged
-        ) {
-            decide(&mut iteration.plan[s]);
-            iteration.plan[s].decided_at = Some(now);
-            iteration.overall_status = overall_status(&iteration);
-            iterations[i] = serde_json::to_value(&iteration).map_err(AppError::internal)?;
-            let mut patch = Map::new();
-            patch.insert("iterations".into(), Value::Array(iterations));
+        let decided =
+            MissionRecord::new(&record.data_map()).decide(iteration_id, step_id, now, decide)?;
+        if let Some(patch) = decided.patch {
             let change = store::server_change(&st, Op::Update, patch, now);
             let author = Author {
                 client_id: "server",
@@ -522,7 +429,7 @@ async fn record_verdict(
             };
             records::append(conn, key, &change, author, now).await?;
         }
-        Ok(iteration)
+        Ok(decided.iteration)
     })
     .await
 }

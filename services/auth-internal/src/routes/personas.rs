@@ -280,8 +280,8 @@ pub async fn claim_personas(
     body: Json<ClaimRequest>,
 ) -> Result<HttpResponse, AppError> {
     let req = body.into_inner();
-    validate_claim(
-        &state.settings.personas,
+    crate::lease::validate_claim(
+        state.settings.personas.claim_limits(),
         &req.worker,
         req.limit,
         req.lease_seconds,
@@ -317,33 +317,6 @@ fn inserted_response(inserted: usize, total: usize) -> InsertedResponse {
             .unwrap_or(u32::MAX)
             .saturating_sub(inserted),
     }
-}
-
-/// The rules every claim request (personas and missions) follows.
-pub fn validate_claim(
-    s: &crate::config::PersonaSettings,
-    worker: &str,
-    limit: u32,
-    lease_seconds: u32,
-) -> Result<(), AppError> {
-    if worker.trim().is_empty() || worker.len() > 200 {
-        return Err(AppError::Validation(
-            "`worker` must be 1–200 characters".into(),
-        ));
-    }
-    if !(1..=s.max_claim).contains(&limit) {
-        return Err(AppError::Validation(format!(
-            "`limit` must be 1 to {}",
-            s.max_claim
-        )));
-    }
-    if !(1..=s.max_lease_secs).contains(&lease_seconds) {
-        return Err(AppError::Validation(format!(
-            "`leaseSeconds` must be 1 to {}",
-            s.max_lease_secs
-        )));
-    }
-    Ok(())
 }
 
 fn check_tick_id(tick_id: &str) -> Result<(), AppError> {
