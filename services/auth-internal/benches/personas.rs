@@ -13,8 +13,8 @@
 //! - claims run in the realistic steady state: claim 10, then release every
 //!   claimed persona as `done` (the releases are timed apart from the claim),
 //!   so each sample shrinks the due set by 10 as a real runner does;
-//! - the `EXPLAIN` is of the real claim statement: its text is taken from
-//!   `src/db/personas.rs` at compile time, so it cannot drift from the code.
+//! - the `EXPLAIN` is of the real claim statement: `db::personas::claim_sql()`,
+//!   the very text `claim` runs, so it cannot drift from the code.
 
 use std::time::{Duration, Instant};
 
@@ -52,9 +52,6 @@ const INGEST_BATCHES_PER_CLIENT: usize = 10;
 /// Wall-clock cap on one ingest phase.
 const INGEST_BUDGET: Duration = Duration::from_secs(60);
 const PLAN_MAX_LINES: usize = 60;
-
-/// The claim code, read at compile time for the `EXPLAIN`.
-const DB_SOURCE: &str = include_str!("../src/db/personas.rs");
 
 fn main() -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -246,9 +243,7 @@ impl Bench {
 
     /// `EXPLAIN (ANALYZE, BUFFERS)` of the claim, rolled back; lines or why not.
     async fn explain_claim(&self) -> Result<Vec<String>, String> {
-        let sql = claim_sql_from_source().ok_or_else(|| {
-            "could not find the claim SQL in src/db/personas.rs; EXPLAIN skipped".to_owned()
-        })?;
+        let sql = auth_internal::db::personas::claim_sql();
         let mut conn = self.conn().await;
         let now = Utc::now();
         let explain = async {
@@ -569,37 +564,6 @@ async fn insert_raw(
             .await?;
     }
     Ok(rows)
-}
-
-/// The claim statement exactly as `db::personas::claim` formats it, rebuilt
-/// from the source text: the `CANDIDATES` raw string with the lock clause, put
-/// into the `format!` template of `claim` (whose `\`-newline continuations are
-/// undone as the compiler does). `None` if the source no longer has that shape.
-fn claim_sql_from_source() -> Option<String> {
-    const CANDIDATES_START: &str = "const CANDIDATES: &str = r\"";
-    let start = DB_SOURCE.find(CANDIDATES_START)? + CANDIDATES_START.len();
-    let len = DB_SOURCE[start..].find("\";")?;
-    let candidates = DB_SOURCE[start..start + len].replace("{lock}", "FOR UPDATE SKIP LOCKED");
-    let claim = &DB_SOURCE[DB_SOURCE.find("pub async fn claim(")?..];
-    let format = &claim[claim.find("format!(")?..];
-    let template = &format[format.find('"')? + 1..];
-    let template = undo_continuations(&template[..template.find("\",")?]);
-    (template.matches("{}").count() == 1).then(|| template.replacen("{}", &candidates, 1))
-}
-
-/// Rust's `\`-newline in a string literal drops the newline and the leading
-/// whitespace of the next line.
-fn undo_continuations(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == '\\' && chars.peek() == Some(&'\n') {
-            while chars.next_if(|c| c.is_whitespace()).is_some() {}
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 fn ms(d: Duration) -> f64 {

@@ -13,6 +13,8 @@
 //! locked rows, and a committed lease excludes the row from later claims until
 //! it expires, so no two claimers ever hold one persona at once.
 
+use std::sync::LazyLock;
+
 use chrono::{DateTime, Datelike, Utc, Weekday};
 use diesel::{
     prelude::*,
@@ -93,6 +95,36 @@ const CANDIDATES: &str = r"
         LIMIT $2
     )";
 
+/// The statement of [`due`] (read only, nothing locked).
+/// Binds: $1 now, $2 limit, $3 is_weekday.
+pub fn due_sql() -> &'static str {
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "WITH {} SELECT p.user_id, u.email, u.display_name, p.archetype, p.system_prompt, p.module_mix, \
+             p.tick_cadence, p.locale, p.last_active_at, NULL::uuid AS lease_token, NULL::timestamptz AS lease_expires_at \
+             FROM picked JOIN personas p ON p.user_id = picked.user_id JOIN users u ON u.id = p.user_id",
+            CANDIDATES.replace("{lock}", "")
+        )
+    });
+    &SQL
+}
+
+/// The statement of [`claim`], exactly as it runs (benches `EXPLAIN` it).
+/// Binds: $1 now, $2 limit, $3 is_weekday, $4 worker, $5 lease seconds.
+pub fn claim_sql() -> &'static str {
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "WITH {} UPDATE personas p SET lease_owner = $4, lease_token = gen_random_uuid(), \
+             lease_expires_at = $1 + make_interval(secs => $5), attempt = p.attempt + 1 \
+             FROM picked, users u WHERE p.user_id = picked.user_id AND u.id = p.user_id \
+             RETURNING p.user_id, u.email, u.display_name, p.archetype, p.system_prompt, p.module_mix, \
+             p.tick_cadence, p.locale, p.last_active_at, p.lease_token, p.lease_expires_at",
+            CANDIDATES.replace("{lock}", "FOR UPDATE SKIP LOCKED")
+        )
+    });
+    &SQL
+}
+
 fn sort_due(rows: &mut [DueRow]) {
     rows.sort_by(|a, b| {
         (a.last_active_at.is_some(), a.last_active_at, a.user_id).cmp(&(
@@ -109,13 +141,7 @@ pub async fn due(
     now: DateTime<Utc>,
     limit: u32,
 ) -> QueryResult<Vec<DueRow>> {
-    let sql = format!(
-        "WITH {} SELECT p.user_id, u.email, u.display_name, p.archetype, p.system_prompt, p.module_mix, \
-         p.tick_cadence, p.locale, p.last_active_at, NULL::uuid AS lease_token, NULL::timestamptz AS lease_expires_at \
-         FROM picked JOIN personas p ON p.user_id = picked.user_id JOIN users u ON u.id = p.user_id",
-        CANDIDATES.replace("{lock}", "")
-    );
-    let mut rows: Vec<DueRow> = diesel::sql_query(sql)
+    let mut rows: Vec<DueRow> = diesel::sql_query(due_sql())
         .bind::<Timestamptz, _>(now)
         .bind::<Integer, _>(i32::try_from(limit).unwrap_or(i32::MAX))
         .bind::<Bool, _>(is_weekday(now))
@@ -133,15 +159,7 @@ pub async fn claim(
     limit: u32,
     lease_seconds: u32,
 ) -> QueryResult<Vec<DueRow>> {
-    let sql = format!(
-        "WITH {} UPDATE personas p SET lease_owner = $4, lease_token = gen_random_uuid(), \
-         lease_expires_at = $1 + make_interval(secs => $5), attempt = p.attempt + 1 \
-         FROM picked, users u WHERE p.user_id = picked.user_id AND u.id = p.user_id \
-         RETURNING p.user_id, u.email, u.display_name, p.archetype, p.system_prompt, p.module_mix, \
-         p.tick_cadence, p.locale, p.last_active_at, p.lease_token, p.lease_expires_at",
-        CANDIDATES.replace("{lock}", "FOR UPDATE SKIP LOCKED")
-    );
-    let mut rows: Vec<DueRow> = diesel::sql_query(sql)
+    let mut rows: Vec<DueRow> = diesel::sql_query(claim_sql())
         .bind::<Timestamptz, _>(now)
         .bind::<Integer, _>(i32::try_from(limit).unwrap_or(i32::MAX))
         .bind::<Bool, _>(is_weekday(now))
@@ -559,4 +577,20 @@ pub async fn recent_actions(
         ))
         .load(conn)
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn claim_and_due_statements_differ_only_in_locking_and_leasing() {
+        let claim = claim_sql();
+        let due = due_sql();
+        assert!(!claim.contains("{lock}") && !due.contains("{lock}"));
+        assert_eq!(claim.matches("FOR UPDATE SKIP LOCKED").count(), 3);
+        assert!(!due.contains("FOR UPDATE"));
+        assert!(claim.starts_with("WITH ") && claim.contains("UPDATE personas p SET lease_owner = $4"));
+        assert!(due.starts_with("WITH ") && !due.contains("$4"));
+    }
 }
