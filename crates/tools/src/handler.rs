@@ -4,7 +4,10 @@
 //! Rules:
 //! - A tool is data: a [`ToolDef`] = spec + [`Handler`]. Most handlers are one of the generic
 //!   kinds below, parametrised by plain `fn`s that turn typed arguments into record fields;
-//!   only read-modify-write tools are [`Handler::Custom`].
+//!   only read-modify-write tools are [`Handler::Custom`], a [`CustomFn`] registered by the
+//!   module itself. This file names no module.
+//! - Whether a mission may propose a tool is a property of its [`Collection`]
+//!   (`proposable`), for write tools only.
 //! - Records answer as `{id, …data}` (plus `createdAt`/`updatedAt` from the store when the
 //!   data has none); lists answer `{items, count}`.
 //! - Timestamps written into data are RFC 3339 UTC with milliseconds, from `ctx.now`.
@@ -21,10 +24,9 @@ use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use crate::error::ToolError;
-use crate::modules::Custom;
 use crate::registry::{CallContext, Policy, ToolSpec};
 use crate::schema::input_schema;
-use crate::store::{ListQuery, RecordStore, StoreError, StoredRecord};
+use crate::store::{BoxFuture, DynStore, ListQuery, RecordStore, StoreError, StoredRecord};
 
 /// Where a module keeps one kind of record, and how to talk about it in messages.
 #[derive(Debug)]
@@ -38,6 +40,9 @@ pub(crate) struct Collection {
     pub list_tool: &'static str,
     /// Whether handlers write `createdAt`/`updatedAt` into data.
     pub stamps: bool,
+    /// Whether a mission plan may propose this collection's write tools (missions plan
+    /// other modules' writes, never their own).
+    pub proposable: bool,
 }
 
 /// Builds a new record's data from the call's arguments.
@@ -47,6 +52,16 @@ pub(crate) type BuildPatch =
     fn(Value, &CallContext) -> Result<(String, Map<String, Value>), ToolError>;
 /// Builds a list plan from the call's arguments.
 pub(crate) type BuildList = fn(Value, &CallContext) -> Result<ListPlan, ToolError>;
+
+/// A read-modify-write handler with its own code: a plain `fn`, so registering one is data.
+/// Modules usually pass a closure that boxes their `async fn`:
+/// `|args, store, ctx, ids| Box::pin(log(args, store, ctx, ids))`.
+pub(crate) type CustomFn = for<'a> fn(
+    Value,
+    &'a DynStore<'a>,
+    &'a CallContext,
+    &'a Ids<'a>,
+) -> BoxFuture<'a, Result<Value, ToolError>>;
 
 /// What running a tool does.
 pub(crate) enum Handler {
@@ -72,8 +87,8 @@ pub(crate) enum Handler {
         coll: &'static Collection,
         build: BuildList,
     },
-    /// Read-modify-write tools with their own code (see `modules`).
-    Custom(Custom),
+    /// Read-modify-write tools with their own code, registered by their module.
+    Custom(CustomFn),
 }
 
 /// A tool: its public spec and its handler.
@@ -109,9 +124,7 @@ impl ToolDef {
                 module: coll.module,
                 description,
                 policy,
-                // Missions plan other modules' writes; a mission never proposes missions.
-                proposable: policy == Policy::Write
-                    && coll.module != crate::modules::missions::MODULE,
+                proposable: policy == Policy::Write && coll.proposable,
                 input_schema,
             },
             handler,
@@ -228,9 +241,19 @@ impl ToolDef {
         coll: &'static Collection,
         policy: Policy,
         description: &'static str,
-        custom: Custom,
+        custom: CustomFn,
     ) -> Self {
         Self::new::<T>(name, coll, policy, description, Handler::Custom(custom))
+    }
+
+    /// A write tool that archives a record (`{isArchived: true, archivedAt: now}`), or with
+    /// `archived: false` restores it (`{isArchived: false, archivedAt: null}`).
+    pub fn archive(
+        name: &'static str,
+        coll: &'static Collection,
+        description: &'static str,
+    ) -> Self {
+        Self::patch::<ArchiveArgs>(name, coll, description, build_archive)
     }
 }
 
@@ -258,6 +281,41 @@ pub(crate) struct IdArgs {
     /// Id of the record.
     #[schemars(length(min = 1, max = 200))]
     pub id: String,
+}
+
+/// `{id, archived}`: the arguments of [`ToolDef::archive`] tools.
+#[derive(Debug, serde::Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct ArchiveArgs {
+    /// Id of the record.
+    #[schemars(length(min = 1, max = 200))]
+    pub id: String,
+    /// true archives, false restores.
+    #[serde(default = "default_true")]
+    pub archived: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// `{isArchived, archivedAt}` for an [`ArchiveArgs`] call.
+fn build_archive(
+    args: Value,
+    ctx: &CallContext,
+) -> Result<(String, Map<String, Value>), ToolError> {
+    let ArchiveArgs { id, archived } = parse(args)?;
+    let mut patch = Map::new();
+    patch.insert("isArchived".to_owned(), Value::Bool(archived));
+    patch.insert(
+        "archivedAt".to_owned(),
+        if archived {
+            timestamp(ctx.now)
+        } else {
+            Value::Null
+        },
+    );
+    Ok((id, patch))
 }
 
 /// A filter over stored records that the store cannot express.

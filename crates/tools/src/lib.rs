@@ -13,8 +13,10 @@
 //! - Handlers only use a [`RecordStore`] (already scoped to one user); this crate knows no
 //!   database, web framework or MCP library.
 //! - Destructive tools are never listed by [`Registry::exposed`] and never run by
-//!   [`Registry::call`]; a mission may propose only [`ToolSpec::proposable`] tools (writes
-//!   outside `missions`).
+//!   [`Registry::call`]; a mission may propose only [`ToolSpec::proposable`] tools (write tools of a
+//!   collection marked `proposable`: every one outside `missions`).
+//! - Adding a module is data only: a file under `modules/` with its collections and tool
+//!   definitions (custom handlers registered as `fn`s), and one line in `modules::all`.
 
 mod error;
 mod handler;

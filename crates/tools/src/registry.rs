@@ -21,7 +21,7 @@ use crate::error::ToolError;
 use crate::handler::{Handler, Ids, ToolDef, run_generic};
 use crate::modules;
 use crate::schema;
-use crate::store::RecordStore;
+use crate::store::{DynStore, RecordStore};
 
 /// What a tool does to the user's data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -243,7 +243,7 @@ impl Registry {
         let name = self.specs[index].name;
         let ids = Ids::new(ctx.id_seed.as_deref(), name);
         match &self.entries[index].handler {
-            Handler::Custom(custom) => modules::run_custom(*custom, args, store, ctx, &ids).await,
+            Handler::Custom(custom) => custom(args, &DynStore(store), ctx, &ids).await,
             handler => run_generic(handler, args, store, ctx, &ids).await,
         }
     }

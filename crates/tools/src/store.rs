@@ -8,6 +8,7 @@
 //!   replays a change log.
 
 use std::future::Future;
+use std::pin::Pin;
 
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
@@ -94,4 +95,138 @@ pub enum StoreError {
     /// The backend failed (database down, timeout …).
     #[error("store backend error: {0}")]
     Backend(String),
+}
+
+/// A boxed, sendable future: what the object-safe [`ErasedStore`] answers.
+pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// [`RecordStore`] made object-safe, so custom handlers can be plain `fn`s registered as
+/// data (a `fn` pointer cannot be generic over the store type).
+pub(crate) trait ErasedStore: Send + Sync {
+    fn insert_erased<'a>(
+        &'a self,
+        app: &'a str,
+        table: &'a str,
+        id: &'a str,
+        data: Map<String, Value>,
+    ) -> BoxFuture<'a, Result<StoredRecord, StoreError>>;
+    fn update_erased<'a>(
+        &'a self,
+        app: &'a str,
+        table: &'a str,
+        id: &'a str,
+        patch: Map<String, Value>,
+    ) -> BoxFuture<'a, Result<StoredRecord, StoreError>>;
+    fn delete_erased<'a>(
+        &'a self,
+        app: &'a str,
+        table: &'a str,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
+    fn get_erased<'a>(
+        &'a self,
+        app: &'a str,
+        table: &'a str,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<StoredRecord>, StoreError>>;
+    fn list_erased<'a>(
+        &'a self,
+        app: &'a str,
+        table: &'a str,
+        query: &'a ListQuery,
+    ) -> BoxFuture<'a, Result<Vec<StoredRecord>, StoreError>>;
+}
+
+impl<S: RecordStore> ErasedStore for S {
+    fn insert_erased<'a>(
+        &'a self,
+        app: &'a str,
+        table: &'a str,
+        id: &'a str,
+        data: Map<String, Value>,
+    ) -> BoxFuture<'a, Result<StoredRecord, StoreError>> {
+        Box::pin(self.insert(app, table, id, data))
+    }
+    fn update_erased<'a>(
+        &'a self,
+        app: &'a str,
+        table: &'a str,
+        id: &'a str,
+        patch: Map<String, Value>,
+    ) -> BoxFuture<'a, Result<StoredRecord, StoreError>> {
+        Box::pin(self.update(app, table, id, patch))
+    }
+    fn delete_erased<'a>(
+        &'a self,
+        app: &'a str,
+        table: &'a str,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(self.delete(app, table, id))
+    }
+    fn get_erased<'a>(
+        &'a self,
+        app: &'a str,
+        table: &'a str,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<StoredRecord>, StoreError>> {
+        Box::pin(self.get(app, table, id))
+    }
+    fn list_erased<'a>(
+        &'a self,
+        app: &'a str,
+        table: &'a str,
+        query: &'a ListQuery,
+    ) -> BoxFuture<'a, Result<Vec<StoredRecord>, StoreError>> {
+        Box::pin(self.list(app, table, query))
+    }
+}
+
+/// Any [`RecordStore`] behind one concrete type: the store custom handlers are given.
+#[derive(Clone, Copy)]
+pub(crate) struct DynStore<'s>(pub &'s (dyn ErasedStore + 's));
+
+impl RecordStore for DynStore<'_> {
+    fn insert(
+        &self,
+        app: &str,
+        table: &str,
+        id: &str,
+        data: Map<String, Value>,
+    ) -> impl Future<Output = Result<StoredRecord, StoreError>> + Send {
+        async move { self.0.insert_erased(app, table, id, data).await }
+    }
+    fn update(
+        &self,
+        app: &str,
+        table: &str,
+        id: &str,
+        patch: Map<String, Value>,
+    ) -> impl Future<Output = Result<StoredRecord, StoreError>> + Send {
+        async move { self.0.update_erased(app, table, id, patch).await }
+    }
+    fn delete(
+        &self,
+        app: &str,
+        table: &str,
+        id: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        async move { self.0.delete_erased(app, table, id).await }
+    }
+    fn get(
+        &self,
+        app: &str,
+        table: &str,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<StoredRecord>, StoreError>> + Send {
+        async move { self.0.get_erased(app, table, id).await }
+    }
+    fn list(
+        &self,
+        app: &str,
+        table: &str,
+        query: &ListQuery,
+    ) -> impl Future<Output = Result<Vec<StoredRecord>, StoreError>> + Send {
+        async move { self.0.list_erased(app, table, query).await }
+    }
 }

@@ -36,7 +36,6 @@ pub fn validate_claim(
     Ok(())
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -56,7 +55,10 @@ mod tests {
             ("w", 1, 0, "leaseSeconds"),
         ] {
             let err = validate_claim(tight, worker, limit, lease).unwrap_err();
-            assert!(matches!(&err, AppError::Validation(m) if m.contains(field)), "{err:?}");
+            assert!(
+                matches!(&err, AppError::Validation(m) if m.contains(field)),
+                "{err:?}"
+            );
         }
     }
 }

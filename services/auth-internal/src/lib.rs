@@ -5,8 +5,8 @@
 pub mod auth;
 pub mod config;
 pub mod db;
-pub mod lease;
 pub mod error;
+pub mod lease;
 pub mod mcp;
 pub mod missions;
 pub mod openapi;

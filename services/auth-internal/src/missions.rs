@@ -317,7 +317,9 @@ mod tests {
                 next_run_at: None
             }
         );
-        let explicit = data(json!({"state": "paused", "cadence": {"kind": "manual"}, "nextRunAt": "2026-03-02T10:00:00Z"}));
+        let explicit = data(
+            json!({"state": "paused", "cadence": {"kind": "manual"}, "nextRunAt": "2026-03-02T10:00:00Z"}),
+        );
         assert_eq!(
             MissionRecord::new(&explicit).schedule(at(8)),
             Schedule {
@@ -334,7 +336,9 @@ mod tests {
 
     #[test]
     fn a_verdict_applies_once_and_settles_the_iteration() {
-        let d = data(json!({"iterations": [iteration("it", vec![step("a", "planned"), step("b", "rejected")])]}));
+        let d = data(
+            json!({"iterations": [iteration("it", vec![step("a", "planned"), step("b", "rejected")])]}),
+        );
         let rec = MissionRecord::new(&d);
         let decided = rec
             .decide("it", "a", at(9), |s| s.status = StepStatus::Approved)
@@ -365,7 +369,9 @@ mod tests {
 
     #[test]
     fn overall_status_waits_for_open_steps() {
-        let d = data(json!({"iterations": [iteration("it", vec![step("a", "staged"), step("b", "failed")])]}));
+        let d = data(
+            json!({"iterations": [iteration("it", vec![step("a", "staged"), step("b", "failed")])]}),
+        );
         let open = MissionRecord::new(&d)
             .iteration_with_step("it", "a")
             .unwrap();

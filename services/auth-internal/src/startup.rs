@@ -10,8 +10,7 @@ use service_kit::{Clock, json::JsonLimit, metrics::Metrics};
 use crate::{
     auth::{jwt::Keys, password::Hasher},
     config::Settings,
-    db,
-    routes,
+    db, routes,
     state::AppState,
 };
 

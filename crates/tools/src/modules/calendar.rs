@@ -27,6 +27,7 @@ pub(crate) static EVENTS: Collection = Collection {
     noun: "calendar event",
     list_tool: "calendar_list_events",
     stamps: true,
+    proposable: true,
 };
 
 pub(crate) fn tools() -> Vec<ToolDef> {

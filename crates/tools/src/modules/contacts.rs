@@ -21,6 +21,7 @@ pub(crate) static CONTACTS: Collection = Collection {
     noun: "contact",
     list_tool: "contacts_search",
     stamps: true,
+    proposable: true,
 };
 
 pub(crate) fn tools() -> Vec<ToolDef> {

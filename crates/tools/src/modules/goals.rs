@@ -24,8 +24,6 @@ use crate::handler::{
 use crate::registry::{CallContext, Policy};
 use crate::store::{ListQuery, RecordStore};
 
-use super::Custom;
-
 pub(crate) static GOALS: Collection = Collection {
     module: "goals",
     app: "goals",
@@ -33,6 +31,7 @@ pub(crate) static GOALS: Collection = Collection {
     noun: "goal",
     list_tool: "goals_list",
     stamps: true,
+    proposable: true,
 };
 
 pub(crate) static PROGRESS: Collection = Collection {
@@ -42,6 +41,7 @@ pub(crate) static PROGRESS: Collection = Collection {
     noun: "goal progress entry",
     list_tool: "goals_get",
     stamps: true,
+    proposable: true,
 };
 
 pub(crate) fn tools() -> Vec<ToolDef> {
@@ -64,7 +64,7 @@ pub(crate) fn tools() -> Vec<ToolDef> {
             Policy::Write,
             "Add an amount to a goal's progress (negative amounts correct mistakes). Returns the goal \
              with its new progress.",
-            Custom::GoalsLogProgress,
+            |args, store, ctx, ids| Box::pin(log_progress(args, store, ctx, ids)),
         ),
         ToolDef::list::<List>(
             "goals_list",

@@ -9,8 +9,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use super::notes::{Archive, archive};
-use super::{Custom, default_limit, text_search, today};
+use super::{default_limit, text_search, today};
 use crate::error::ToolError;
 use crate::handler::{
     Collection, Ids, ListPlan, NewRecord, RecordPatch, SCAN_LIMIT, ToolDef, get_existing,
@@ -26,6 +25,7 @@ pub(crate) static HABITS: Collection = Collection {
     noun: "habit",
     list_tool: "habits_list",
     stamps: true,
+    proposable: true,
 };
 
 pub(crate) static LOGS: Collection = Collection {
@@ -35,6 +35,7 @@ pub(crate) static LOGS: Collection = Collection {
     noun: "habit log",
     list_tool: "habits_list",
     stamps: true,
+    proposable: true,
 };
 
 pub(crate) fn tools() -> Vec<ToolDef> {
@@ -56,7 +57,7 @@ pub(crate) fn tools() -> Vec<ToolDef> {
             Policy::Write,
             "Record that the user did a habit (today unless date is given). Returns the log entry and \
              how often the habit was logged on that day.",
-            Custom::HabitsLog,
+            |args, store, ctx, ids| Box::pin(log(args, store, ctx, ids)),
         ),
         ToolDef::list::<List>(
             "habits_list",
@@ -65,11 +66,10 @@ pub(crate) fn tools() -> Vec<ToolDef> {
             list,
         ),
         ToolDef::get("habits_get", &HABITS, "Read one habit by id."),
-        ToolDef::patch::<Archive>(
+        ToolDef::archive(
             "habits_archive",
             &HABITS,
             "Archive a habit (stop tracking it), or with archived=false restore it.",
-            archive,
         ),
     ]
 }

@@ -21,6 +21,7 @@ pub(crate) static ENTRIES: Collection = Collection {
     noun: "journal entry",
     list_tool: "journal_list",
     stamps: true,
+    proposable: true,
 };
 
 pub(crate) fn tools() -> Vec<ToolDef> {

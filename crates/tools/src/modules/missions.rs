@@ -17,7 +17,7 @@ use types::missions::{
     MISSIONS_APP, MISSIONS_TABLE, Mission, MissionCadence, MissionInputRef, MissionState,
 };
 
-use super::{Custom, default_limit};
+use super::default_limit;
 use crate::error::ToolError;
 use crate::handler::{
     Collection, Ids, ListPlan, ToolDef, get_existing, insert_new, not_blank, parse, patch_existing,
@@ -40,6 +40,8 @@ pub(crate) static MISSIONS: Collection = Collection {
     list_tool: "missions_list",
     // The record data is exactly a serialized `Mission`, which has no timestamps.
     stamps: false,
+    // Missions plan other modules' writes, never their own.
+    proposable: false,
 };
 
 pub(crate) fn tools() -> Vec<ToolDef> {
@@ -50,7 +52,7 @@ pub(crate) fn tools() -> Vec<ToolDef> {
             Policy::Write,
             "Create an AI mission: a standing objective the assistant works on at the given cadence, \
              proposing steps for the user to approve. Returns the mission with its id and nextRunAt.",
-            Custom::MissionsCreate,
+            |args, store, ctx, ids| Box::pin(create(args, store, ctx, ids)),
         ),
         ToolDef::custom::<Update>(
             "missions_update",
@@ -58,7 +60,7 @@ pub(crate) fn tools() -> Vec<ToolDef> {
             Policy::Write,
             "Change a mission's title, objective, concept, cadence or inputs; only the fields you pass \
              change. A new cadence reschedules an active mission from now.",
-            Custom::MissionsUpdate,
+            |args, store, ctx, _| Box::pin(update(args, store, ctx)),
         ),
         ToolDef::list::<List>(
             "missions_list",
@@ -79,14 +81,14 @@ pub(crate) fn tools() -> Vec<ToolDef> {
             &MISSIONS,
             Policy::Write,
             "Pause an active mission: it stops running until resumed.",
-            Custom::MissionsPause,
+            |args, store, ctx, _| Box::pin(pause(args, store, ctx)),
         ),
         ToolDef::custom::<IdOnly>(
             "missions_resume",
             &MISSIONS,
             Policy::Write,
             "Resume a paused mission; its next run is scheduled from now.",
-            Custom::MissionsResume,
+            |args, store, ctx, _| Box::pin(resume(args, store, ctx)),
         ),
     ]
 }

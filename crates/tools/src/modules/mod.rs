@@ -1,8 +1,9 @@
 //! The modules and their tools.
 //!
 //! Rules:
-//! - One file per module; each exposes `tools()` and, for read-modify-write tools, the
-//!   `Custom` handlers dispatched by [`run_custom`].
+//! - One file per module; each exposes `tools()`, its tools as data: generic handler kinds,
+//!   or for read-modify-write tools its own `async fn`s registered as `CustomFn`s. Adding a
+//!   module is one file and one line in [`all`]; nothing else names a module.
 //! - Arguments and record fields are camelCase; every argument struct denies unknown fields
 //!   (the schema says `additionalProperties: false`, serde agrees).
 //! - List tools take `limit` 1–100 (default 20) and answer `{items, count}`, newest first
@@ -12,10 +13,8 @@ use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use serde::Serializer;
 use serde_json::{Map, Value};
 
-use crate::error::ToolError;
-use crate::handler::{Ids, ToolDef};
+use crate::handler::ToolDef;
 use crate::registry::CallContext;
-use crate::store::RecordStore;
 
 pub(crate) mod calendar;
 pub(crate) mod contacts;
@@ -43,34 +42,6 @@ pub(crate) fn all() -> Vec<ToolDef> {
     .into_iter()
     .flatten()
     .collect()
-}
-
-/// Tools whose handler reads before it writes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Custom {
-    GoalsLogProgress,
-    HabitsLog,
-    MissionsCreate,
-    MissionsUpdate,
-    MissionsPause,
-    MissionsResume,
-}
-
-pub(crate) async fn run_custom<S: RecordStore>(
-    custom: Custom,
-    args: Value,
-    store: &S,
-    ctx: &CallContext,
-    ids: &Ids<'_>,
-) -> Result<Value, ToolError> {
-    match custom {
-        Custom::GoalsLogProgress => goals::log_progress(args, store, ctx, ids).await,
-        Custom::HabitsLog => habits::log(args, store, ctx, ids).await,
-        Custom::MissionsCreate => missions::create(args, store, ctx, ids).await,
-        Custom::MissionsUpdate => missions::update(args, store, ctx).await,
-        Custom::MissionsPause => missions::pause(args, store, ctx).await,
-        Custom::MissionsResume => missions::resume(args, store, ctx).await,
-    }
 }
 
 /// Default of every list tool's `limit`.

@@ -21,6 +21,7 @@ pub(crate) static ENTRIES: Collection = Collection {
     noun: "mood entry",
     list_tool: "mood_recent",
     stamps: true,
+    proposable: true,
 };
 
 pub(crate) fn tools() -> Vec<ToolDef> {

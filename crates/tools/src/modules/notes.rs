@@ -6,11 +6,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::{default_limit, default_true, tag_filter, text_search};
+use super::{default_limit, tag_filter, text_search};
 use crate::error::ToolError;
-use crate::handler::{
-    Collection, ListPlan, NewRecord, RecordPatch, ToolDef, not_blank, parse, timestamp,
-};
+use crate::handler::{Collection, ListPlan, NewRecord, RecordPatch, ToolDef, not_blank, parse};
 use crate::registry::CallContext;
 use crate::store::ListQuery;
 
@@ -21,6 +19,7 @@ pub(crate) static NOTES: Collection = Collection {
     noun: "note",
     list_tool: "notes_search",
     stamps: true,
+    proposable: true,
 };
 
 pub(crate) fn tools() -> Vec<ToolDef> {
@@ -47,11 +46,10 @@ pub(crate) fn tools() -> Vec<ToolDef> {
             &NOTES,
             "Read one note by id, with its full content.",
         ),
-        ToolDef::patch::<Archive>(
+        ToolDef::archive(
             "notes_archive",
             &NOTES,
             "Archive a note (hidden from searches by default), or with archived=false restore it.",
-            archive,
         ),
     ]
 }
@@ -151,34 +149,4 @@ fn search(args: Value, _ctx: &CallContext) -> Result<ListPlan, ToolError> {
     }
     tag_filter(&mut query.contains, args.tag);
     Ok(ListPlan::new(query))
-}
-
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub(crate) struct Archive {
-    /// Id of the record.
-    #[schemars(length(min = 1, max = 200))]
-    pub id: String,
-    /// true archives, false restores.
-    #[serde(default = "default_true")]
-    pub archived: bool,
-}
-
-/// `{isArchived, archivedAt}` for an [`Archive`] call (shared with habits).
-pub(crate) fn archive(
-    args: Value,
-    ctx: &CallContext,
-) -> Result<(String, Map<String, Value>), ToolError> {
-    let Archive { id, archived } = parse(args)?;
-    let mut patch = Map::new();
-    patch.insert("isArchived".to_owned(), Value::Bool(archived));
-    patch.insert(
-        "archivedAt".to_owned(),
-        if archived {
-            timestamp(ctx.now)
-        } else {
-            Value::Null
-        },
-    );
-    Ok((id, patch))
 }

@@ -23,6 +23,7 @@ pub(crate) static TASKS: Collection = Collection {
     noun: "todo",
     list_tool: "todo_list",
     stamps: true,
+    proposable: true,
 };
 
 pub(crate) fn tools() -> Vec<ToolDef> {

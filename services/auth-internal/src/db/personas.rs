@@ -590,7 +590,9 @@ mod tests {
         assert!(!claim.contains("{lock}") && !due.contains("{lock}"));
         assert_eq!(claim.matches("FOR UPDATE SKIP LOCKED").count(), 3);
         assert!(!due.contains("FOR UPDATE"));
-        assert!(claim.starts_with("WITH ") && claim.contains("UPDATE personas p SET lease_owner = $4"));
+        assert!(
+            claim.starts_with("WITH ") && claim.contains("UPDATE personas p SET lease_owner = $4")
+        );
         assert!(due.starts_with("WITH ") && !due.contains("$4"));
     }
 }

@@ -7,10 +7,10 @@
 //! - Both write through `db::records::append*` only, so every write of the
 //!   service takes the same LWW path and the same table hooks.
 
-pub mod stamp;
 pub mod adapter;
+pub mod stamp;
 
+pub use adapter::PgRecordStore;
 pub use stamp::{
     Prepared, StampStats, apply_all, prepare, server_change, valid_name, valid_record_id,
 };
-pub use adapter::PgRecordStore;

@@ -171,4 +171,3 @@ pub fn server_change(
         stamp,
     }
 }
-
