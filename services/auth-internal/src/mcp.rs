@@ -23,6 +23,7 @@ use actix_web::{
     Error, HttpMessage, HttpRequest, HttpResponse,
     body::{EitherBody, MessageBody},
     dev::{ServiceRequest, ServiceResponse},
+    get,
     http::header,
     middleware::Next,
     web,
@@ -51,7 +52,23 @@ use types::{ApiError, error::codes};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::{auth, state::AppState, store::PgRecordStore};
+use crate::{auth, routes::Documented, state::AppState, store::PgRecordStore};
+
+/// The protected-resource metadata and `/mcp` itself (served by `transport`,
+/// the rmcp service, behind [`require_bearer`]; documented by [`mcp_endpoint`]).
+pub fn routes<M>(cfg: &mut utoipa_actix_web::service_config::ServiceConfig<'_>, transport: M)
+where
+    M: actix_web::dev::HttpServiceFactory + 'static,
+{
+    cfg.service(protected_resource_metadata)
+        .service(protected_resource_metadata_mcp)
+        .service(Documented::new(
+            web::scope("/mcp")
+                .wrap(actix_web::middleware::from_fn(require_bearer))
+                .service(transport),
+            __path_mcp_endpoint,
+        ));
+}
 
 /// The MCP caller, put into the request by the bearer middleware.
 #[derive(Debug, Clone)]
@@ -283,18 +300,21 @@ pub struct ProtectedResourceMetadata {
 
 /// `GET /.well-known/oauth-protected-resource` (RFC 9728).
 #[utoipa::path(
-    get,
-    path = "/.well-known/oauth-protected-resource",
     tag = "mcp",
     responses(
         (status = 200, description = "Metadata of the MCP resource (where the 401 of `/mcp` points)", body = ProtectedResourceMetadata),
     ),
 )]
+#[get("/.well-known/oauth-protected-resource")]
 pub async fn protected_resource_metadata(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    let base = base_url(&req, &state);
+    metadata(&req, &state)
+}
+
+fn metadata(req: &HttpRequest, state: &AppState) -> HttpResponse {
+    let base = base_url(req, state);
     HttpResponse::Ok().json(ProtectedResourceMetadata {
         resource: format!("{base}/mcp"),
         resource_name: "Mana MCP",
@@ -304,26 +324,25 @@ pub async fn protected_resource_metadata(
     })
 }
 
-// OpenAPI annotation only: the route is served by `protected_resource_metadata`
-// (registered in `startup`). The `///` text below is the published description.
 /// `GET /.well-known/oauth-protected-resource/mcp`: the same document under the
 /// path-suffixed name RFC 9728 clients try first.
 #[utoipa::path(
-    get,
-    path = "/.well-known/oauth-protected-resource/mcp",
     tag = "mcp",
     responses(
         (status = 200, description = "The same metadata as `/.well-known/oauth-protected-resource`", body = ProtectedResourceMetadata),
     ),
 )]
-#[allow(
-    dead_code,
-    reason = "OpenAPI annotation only; the route is served by protected_resource_metadata"
-)]
-pub(crate) fn protected_resource_metadata_mcp() {}
+#[get("/.well-known/oauth-protected-resource/mcp")]
+pub async fn protected_resource_metadata_mcp(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    metadata(&req, &state)
+}
 
-// OpenAPI annotation only: the route is served by rmcp (mounted in `startup`
-// behind `require_bearer`). The `///` text below is the published description.
+// OpenAPI annotation only: the route is served by rmcp (mounted by
+// `routes::table` behind `require_bearer`, documented by this annotation
+// through `routes::Documented`). The `///` text below is the published description.
 /// `POST /mcp`: the MCP streamable-HTTP endpoint (tools as the token's user).
 #[utoipa::path(
     post,
@@ -343,7 +362,7 @@ pub(crate) fn protected_resource_metadata_mcp() {}
     dead_code,
     reason = "OpenAPI annotation only; the route is served by rmcp"
 )]
-pub(crate) fn mcp_endpoint() {}
+pub fn mcp_endpoint() {}
 
 /// Build the MCP transport once; it is cloned into every actix worker.
 pub fn build_service(

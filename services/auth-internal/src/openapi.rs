@@ -4,22 +4,28 @@
 //! - The document is generated from the handlers' `#[utoipa::path]`
 //!   annotations and the wire types' `ToSchema` derives; nothing is written by
 //!   hand except the security schemes.
-//! - Every route in [`crate::routes::ROUTES`] is listed in `paths(...)` below;
-//!   `tests/api/openapi.rs` checks both directions against the running service,
-//!   so a route added without its annotation (or the reverse) fails CI.
+//! - Its paths are collected from [`crate::routes::table`], the same table the
+//!   server mounts: [`ApiDoc`] holds only what no handler says (info, tags,
+//!   shared schemas, security schemes). `tests/api/openapi.rs` checks the
+//!   served document against the running service both ways.
 //! - Every non-2xx answer references the one envelope schema `ApiError`.
 //! - Security schemes: `bearer` (the user JWT from login) and `serviceKey`
 //!   (the `X-Service-Key` header of the internal API).
 
 use std::sync::LazyLock;
 
-use actix_web::HttpResponse;
+use actix_web::{App, HttpResponse, get, web};
 use utoipa::{
     Modify, OpenApi,
     openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme},
 };
 
-use crate::{mcp, routes};
+use utoipa_actix_web::AppExt;
+
+/// `/openapi.json`, at the top level.
+pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig<'_>) {
+    cfg.service(openapi_json);
+}
 
 /// The generated document (see the module docs).
 #[derive(OpenApi)]
@@ -33,33 +39,6 @@ type → 400 `invalid_body` naming the field; missing or wrong key or token → 
 resource → 404 `not_found`; conflicts and stale leases → 409 (`conflict`, `email_taken`, \
 `lease_lost`); a batch over its limit → 413 `payload_too_large`; rule violations → 422 \
 `validation_failed`; database unavailable → 503 `service_unavailable` with `Retry-After`."
-    ),
-    paths(
-        routes::health::health,
-        routes::metrics::metrics,
-        openapi_json,
-        routes::auth::jwks,
-        mcp::protected_resource_metadata,
-        mcp::protected_resource_metadata_mcp,
-        routes::auth::register,
-        routes::auth::login,
-        routes::sync::push_changes,
-        routes::sync::pull_changes,
-        routes::missions::approve_step,
-        routes::missions::reject_step,
-        routes::personas::upsert_personas,
-        routes::personas::list_due_personas,
-        routes::personas::claim_personas,
-        routes::personas::get_persona,
-        routes::personas::get_persona_ratings,
-        routes::personas::list_persona_actions,
-        routes::personas::record_actions,
-        routes::personas::record_feedback,
-        routes::personas::release_persona,
-        routes::missions::claim_missions,
-        routes::missions::write_iteration,
-        routes::missions::release_mission,
-        mcp::mcp_endpoint,
     ),
     components(schemas(types::ApiError, types::ApiErrorBody)),
     modifiers(&SecuritySchemes),
@@ -103,8 +82,16 @@ impl Modify for SecuritySchemes {
     }
 }
 
-/// Built once: the document is a pure function of the code.
-static DOCUMENT: LazyLock<utoipa::openapi::OpenApi> = LazyLock::new(ApiDoc::openapi);
+/// Built once from the route table: the document is a pure function of the code.
+static DOCUMENT: LazyLock<utoipa::openapi::OpenApi> = LazyLock::new(|| {
+    let (_, document) = App::new()
+        .into_utoipa_app()
+        .openapi(ApiDoc::openapi())
+        // `/mcp` is served by rmcp; the document needs only its annotation.
+        .configure(|cfg| crate::routes::table(cfg, web::scope("")))
+        .split_for_parts();
+    document
+});
 
 /// The document as served.
 pub fn document() -> &'static utoipa::openapi::OpenApi {
@@ -113,13 +100,12 @@ pub fn document() -> &'static utoipa::openapi::OpenApi {
 
 /// `GET /openapi.json`.
 #[utoipa::path(
-    get,
-    path = "/openapi.json",
     tag = "ops",
     responses(
         (status = 200, description = "This OpenAPI 3.1 document", body = serde_json::Value),
     ),
 )]
+#[get("/openapi.json")]
 pub async fn openapi_json() -> HttpResponse {
     HttpResponse::Ok().json(document())
 }

@@ -102,21 +102,13 @@ impl Application {
                 .app_data(JsonLimit(body_limit))
                 .app_data(service_kit::errors::query_config())
                 .app_data(service_kit::errors::path_config())
-                .configure(routes::config)
-                .route(
-                    "/.well-known/oauth-protected-resource",
-                    web::get().to(crate::mcp::protected_resource_metadata),
-                )
-                .route(
-                    "/.well-known/oauth-protected-resource/mcp",
-                    web::get().to(crate::mcp::protected_resource_metadata),
-                )
-                .service(
-                    web::scope("/mcp")
-                        .wrap(from_fn(crate::mcp::require_bearer))
-                        .service(mcp_service.clone().scope()),
-                )
-                .default_service(web::to(service_kit::errors::not_found))
+                .configure(|cfg| {
+                    routes::table(
+                        &mut utoipa_actix_web::service_config::ServiceConfig::new(cfg),
+                        mcp_service.clone().scope(),
+                    );
+                })
+                .default_service(web::to(routes::unmatched))
         })
         .listen(listener)
         .map_err(|source| StartupError::Bind {

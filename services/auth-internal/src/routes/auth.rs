@@ -3,7 +3,7 @@
 //! Unknown email and wrong password get the same 401 body and, because the
 //! unknown-email path verifies against a dummy hash, the same time.
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpResponse, get, post, web};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use serde::{Deserialize, Serialize};
 use service_kit::Json;
@@ -11,7 +11,17 @@ use types::ApiError;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::responses::Unavailable;
 use crate::{db::users, error::AppError, state::AppState};
+
+/// `/api/v1/auth/*` and the token keys at `/.well-known/jwks.json`.
+pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig<'_>) {
+    cfg.service(jwks).service(
+        utoipa_actix_web::scope("/api/v1/auth")
+            .service(register)
+            .service(login),
+    );
+}
 
 /// Body of `POST /api/v1/auth/register`.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -89,8 +99,6 @@ fn validate_email(email: &str) -> Result<&str, AppError> {
 
 /// `POST /api/v1/auth/register` → 201 with a token.
 #[utoipa::path(
-    post,
-    path = "/api/v1/auth/register",
     tag = "auth",
     request_body = RegisterRequest,
     responses(
@@ -98,9 +106,10 @@ fn validate_email(email: &str) -> Result<&str, AppError> {
         (status = 400, description = "Malformed JSON or a wrong type (`invalid_body`)", body = ApiError),
         (status = 409, description = "The email is taken (`email_taken`)", body = ApiError),
         (status = 422, description = "Invalid email, password not 8–1024 characters, or displayName too long (`validation_failed`)", body = ApiError),
-        (status = 503, description = "The database is unavailable (`service_unavailable`, `Retry-After`)", body = ApiError),
+        Unavailable,
     ),
 )]
+#[post("/register")]
 pub async fn register(
     state: web::Data<AppState>,
     body: Json<RegisterRequest>,
@@ -143,17 +152,16 @@ pub async fn register(
 
 /// `POST /api/v1/auth/login`.
 #[utoipa::path(
-    post,
-    path = "/api/v1/auth/login",
     tag = "auth",
     request_body = LoginRequest,
     responses(
         (status = 200, description = "A token for the account", body = TokenResponse),
         (status = 400, description = "Malformed JSON or a wrong type (`invalid_body`)", body = ApiError),
         (status = 401, description = "Unknown email or wrong password: the same answer (`invalid_credentials`)", body = ApiError),
-        (status = 503, description = "The database is unavailable (`service_unavailable`, `Retry-After`)", body = ApiError),
+        Unavailable,
     ),
 )]
+#[post("/login")]
 pub async fn login(
     state: web::Data<AppState>,
     body: Json<LoginRequest>,
@@ -173,13 +181,12 @@ pub async fn login(
 
 /// `GET /.well-known/jwks.json`.
 #[utoipa::path(
-    get,
-    path = "/.well-known/jwks.json",
     tag = "auth",
     responses(
         (status = 200, description = "The Ed25519 public key(s) that verify access tokens (RFC 7517 JWK set, `OKP`/`Ed25519`/`EdDSA`)", body = serde_json::Value),
     ),
 )]
+#[get("/.well-known/jwks.json")]
 pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header(("cache-control", "public, max-age=300"))

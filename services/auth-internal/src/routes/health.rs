@@ -2,11 +2,16 @@
 
 use std::time::Duration;
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpResponse, get, web};
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::{db, state::AppState};
+
+/// `/health`, at the top level.
+pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig<'_>) {
+    cfg.service(health);
+}
 
 /// The health answer (the same shape for 200 and 503).
 #[derive(Debug, Serialize, ToSchema)]
@@ -21,14 +26,13 @@ pub struct Health {
 
 /// Liveness and readiness: whether Postgres answers within 2 s.
 #[utoipa::path(
-    get,
-    path = "/health",
     tag = "ops",
     responses(
         (status = 200, description = "The service and its database are up", body = Health),
         (status = 503, description = "The database does not answer (`database: down`)", body = Health),
     ),
 )]
+#[get("/health")]
 pub async fn health(state: web::Data<AppState>) -> HttpResponse {
     let up = db::ping(&state.pool, Duration::from_secs(2)).await;
     let body = Health {

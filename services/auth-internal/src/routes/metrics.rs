@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpResponse, get, web};
 use diesel::{
     QueryableByName,
     sql_types::{BigInt, Text},
@@ -16,6 +16,11 @@ use prometheus_client::{
 };
 
 use crate::state::AppState;
+
+/// `/metrics`, at the top level.
+pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig<'_>) {
+    cfg.service(serve_metrics);
+}
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TableLabel {
@@ -73,8 +78,7 @@ struct Dead {
 
 /// Prometheus/OpenMetrics exposition of the service's metrics.
 #[utoipa::path(
-    get,
-    path = "/metrics",
+    operation_id = "metrics",
     tag = "ops",
     responses(
         (
@@ -85,7 +89,11 @@ struct Dead {
         ),
     ),
 )]
-pub async fn metrics(state: web::Data<AppState>, gauges: web::Data<DbGauges>) -> HttpResponse {
+#[get("/metrics")]
+pub async fn serve_metrics(
+    state: web::Data<AppState>,
+    gauges: web::Data<DbGauges>,
+) -> HttpResponse {
     let status = state.pool.status();
     gauges
         .pool_size

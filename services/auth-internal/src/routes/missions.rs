@@ -9,7 +9,7 @@
 //! one transaction. Iteration history is capped at the newest
 //! [`MAX_ITERATIONS`].
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpResponse, post, web};
 use chrono::{DateTime, Utc};
 use diesel_async::AsyncConnection;
 use lww::Op;
@@ -29,6 +29,7 @@ use types::{
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::responses::{BodyErrors, InternalErrors, LeaseErrors, UserErrors};
 use crate::{
     auth::AuthUser,
     db::{
@@ -47,21 +48,16 @@ pub const RECENT_ITERATIONS: usize = 3;
 /// Characters of an input's content handed to the planner.
 pub const INPUT_CONTENT_CHARS: usize = 2000;
 
-pub fn internal_config(cfg: &mut web::ServiceConfig) {
-    cfg.route("/missions/claim", web::post().to(claim_missions))
-        .route("/missions/{id}/iterations", web::post().to(write_iteration))
-        .route("/missions/{id}/release", web::post().to(release_mission));
+/// The runner's routes, inside the internal scope (`/api/v1/internal`).
+pub fn internal_routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig<'_>) {
+    cfg.service(claim_missions)
+        .service(write_iteration)
+        .service(release_mission);
 }
 
-pub fn user_config(cfg: &mut web::ServiceConfig) {
-    cfg.route(
-        "/{id}/iterations/{iteration_id}/steps/{step_id}/approve",
-        web::post().to(approve_step),
-    )
-    .route(
-        "/{id}/iterations/{iteration_id}/steps/{step_id}/reject",
-        web::post().to(reject_step),
-    );
+/// The user's routes, inside `/api/v1/missions`.
+pub fn user_routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig<'_>) {
+    cfg.service(approve_step).service(reject_step);
 }
 
 /// Answer of `POST /api/v1/internal/missions/{id}/release`.
@@ -112,19 +108,17 @@ fn text_field(data: &Map<String, Value>, names: &[&str]) -> Option<String> {
 
 /// `POST /api/v1/internal/missions/claim`.
 #[utoipa::path(
-    post,
-    path = "/api/v1/internal/missions/claim",
     tag = "internal-missions",
     security(("serviceKey" = [])),
     request_body = MissionClaimRequest,
     responses(
         (status = 200, description = "Due missions now leased to this worker, with resolved inputs, recent iterations, proposable tools and tokens used today", body = MissionClaimResponse),
-        (status = 400, description = "Malformed JSON or a wrong type (`invalid_body`), naming the field", body = ApiError),
-        (status = 401, description = "Missing or wrong `X-Service-Key` (`unauthorized`)", body = ApiError),
         (status = 422, description = "`worker`, `limit` or `leaseSeconds` out of range (`validation_failed`)", body = ApiError),
-        (status = 503, description = "The database is unavailable (`service_unavailable`, `Retry-After`)", body = ApiError),
+        InternalErrors,
+        BodyErrors,
     ),
 )]
+#[post("/missions/claim")]
 pub async fn claim_missions(
     state: web::Data<AppState>,
     body: Json<MissionClaimRequest>,
@@ -242,22 +236,20 @@ pub async fn claim_missions(
 
 /// `POST /api/v1/internal/missions/{id}/iterations`.
 #[utoipa::path(
-    post,
-    path = "/api/v1/internal/missions/{id}/iterations",
     tag = "internal-missions",
     security(("serviceKey" = [])),
     params(("id" = String, Path, description = "The mission (record) id")),
     request_body = WriteIterationRequest,
     responses(
         (status = 200, description = "Written, or `written: false` when this iteration id already was (a retry)", body = WriteIterationResponse),
-        (status = 400, description = "Malformed JSON or a wrong type (`invalid_body`), naming the field", body = ApiError),
-        (status = 401, description = "Missing or wrong `X-Service-Key` (`unauthorized`)", body = ApiError),
         (status = 404, description = "No such mission, or it was deleted (`not_found`)", body = ApiError),
-        (status = 409, description = "The lease is no longer held by this token (`lease_lost`)", body = ApiError),
         (status = 422, description = "`iteration.id` is not 1–200 characters (`validation_failed`)", body = ApiError),
-        (status = 503, description = "The database is unavailable (`service_unavailable`, `Retry-After`)", body = ApiError),
+        InternalErrors,
+        BodyErrors,
+        LeaseErrors,
     ),
 )]
+#[post("/missions/{id}/iterations")]
 pub async fn write_iteration(
     state: web::Data<AppState>,
     id: web::Path<String>,
@@ -335,21 +327,19 @@ pub async fn write_iteration(
 
 /// `POST /api/v1/internal/missions/{id}/release`.
 #[utoipa::path(
-    post,
-    path = "/api/v1/internal/missions/{id}/release",
     tag = "internal-missions",
     security(("serviceKey" = [])),
     params(("id" = String, Path, description = "The mission (record) id")),
     request_body = MissionReleaseRequest,
     responses(
         (status = 200, description = "The lease is given back", body = MissionReleased),
-        (status = 400, description = "Malformed JSON or a wrong type (`invalid_body`), naming the field", body = ApiError),
-        (status = 401, description = "Missing or wrong `X-Service-Key` (`unauthorized`)", body = ApiError),
         (status = 404, description = "No such mission (`not_found`)", body = ApiError),
-        (status = 409, description = "The lease is no longer held by this token (`lease_lost`)", body = ApiError),
-        (status = 503, description = "The database is unavailable (`service_unavailable`, `Retry-After`)", body = ApiError),
+        InternalErrors,
+        BodyErrors,
+        LeaseErrors,
     ),
 )]
+#[post("/missions/{id}/release")]
 pub async fn release_mission(
     state: web::Data<AppState>,
     id: web::Path<String>,
@@ -447,8 +437,6 @@ type StepPath = web::Path<(String, String, String)>;
 /// execute the step's tool as the user (idempotent: the record ids derive from
 /// the step id) and record `approved` with the result, or `failed` with the error.
 #[utoipa::path(
-    post,
-    path = "/api/v1/missions/{id}/iterations/{iterationId}/steps/{stepId}/approve",
     tag = "missions",
     security(("bearer" = [])),
     params(
@@ -458,12 +446,12 @@ type StepPath = web::Path<(String, String, String)>;
     ),
     responses(
         (status = 200, description = "The step is `approved` with the tool's result, or `failed` with the error (also on a repeat)", body = StepVerdict),
-        (status = 401, description = "Missing or invalid bearer token (`unauthorized`)", body = ApiError),
         (status = 404, description = "No such mission, iteration or step of the caller (`not_found`)", body = ApiError),
         (status = 409, description = "The step was already rejected or skipped (`conflict`)", body = ApiError),
-        (status = 503, description = "The database is unavailable (`service_unavailable`, `Retry-After`)", body = ApiError),
+        UserErrors,
     ),
 )]
+#[post("/{id}/iterations/{iterationId}/steps/{stepId}/approve")]
 pub async fn approve_step(
     state: web::Data<AppState>,
     user: AuthUser,
@@ -525,8 +513,6 @@ pub async fn approve_step(
 
 /// `POST /api/v1/missions/{id}/iterations/{iterationId}/steps/{stepId}/reject`.
 #[utoipa::path(
-    post,
-    path = "/api/v1/missions/{id}/iterations/{iterationId}/steps/{stepId}/reject",
     tag = "missions",
     security(("bearer" = [])),
     params(
@@ -537,12 +523,12 @@ pub async fn approve_step(
     request_body(content = Option<RejectStepRequest>, description = "Optional feedback for the planner (the body may be empty)"),
     responses(
         (status = 200, description = "The step is `rejected` (also on a repeat)", body = StepVerdict),
-        (status = 401, description = "Missing or invalid bearer token (`unauthorized`)", body = ApiError),
         (status = 404, description = "No such mission, iteration or step of the caller (`not_found`)", body = ApiError),
         (status = 409, description = "The step was already approved or failed (`conflict`)", body = ApiError),
-        (status = 503, description = "The database is unavailable (`service_unavailable`, `Retry-After`)", body = ApiError),
+        UserErrors,
     ),
 )]
+#[post("/{id}/iterations/{iterationId}/steps/{stepId}/reject")]
 pub async fn reject_step(
     state: web::Data<AppState>,
     user: AuthUser,

@@ -1,71 +1,197 @@
-//! Route registration: one module per resource.
+//! The route table: one list that both registers every route with actix and
+//! produces the OpenAPI document (`utoipa-actix-web` collects each
+//! registered handler's `#[utoipa::path]` as it is registered).
+//!
+//! Rules:
+//! - [`table`] is the only place routes are mounted; `startup` mounts it and
+//!   `openapi` builds `/openapi.json` from it, so nothing can be served but
+//!   undocumented, or documented but not served.
+//! - A handler is an `async fn` with `#[utoipa::path(…)]` (tag, security,
+//!   params, body, responses: no method or path) directly above the actix
+//!   route macro (`#[get("/x")]`, `#[post("/x")]`, …), whose path is
+//!   relative to the scope it is mounted in. The actix macro is the one
+//!   source of method and path, for both the router and the document.
+//! - Register with `service(handler)` only; never `.route(…)` or `.map(…)`
+//!   (they bypass the document). A service served by other code (rmcp at
+//!   `/mcp`) goes in through [`Documented`] with its annotation.
+//! - Error answers reuse the shared response sets of [`responses`]
+//!   (`InternalErrors`, `LeaseErrors`, …) instead of repeating lines.
+//! - A wrong method on a documented path is 405 (JSON, with `Allow`); an
+//!   unknown path is 404 `not_found` (see [`unmatched`]).
+//!
+//! # Adding a route module (one line)
+//!
+//! Write `routes/<name>.rs` with its handlers as above and
+//!
+//! ```ignore
+//! pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig<'_>) {
+//!     cfg.service(claim_runs).service(get_run);
+//! }
+//! ```
+//!
+//! then add `pub mod <name>;` below and one line to [`table`]: inside the
+//! internal scope for a service-key route (`.configure(runs::routes)`, paths
+//! relative to `/api/v1/internal`), or at the top level with its own scope
+//! (`.service(scope("/console").configure(console::routes))`,
+//! `.configure(oauth::routes)` for absolute paths). A new tag goes in
+//! `openapi.rs`'s `tags(...)`. The OpenAPI tests pick the routes up by
+//! themselves.
 
 pub mod auth;
 pub mod health;
 pub mod metrics;
 pub mod missions;
 pub mod personas;
+pub mod responses;
 pub mod sync;
 
-use actix_web::{middleware::from_fn, web};
+use actix_web::{
+    HttpRequest, HttpResponse,
+    dev::{AppService, HttpServiceFactory},
+    http::header,
+    middleware::from_fn,
+};
 use service_kit::require_service_key;
+use utoipa_actix_web::{OpenApiFactory, scope, service_config::ServiceConfig};
 
-/// Every method and path the application answers, in the OpenAPI path-template
-/// form, including the routes `startup` mounts next to [`config`] (the
-/// protected-resource metadata and `/mcp`). Keep it in step with [`config`]:
-/// the API tests check that each entry is served and is in `/openapi.json`,
-/// and that the document holds nothing else.
-pub const ROUTES: &[(&str, &str)] = &[
-    ("GET", "/health"),
-    ("GET", "/metrics"),
-    ("GET", "/openapi.json"),
-    ("GET", "/.well-known/jwks.json"),
-    ("GET", "/.well-known/oauth-protected-resource"),
-    ("GET", "/.well-known/oauth-protected-resource/mcp"),
-    ("POST", "/api/v1/auth/register"),
-    ("POST", "/api/v1/auth/login"),
-    ("POST", "/api/v1/sync/push"),
-    ("GET", "/api/v1/sync/pull"),
-    (
-        "POST",
-        "/api/v1/missions/{id}/iterations/{iterationId}/steps/{stepId}/approve",
-    ),
-    (
-        "POST",
-        "/api/v1/missions/{id}/iterations/{iterationId}/steps/{stepId}/reject",
-    ),
-    ("PUT", "/api/v1/internal/personas"),
-    ("GET", "/api/v1/internal/personas/due"),
-    ("POST", "/api/v1/internal/personas/claim"),
-    ("GET", "/api/v1/internal/personas/{id}"),
-    ("GET", "/api/v1/internal/personas/{id}/ratings"),
-    ("GET", "/api/v1/internal/personas/{id}/actions"),
-    ("POST", "/api/v1/internal/personas/{id}/actions"),
-    ("POST", "/api/v1/internal/personas/{id}/feedback"),
-    ("POST", "/api/v1/internal/personas/{id}/release"),
-    ("POST", "/api/v1/internal/missions/claim"),
-    ("POST", "/api/v1/internal/missions/{id}/iterations"),
-    ("POST", "/api/v1/internal/missions/{id}/release"),
-    ("POST", "/mcp"),
-];
-
-/// The routes of the resource modules (see [`ROUTES`] for the full list).
-pub fn config(cfg: &mut web::ServiceConfig) {
-    cfg.route("/health", web::get().to(health::health))
-        .route("/metrics", web::get().to(metrics::metrics))
-        .route("/openapi.json", web::get().to(crate::openapi::openapi_json))
-        .route("/.well-known/jwks.json", web::get().to(auth::jwks))
+/// Every route of the service. `mcp` is what serves `/mcp` (the rmcp
+/// transport; any placeholder when only the document is wanted).
+pub fn table<M>(cfg: &mut ServiceConfig<'_>, mcp: M)
+where
+    M: HttpServiceFactory + 'static,
+{
+    cfg.configure(health::routes)
+        .configure(metrics::routes)
+        .configure(crate::openapi::routes)
+        .configure(auth::routes)
+        .configure(|cfg| crate::mcp::routes(cfg, mcp))
+        .service(scope("/api/v1/sync").configure(sync::routes))
+        .service(scope("/api/v1/missions").configure(missions::user_routes))
         .service(
-            web::scope("/api/v1/auth")
-                .route("/register", web::post().to(auth::register))
-                .route("/login", web::post().to(auth::login)),
-        )
-        .service(web::scope("/api/v1/sync").configure(sync::config))
-        .service(web::scope("/api/v1/missions").configure(missions::user_config))
-        .service(
-            web::scope("/api/v1/internal")
+            // One scope for every service-key route: an unknown internal path
+            // is 401 without the key, never a hint that it does not exist.
+            scope("/api/v1/internal")
                 .wrap(from_fn(require_service_key))
-                .configure(personas::config)
-                .configure(missions::internal_config),
+                .configure(personas::routes)
+                .configure(missions::internal_routes),
         );
+}
+
+/// A service registered by other code, documented by the `#[utoipa::path]`
+/// annotation `D` (an annotation-only fn's `__path_…` type).
+pub struct Documented<S, D> {
+    service: S,
+    doc: D,
+}
+
+impl<S, D> Documented<S, D> {
+    pub fn new(service: S, doc: D) -> Self {
+        Self { service, doc }
+    }
+}
+
+impl<S: HttpServiceFactory, D> HttpServiceFactory for Documented<S, D> {
+    fn register(self, config: &mut AppService) {
+        self.service.register(config);
+    }
+}
+
+impl<S, D: OpenApiFactory> OpenApiFactory for Documented<S, D> {
+    fn paths(&self) -> utoipa::openapi::path::Paths {
+        self.doc.paths()
+    }
+
+    fn schemas(
+        &self,
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        self.doc.schemas(schemas);
+    }
+}
+
+/// Whether a concrete path matches an OpenAPI path template (`{x}` is one
+/// segment).
+fn matches_template(template: &str, path: &str) -> bool {
+    let mut t = template.split('/');
+    let mut p = path.split('/');
+    loop {
+        match (t.next(), p.next()) {
+            (None, None) => return true,
+            (Some(ts), Some(ps)) => {
+                let param = ts.starts_with('{') && ts.ends_with('}');
+                if !(param && !ps.is_empty() || ts == ps) {
+                    return false;
+                }
+            }
+            _ => return false,
+        }
+    }
+}
+
+/// The methods the document lists for the paths matching `path`.
+fn documented_methods(path: &str) -> Vec<&'static str> {
+    let mut methods: Vec<&'static str> = crate::openapi::document()
+        .paths
+        .paths
+        .iter()
+        .filter(|(template, _)| matches_template(template, path))
+        .flat_map(|(_, item)| {
+            [
+                ("GET", item.get.is_some()),
+                ("PUT", item.put.is_some()),
+                ("POST", item.post.is_some()),
+                ("DELETE", item.delete.is_some()),
+                ("OPTIONS", item.options.is_some()),
+                ("HEAD", item.head.is_some()),
+                ("PATCH", item.patch.is_some()),
+                ("TRACE", item.trace.is_some()),
+            ]
+            .into_iter()
+            .filter_map(|(m, present)| present.then_some(m))
+        })
+        .collect();
+    methods.sort_unstable();
+    methods.dedup();
+    methods
+}
+
+/// The default service: 405 with `Allow` for a documented path asked with
+/// another method, else 404.
+pub async fn unmatched(req: HttpRequest) -> HttpResponse {
+    let allowed = documented_methods(req.path());
+    if allowed.is_empty() {
+        return service_kit::errors::not_found(req).await;
+    }
+    let mut resp = service_kit::errors::method_not_allowed(req).await;
+    if let Ok(value) = header::HeaderValue::from_str(&allowed.join(", ")) {
+        resp.headers_mut().insert(header::ALLOW, value);
+    }
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_match_segment_by_segment() {
+        assert!(matches_template("/a/{id}/b", "/a/42/b"));
+        assert!(!matches_template("/a/{id}/b", "/a//b"));
+        assert!(!matches_template("/a/{id}", "/a/42/b"));
+        assert!(!matches_template("/a/b", "/a/c"));
+        assert!(matches_template("/health", "/health"));
+    }
+
+    #[test]
+    fn documented_methods_come_from_the_table() {
+        assert_eq!(documented_methods("/health"), vec!["GET"]);
+        assert_eq!(
+            documented_methods("/api/v1/internal/personas/7/actions"),
+            vec!["GET", "POST"]
+        );
+        assert!(documented_methods("/api/v1/nothing").is_empty());
+    }
 }

@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpResponse, get, post, put, web};
 use diesel_async::{AsyncConnection, AsyncPgConnection};
 use secrecy::ExposeSecret;
 use serde::Deserialize;
@@ -26,6 +26,7 @@ use types::{
 use utoipa::IntoParams;
 use uuid::Uuid;
 
+use super::responses::{BodyErrors, InternalErrors, LeaseErrors, PersonaNotFound};
 use crate::{
     db::personas::{
         self as db, Backoff, DueRow, NewAction, NewFeedback, PersonaUpsert, Release, Upserted,
@@ -41,19 +42,18 @@ pub const MAX_FEEDBACK: usize = 100;
 /// Most personas in one catalogue upsert.
 pub const MAX_CATALOGUE: usize = 1000;
 
-pub fn config(cfg: &mut web::ServiceConfig) {
-    cfg.route("/personas", web::put().to(upsert_personas))
-        .route("/personas/due", web::get().to(list_due_personas))
-        .route("/personas/claim", web::post().to(claim_personas))
-        .route("/personas/{id}", web::get().to(get_persona))
-        .route("/personas/{id}/ratings", web::get().to(get_persona_ratings))
-        .route(
-            "/personas/{id}/actions",
-            web::get().to(list_persona_actions),
-        )
-        .route("/personas/{id}/actions", web::post().to(record_actions))
-        .route("/personas/{id}/feedback", web::post().to(record_feedback))
-        .route("/personas/{id}/release", web::post().to(release_persona));
+/// The persona routes, inside the internal scope (`/api/v1/internal`).
+/// `/personas/due` and `/personas/claim` come before `/personas/{id}`.
+pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig<'_>) {
+    cfg.service(upsert_personas)
+        .service(list_due_personas)
+        .service(claim_personas)
+        .service(get_persona)
+        .service(get_persona_ratings)
+        .service(list_persona_actions)
+        .service(record_actions)
+        .service(record_feedback)
+        .service(release_persona);
 }
 
 fn valid_name(s: &str, max: usize) -> bool {
@@ -94,21 +94,19 @@ fn due_persona(r: DueRow) -> Result<DuePersona, AppError> {
 
 /// `PUT /api/v1/internal/personas`.
 #[utoipa::path(
-    put,
-    path = "/api/v1/internal/personas",
     tag = "internal-personas",
     security(("serviceKey" = [])),
     request_body = UpsertPersonasRequest,
     responses(
         (status = 200, description = "The catalogue was upserted in one transaction", body = UpsertPersonasResponse),
-        (status = 400, description = "Malformed JSON or a wrong type (`invalid_body`), naming the field", body = ApiError),
-        (status = 401, description = "Missing or wrong `X-Service-Key` (`unauthorized`)", body = ApiError),
         (status = 409, description = "A slug's email belongs to an account that is not a persona (`conflict`)", body = ApiError),
         (status = 413, description = "More than 1000 personas (`payload_too_large`)", body = ApiError),
         (status = 422, description = "A persona breaks a rule (`validation_failed`), naming the field", body = ApiError),
-        (status = 503, description = "The database is unavailable (`service_unavailable`, `Retry-After`)", body = ApiError),
+        InternalErrors,
+        BodyErrors,
     ),
 )]
+#[put("/personas")]
 pub async fn upsert_personas(
     state: web::Data<AppState>,
     body: Json<UpsertPersonasRequest>,
@@ -225,19 +223,17 @@ pub struct DueQuery {
 
 /// `GET /api/v1/internal/personas/due?limit=N`: never-run first, then oldest `lastActiveAt`.
 #[utoipa::path(
-    get,
-    path = "/api/v1/internal/personas/due",
     tag = "internal-personas",
     security(("serviceKey" = [])),
     params(DueQuery),
     responses(
         (status = 200, description = "The due personas (not leased)", body = DuePersonasResponse),
         (status = 400, description = "A query value has the wrong type", body = ApiError),
-        (status = 401, description = "Missing or wrong `X-Service-Key` (`unauthorized`)", body = ApiError),
         (status = 422, description = "`limit` out of range (`validation_failed`)", body = ApiError),
-        (status = 503, description = "The database is unavailable (`service_unavailable`, `Retry-After`)", body = ApiError),
+        InternalErrors,
     ),
 )]
+#[get("/personas/due")]
 pub async fn list_due_personas(
     state: web::Data<AppState>,
     query: web::Query<DueQuery>,
@@ -262,19 +258,17 @@ pub async fn list_due_personas(
 
 /// `POST /api/v1/internal/personas/claim`: lease due personas (`FOR UPDATE SKIP LOCKED`).
 #[utoipa::path(
-    post,
-    path = "/api/v1/internal/personas/claim",
     tag = "internal-personas",
     security(("serviceKey" = [])),
     request_body = ClaimRequest,
     responses(
         (status = 200, description = "The personas now leased to this worker (possibly none)", body = ClaimPersonasResponse),
-        (status = 400, description = "Malformed JSON or a wrong type (`invalid_body`), naming the field", body = ApiError),
-        (status = 401, description = "Missing or wrong `X-Service-Key` (`unauthorized`)", body = ApiError),
         (status = 422, description = "`worker`, `limit` or `leaseSeconds` out of range (`validation_failed`)", body = ApiError),
-        (status = 503, description = "The database is unavailable (`service_unavailable`, `Retry-After`)", body = ApiError),
+        InternalErrors,
+        BodyErrors,
     ),
 )]
+#[post("/personas/claim")]
 pub async fn claim_personas(
     state: web::Data<AppState>,
     body: Json<ClaimRequest>,
@@ -346,22 +340,20 @@ fn truncate(s: String, max: usize) -> String {
 
 /// `POST /api/v1/internal/personas/{id}/actions`.
 #[utoipa::path(
-    post,
-    path = "/api/v1/internal/personas/{id}/actions",
     tag = "internal-personas",
     security(("serviceKey" = [])),
     params(("id" = Uuid, Path, description = "The persona's user id")),
     request_body = ActionsBatch,
     responses(
         (status = 200, description = "Rows written; a retried batch counts as duplicates", body = InsertedResponse),
-        (status = 400, description = "Malformed JSON or a wrong type (`invalid_body`), naming the field", body = ApiError),
-        (status = 401, description = "Missing or wrong `X-Service-Key` (`unauthorized`)", body = ApiError),
-        (status = 404, description = "No such persona (`not_found`)", body = ApiError),
         (status = 413, description = "More than 500 actions (`payload_too_large`)", body = ApiError),
         (status = 422, description = "A row breaks a rule (`validation_failed`), naming the field", body = ApiError),
-        (status = 503, description = "The database is unavailable (`service_unavailable`, `Retry-After`)", body = ApiError),
+        InternalErrors,
+        BodyErrors,
+        PersonaNotFound,
     ),
 )]
+#[post("/personas/{id}/actions")]
 pub async fn record_actions(
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
@@ -426,22 +418,20 @@ pub async fn record_actions(
 
 /// `POST /api/v1/internal/personas/{id}/feedback`.
 #[utoipa::path(
-    post,
-    path = "/api/v1/internal/personas/{id}/feedback",
     tag = "internal-personas",
     security(("serviceKey" = [])),
     params(("id" = Uuid, Path, description = "The persona's user id")),
     request_body = FeedbackBatch,
     responses(
         (status = 200, description = "Rows written; a retried batch counts as duplicates", body = InsertedResponse),
-        (status = 400, description = "Malformed JSON or a wrong type (`invalid_body`), naming the field", body = ApiError),
-        (status = 401, description = "Missing or wrong `X-Service-Key` (`unauthorized`)", body = ApiError),
-        (status = 404, description = "No such persona (`not_found`)", body = ApiError),
         (status = 413, description = "More than 100 feedback rows (`payload_too_large`)", body = ApiError),
         (status = 422, description = "A row breaks a rule, e.g. a rating outside 1–5 (`validation_failed`)", body = ApiError),
-        (status = 503, description = "The database is unavailable (`service_unavailable`, `Retry-After`)", body = ApiError),
+        InternalErrors,
+        BodyErrors,
+        PersonaNotFound,
     ),
 )]
+#[post("/personas/{id}/feedback")]
 pub async fn record_feedback(
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
@@ -502,21 +492,19 @@ pub async fn record_feedback(
 
 /// `POST /api/v1/internal/personas/{id}/release`.
 #[utoipa::path(
-    post,
-    path = "/api/v1/internal/personas/{id}/release",
     tag = "internal-personas",
     security(("serviceKey" = [])),
     params(("id" = Uuid, Path, description = "The persona's user id")),
     request_body = ReleaseRequest,
     responses(
         (status = 200, description = "The lease is released (also when it already was)", body = ReleaseResponse),
-        (status = 400, description = "Malformed JSON or a wrong type (`invalid_body`), naming the field", body = ApiError),
-        (status = 401, description = "Missing or wrong `X-Service-Key` (`unauthorized`)", body = ApiError),
-        (status = 404, description = "No such persona (`not_found`)", body = ApiError),
-        (status = 409, description = "The lease is no longer held by this token (`lease_lost`)", body = ApiError),
-        (status = 503, description = "The database is unavailable (`service_unavailable`, `Retry-After`)", body = ApiError),
+        InternalErrors,
+        BodyErrors,
+        LeaseErrors,
+        PersonaNotFound,
     ),
 )]
+#[post("/personas/{id}/release")]
 pub async fn release_persona(
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
@@ -556,19 +544,17 @@ pub async fn release_persona(
 
 /// `GET /api/v1/internal/personas/{id}`.
 #[utoipa::path(
-    get,
-    path = "/api/v1/internal/personas/{id}",
     tag = "internal-personas",
     security(("serviceKey" = [])),
     params(("id" = Uuid, Path, description = "The persona's user id")),
     responses(
         (status = 200, description = "The persona's profile for operators", body = PersonaProfile),
         (status = 400, description = "`id` is not a UUID", body = ApiError),
-        (status = 401, description = "Missing or wrong `X-Service-Key` (`unauthorized`)", body = ApiError),
-        (status = 404, description = "No such persona (`not_found`)", body = ApiError),
-        (status = 503, description = "The database is unavailable (`service_unavailable`, `Retry-After`)", body = ApiError),
+        InternalErrors,
+        PersonaNotFound,
     ),
 )]
+#[get("/personas/{id}")]
 pub async fn get_persona(
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
@@ -620,20 +606,18 @@ pub struct RatingsQuery {
 /// `GET /api/v1/internal/personas/{id}/ratings?last=N`: per module count,
 /// average (of real ratings) and the last N ratings with notes.
 #[utoipa::path(
-    get,
-    path = "/api/v1/internal/personas/{id}/ratings",
     tag = "internal-personas",
     security(("serviceKey" = [])),
     params(("id" = Uuid, Path, description = "The persona's user id"), RatingsQuery),
     responses(
         (status = 200, description = "Ratings per module", body = PersonaRatingsResponse),
         (status = 400, description = "`id` is not a UUID, or a query value has the wrong type", body = ApiError),
-        (status = 401, description = "Missing or wrong `X-Service-Key` (`unauthorized`)", body = ApiError),
-        (status = 404, description = "No such persona (`not_found`)", body = ApiError),
         (status = 422, description = "`last` out of range (`validation_failed`)", body = ApiError),
-        (status = 503, description = "The database is unavailable (`service_unavailable`, `Retry-After`)", body = ApiError),
+        InternalErrors,
+        PersonaNotFound,
     ),
 )]
+#[get("/personas/{id}/ratings")]
 pub async fn get_persona_ratings(
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
@@ -682,20 +666,18 @@ pub struct ActionsQuery {
 /// `GET /api/v1/internal/personas/{id}/actions?limit=N`: the persona's newest
 /// tool calls (operators, and the runner's "your recent days" digest).
 #[utoipa::path(
-    get,
-    path = "/api/v1/internal/personas/{id}/actions",
     tag = "internal-personas",
     security(("serviceKey" = [])),
     params(("id" = Uuid, Path, description = "The persona's user id"), ActionsQuery),
     responses(
         (status = 200, description = "Newest actions first", body = RecentActionsResponse),
         (status = 400, description = "A query value has the wrong type", body = ApiError),
-        (status = 401, description = "Missing or wrong `X-Service-Key` (`unauthorized`)", body = ApiError),
-        (status = 404, description = "No such persona (`not_found`)", body = ApiError),
         (status = 422, description = "`limit` out of range (`validation_failed`)", body = ApiError),
-        (status = 503, description = "The database is unavailable (`service_unavailable`, `Retry-After`)", body = ApiError),
+        InternalErrors,
+        PersonaNotFound,
     ),
 )]
+#[get("/personas/{id}/actions")]
 pub async fn list_persona_actions(
     state: web::Data<AppState>,
     id: web::Path<Uuid>,

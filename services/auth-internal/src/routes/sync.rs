@@ -1,7 +1,7 @@
 //! Sync for user clients: push a batch of changes, pull the log after a cursor.
 //! The user is always the token's, never taken from the body.
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpResponse, get, post, web};
 use serde::Deserialize;
 use service_kit::Json;
 use types::{
@@ -10,6 +10,7 @@ use types::{
 };
 use utoipa::IntoParams;
 
+use super::responses::UserErrors;
 use crate::{
     auth::AuthUser,
     db::records::{self, Author},
@@ -18,27 +19,25 @@ use crate::{
     store::{self, StampStats},
 };
 
-pub fn config(cfg: &mut web::ServiceConfig) {
-    cfg.route("/push", web::post().to(push_changes))
-        .route("/pull", web::get().to(pull_changes));
+/// The sync routes, inside `/api/v1/sync`.
+pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig<'_>) {
+    cfg.service(push_changes).service(pull_changes);
 }
 
 /// `POST /api/v1/sync/push`.
 #[utoipa::path(
-    post,
-    path = "/api/v1/sync/push",
     tag = "sync",
     security(("bearer" = [])),
     request_body = PushRequest,
     responses(
         (status = 200, description = "All changes applied (all or nothing)", body = PushResponse),
         (status = 400, description = "Malformed JSON or a wrong type (`invalid_body`)", body = ApiError),
-        (status = 401, description = "Missing or invalid bearer token (`unauthorized`)", body = ApiError),
         (status = 413, description = "More changes than `sync.max_push_changes` (`payload_too_large`)", body = ApiError),
         (status = 422, description = "A change breaks a rule, e.g. a bad `clientId` or stamp (`validation_failed`)", body = ApiError),
-        (status = 503, description = "The database is unavailable (`service_unavailable`, `Retry-After`)", body = ApiError),
+        UserErrors,
     ),
 )]
+#[post("/push")]
 pub async fn push_changes(
     state: web::Data<AppState>,
     user: AuthUser,
@@ -90,19 +89,17 @@ pub struct PullQuery {
 
 /// `GET /api/v1/sync/pull?since=CURSOR&limit=N`.
 #[utoipa::path(
-    get,
-    path = "/api/v1/sync/pull",
     tag = "sync",
     security(("bearer" = [])),
     params(PullQuery),
     responses(
         (status = 200, description = "The caller's changes after the cursor, in order", body = PullResponse),
         (status = 400, description = "`since` is not a cursor, or a query value has the wrong type", body = ApiError),
-        (status = 401, description = "Missing or invalid bearer token (`unauthorized`)", body = ApiError),
         (status = 422, description = "`limit` out of range (`validation_failed`)", body = ApiError),
-        (status = 503, description = "The database is unavailable (`service_unavailable`, `Retry-After`)", body = ApiError),
+        UserErrors,
     ),
 )]
+#[get("/pull")]
 pub async fn pull_changes(
     state: web::Data<AppState>,
     user: AuthUser,
