@@ -187,46 +187,41 @@ impl<S: RecordStore> ErasedStore for S {
 pub(crate) struct DynStore<'s>(pub &'s (dyn ErasedStore + 's));
 
 impl RecordStore for DynStore<'_> {
-    fn insert(
+    async fn insert(
         &self,
         app: &str,
         table: &str,
         id: &str,
         data: Map<String, Value>,
-    ) -> impl Future<Output = Result<StoredRecord, StoreError>> + Send {
-        async move { self.0.insert_erased(app, table, id, data).await }
+    ) -> Result<StoredRecord, StoreError> {
+        self.0.insert_erased(app, table, id, data).await
     }
-    fn update(
+    async fn update(
         &self,
         app: &str,
         table: &str,
         id: &str,
         patch: Map<String, Value>,
-    ) -> impl Future<Output = Result<StoredRecord, StoreError>> + Send {
-        async move { self.0.update_erased(app, table, id, patch).await }
+    ) -> Result<StoredRecord, StoreError> {
+        self.0.update_erased(app, table, id, patch).await
     }
-    fn delete(
+    async fn delete(&self, app: &str, table: &str, id: &str) -> Result<(), StoreError> {
+        self.0.delete_erased(app, table, id).await
+    }
+    async fn get(
         &self,
         app: &str,
         table: &str,
         id: &str,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        async move { self.0.delete_erased(app, table, id).await }
+    ) -> Result<Option<StoredRecord>, StoreError> {
+        self.0.get_erased(app, table, id).await
     }
-    fn get(
-        &self,
-        app: &str,
-        table: &str,
-        id: &str,
-    ) -> impl Future<Output = Result<Option<StoredRecord>, StoreError>> + Send {
-        async move { self.0.get_erased(app, table, id).await }
-    }
-    fn list(
+    async fn list(
         &self,
         app: &str,
         table: &str,
         query: &ListQuery,
-    ) -> impl Future<Output = Result<Vec<StoredRecord>, StoreError>> + Send {
-        async move { self.0.list_erased(app, table, query).await }
+    ) -> Result<Vec<StoredRecord>, StoreError> {
+        self.0.list_erased(app, table, query).await
     }
 }

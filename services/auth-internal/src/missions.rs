@@ -267,6 +267,7 @@ pub fn overall_status(iteration: &MissionIteration) -> IterationStatus {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use chrono::TimeZone;
     use serde_json::json;
 
