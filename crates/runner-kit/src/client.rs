@@ -6,18 +6,33 @@
 //! - Non-2xx answers become [`ClientError::Api`] with the status and the `code` and
 //!   `message` of the JSON error envelope (`{error:{code,message}}`); a body that is not
 //!   the envelope keeps its status and the start of its text.
-//! - Transport errors, timeouts and 5xx are retried with jittered exponential backoff up
-//!   to [`RetryPolicy::max_attempts`]; 4xx never are. Callers only retry writes that are
-//!   idempotent on the server (deterministic ids, lease tokens) — all of ours are.
+//! - Whether a failed call is repeated is a property of the call ([`Retry`]), stated at
+//!   every call site: [`Retry::Idempotent`] (reads, and writes the server makes
+//!   idempotent with deterministic ids or lease tokens) repeats transport errors,
+//!   timeouts and 5xx; [`Retry::NotIfSent`] (a claim: a repeat that follows a landed
+//!   first attempt would lease *other* work, and the first batch would stay leased to
+//!   nobody) repeats only what certainly did not happen — a connection that was never
+//!   made, 429, 503. 4xx are never repeated. Waits are equal-jitter exponential
+//!   ([`types::backoff::Backoff`]) up to [`RetryPolicy::max_attempts`] attempts.
 //! - The service key never appears in errors or `Debug` output.
 
 use std::time::Duration;
 
-use rand::Rng;
 use reqwest::{Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Serialize, de::DeserializeOwned};
-use types::ApiError;
+use types::{ApiError, backoff::Backoff, text::truncate_chars};
+
+/// Whether a call may be repeated after a failure; see the module rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retry {
+    /// Repeating is harmless: transport errors, timeouts and 5xx are retried.
+    Idempotent,
+    /// The call must not run twice: retried only when it certainly did not reach the
+    /// server (no connection was made) or the server said it did not process it (429,
+    /// 503).
+    NotIfSent,
+}
 
 /// Longest body text kept in an error.
 const MAX_ERROR_TEXT: usize = 300;
@@ -42,7 +57,18 @@ pub enum ClientError {
         /// `error.message`, or the start of the body.
         message: String,
     },
-    /// Connecting, sending or reading failed.
+    /// No connection could be made: nothing was sent.
+    #[error("{method} {path}: cannot connect: {message}")]
+    Connect {
+        /// Request method.
+        method: String,
+        /// Request path.
+        path: String,
+        /// The cause.
+        message: String,
+    },
+    /// Sending or reading failed after the connection was made (the request may have
+    /// reached the server).
     #[error("{method} {path}: transport error: {message}")]
     Transport {
         /// Request method.
@@ -75,12 +101,21 @@ pub enum ClientError {
 }
 
 impl ClientError {
-    /// Whether another attempt may succeed: transport errors, timeouts, 5xx.
+    /// Whether another attempt of an idempotent call may succeed: transport errors,
+    /// timeouts, 5xx, 429.
     pub fn is_retryable(&self) -> bool {
-        match self {
-            Self::Transport { .. } | Self::Timeout { .. } => true,
-            Self::Api { status, .. } => *status >= 500,
-            Self::NoServiceKey | Self::Decode { .. } => false,
+        self.may_retry(Retry::Idempotent)
+    }
+
+    /// Whether a call with rule `retry` may be repeated after this error.
+    pub fn may_retry(&self, retry: Retry) -> bool {
+        match (self, retry) {
+            (Self::Connect { .. }, _) => true,
+            (Self::Api { status, .. }, _) if *status == 429 || *status == 503 => true,
+            (Self::Transport { .. } | Self::Timeout { .. }, Retry::Idempotent) => true,
+            (Self::Api { status, .. }, Retry::Idempotent) => *status >= 500,
+            (Self::Transport { .. } | Self::Timeout { .. } | Self::Api { .. }, Retry::NotIfSent)
+            | (Self::NoServiceKey | Self::Decode { .. }, _) => false,
         }
     }
 
@@ -129,16 +164,7 @@ impl RetryPolicy {
     /// The wait after failed attempt `attempt` (1-based): `base * 2^(attempt-1)` capped,
     /// with equal jitter (between half and all of it) so replicas do not retry in step.
     pub fn backoff(&self, attempt: u32) -> Duration {
-        let exp = 2u32.saturating_pow(attempt.saturating_sub(1).min(20));
-        let full = self.base_delay.saturating_mul(exp).min(self.max_delay);
-        let half = full / 2;
-        let spread = u64::try_from((full - half).as_micros()).unwrap_or(u64::MAX);
-        let jitter = if spread == 0 {
-            0
-        } else {
-            rand::rng().random_range(0..=spread)
-        };
-        half + Duration::from_micros(jitter)
+        Backoff::new(self.base_delay, self.max_delay).equal_jitter(attempt, rand::random())
     }
 }
 
@@ -205,47 +231,60 @@ impl InternalClient {
 
     /// `GET {path}` under `/api/v1/internal`, with the service key.
     pub async fn get_internal<R: DeserializeOwned>(&self, path: &str) -> Result<R, ClientError> {
-        self.send::<(), R>(Method::GET, &format!("/api/v1/internal{path}"), None, true)
-            .await
+        self.send::<(), R>(
+            Method::GET,
+            &format!("/api/v1/internal{path}"),
+            None,
+            true,
+            Retry::Idempotent,
+        )
+        .await
     }
 
-    /// `POST {path}` under `/api/v1/internal`, with the service key.
+    /// `POST {path}` under `/api/v1/internal`, with the service key, repeated by `retry`.
     pub async fn post_internal<B: Serialize + ?Sized, R: DeserializeOwned>(
         &self,
         path: &str,
         body: &B,
+        retry: Retry,
     ) -> Result<R, ClientError> {
         self.send(
             Method::POST,
             &format!("/api/v1/internal{path}"),
             Some(body),
             true,
+            retry,
         )
         .await
     }
 
-    /// `PUT {path}` under `/api/v1/internal`, with the service key.
+    /// `PUT {path}` under `/api/v1/internal`, with the service key, repeated by `retry`.
     pub async fn put_internal<B: Serialize + ?Sized, R: DeserializeOwned>(
         &self,
         path: &str,
         body: &B,
+        retry: Retry,
     ) -> Result<R, ClientError> {
         self.send(
             Method::PUT,
             &format!("/api/v1/internal{path}"),
             Some(body),
             true,
+            retry,
         )
         .await
     }
 
-    /// `POST {path}` (a full path such as `/api/v1/auth/login`) without the service key.
+    /// `POST {path}` (a full path such as `/api/v1/auth/login`) without the service key,
+    /// repeated by `retry`.
     pub async fn post_public<B: Serialize + ?Sized, R: DeserializeOwned>(
         &self,
         path: &str,
         body: &B,
+        retry: Retry,
     ) -> Result<R, ClientError> {
-        self.send(Method::POST, path, Some(body), false).await
+        self.send(Method::POST, path, Some(body), false, retry)
+            .await
     }
 
     /// Whether `GET /health` answers 2xx within the timeout (one attempt, no retry).
@@ -258,13 +297,14 @@ impl InternalClient {
         )
     }
 
-    /// One request with retries; see the module rules.
+    /// One request, repeated by `retry`; see the module rules.
     pub async fn send<B: Serialize + ?Sized, R: DeserializeOwned>(
         &self,
         method: Method,
         path: &str,
         body: Option<&B>,
         with_key: bool,
+        retry: Retry,
     ) -> Result<R, ClientError> {
         let key = if with_key {
             Some(self.service_key.as_ref().ok_or(ClientError::NoServiceKey)?)
@@ -275,9 +315,16 @@ impl InternalClient {
         let mut attempt = 1;
         loop {
             match self.attempt(&method, path, body, key).await {
-                Err(e) if e.is_retryable() && attempt < max => {
+                Err(e) if e.may_retry(retry) && attempt < max => {
                     let wait = self.retry.backoff(attempt);
-                    tracing::warn!(method = %method, path, attempt, error = %e, wait_ms = wait.as_millis() as u64, "auth-internal call failed; retrying");
+                    tracing::warn!(
+                        method = %method,
+                        path,
+                        attempt,
+                        error = %e,
+                        wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+                        "auth-internal call failed; retrying"
+                    );
                     tokio::time::sleep(wait).await;
                     attempt += 1;
                 }
@@ -306,7 +353,13 @@ impl InternalClient {
             req = req.json(body);
         }
         let transport = |e: reqwest::Error| {
-            if e.is_timeout() {
+            if e.is_connect() {
+                ClientError::Connect {
+                    method: m(),
+                    path: p(),
+                    message: error_chain(&e),
+                }
+            } else if e.is_timeout() {
                 ClientError::Timeout {
                     method: m(),
                     path: p(),
@@ -352,10 +405,7 @@ fn api_error(method: String, path: String, status: StatusCode, body: &[u8]) -> C
         Ok(e) => (e.error.code, e.error.message),
         Err(_) => (
             format!("http_{}", status.as_u16()),
-            String::from_utf8_lossy(body)
-                .chars()
-                .take(MAX_ERROR_TEXT)
-                .collect(),
+            truncate_chars(&String::from_utf8_lossy(body), MAX_ERROR_TEXT),
         ),
     };
     ClientError::Api {
@@ -370,6 +420,13 @@ fn api_error(method: String, path: String, status: StatusCode, body: &[u8]) -> C
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    };
+
+    use tokio::{io::AsyncReadExt, net::TcpListener};
 
     use super::*;
 
@@ -454,5 +511,144 @@ mod tests {
         let err = c.get_internal::<serde_json::Value>("/x").await.unwrap_err();
         assert!(err.is_retryable(), "{err}");
         assert!(!c.is_reachable().await);
+    }
+
+    /// A real HTTP server that "commits" every request it reads (counts it), then loses
+    /// the answer: it closes the connection without a response (`hang = false`) or
+    /// keeps it open past the client's timeout (`hang = true`).
+    async fn committing_server_that_loses_answers(
+        hang: bool,
+    ) -> (String, Arc<AtomicUsize>, tokio::task::JoinHandle<()>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let committed = Arc::new(AtomicUsize::new(0));
+        let count = committed.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((mut sock, _)) = listener.accept().await else {
+                    return;
+                };
+                let count = count.clone();
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    // Read the whole request (headers, then Content-Length bytes).
+                    loop {
+                        let Ok(n) = sock.read(&mut chunk).await else {
+                            return;
+                        };
+                        if n == 0 {
+                            return;
+                        }
+                        buf.extend_from_slice(&chunk[..n]);
+                        let text = String::from_utf8_lossy(&buf).to_ascii_lowercase();
+                        if let Some(end) = text.find("\r\n\r\n") {
+                            let len = text
+                                .lines()
+                                .find_map(|l| l.strip_prefix("content-length:"))
+                                .and_then(|v| v.trim().parse::<usize>().ok())
+                                .unwrap_or(0);
+                            if buf.len() >= end + 4 + len {
+                                break;
+                            }
+                        }
+                    }
+                    count.fetch_add(1, Ordering::SeqCst);
+                    if hang {
+                        // Hold the connection until the client gives up and closes it.
+                        let _ = sock.read(&mut chunk).await;
+                    }
+                    // Dropping the socket closes it: the answer is lost.
+                });
+            }
+        });
+        (url, committed, task)
+    }
+
+    fn fast_retries(url: &str, timeout: Duration) -> InternalClient {
+        InternalClient::new(
+            reqwest::Client::new(),
+            url,
+            Some("k"),
+            RetryPolicy {
+                max_attempts: 3,
+                base_delay: Duration::from_millis(1),
+                max_delay: Duration::from_millis(2),
+                timeout,
+            },
+        )
+    }
+
+    #[tokio::test]
+    async fn a_claim_whose_answer_is_lost_is_sent_exactly_once() {
+        for hang in [false, true] {
+            let (url, committed, task) = committing_server_that_loses_answers(hang).await;
+            let c = fast_retries(&url, Duration::from_millis(300));
+            let err = c
+                .post_internal::<_, serde_json::Value>(
+                    "/personas/claim",
+                    &serde_json::json!({"worker": "w", "limit": 5, "leaseSeconds": 60}),
+                    Retry::NotIfSent,
+                )
+                .await
+                .unwrap_err();
+            assert!(!err.may_retry(Retry::NotIfSent), "hang={hang}: {err}");
+            if hang {
+                assert!(matches!(err, ClientError::Timeout { .. }), "{err}");
+            } else {
+                assert!(matches!(err, ClientError::Transport { .. }), "{err}");
+            }
+            assert_eq!(
+                committed.load(Ordering::SeqCst),
+                1,
+                "hang={hang}: the server must see exactly one claim"
+            );
+
+            // The same loss on an idempotent write is retried to the limit.
+            let before = committed.load(Ordering::SeqCst);
+            let err = c
+                .post_internal::<_, serde_json::Value>(
+                    "/personas/p/release",
+                    &serde_json::json!({}),
+                    Retry::Idempotent,
+                )
+                .await
+                .unwrap_err();
+            assert!(err.is_retryable(), "{err}");
+            assert_eq!(committed.load(Ordering::SeqCst) - before, 3, "hang={hang}");
+            task.abort();
+        }
+    }
+
+    #[tokio::test]
+    async fn a_claim_that_never_connected_is_retried() {
+        // Bind, learn the port, close: connecting is refused, so nothing was sent.
+        let port = TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let c = fast_retries(&format!("http://127.0.0.1:{port}"), Duration::from_secs(2));
+        let err = c
+            .post_internal::<_, serde_json::Value>(
+                "/personas/claim",
+                &serde_json::json!({}),
+                Retry::NotIfSent,
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ClientError::Connect { .. }), "{err}");
+        assert!(err.may_retry(Retry::NotIfSent));
+        let api = |status| ClientError::Api {
+            method: "POST".into(),
+            path: "/x".into(),
+            status,
+            code: "x".into(),
+            message: String::new(),
+        };
+        assert!(api(503).may_retry(Retry::NotIfSent) && api(429).may_retry(Retry::NotIfSent));
+        assert!(!api(500).may_retry(Retry::NotIfSent) && api(500).may_retry(Retry::Idempotent));
+        assert!(!api(409).may_retry(Retry::Idempotent));
     }
 }
