@@ -57,13 +57,9 @@ fn unauthorized(message: impl Into<String>) -> Rejection {
     }
 }
 
-/// Whether `name` matches `^[a-zA-Z0-9_-]{1,64}$`.
-pub fn is_valid_tool_name(name: &str) -> bool {
-    (1..=64).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-}
+/// Whether `name` matches `^[a-zA-Z0-9_-]{1,64}$` (the vendors' pattern, which is the
+/// workspace's one name rule).
+pub use types::names::is_valid_name as is_valid_tool_name;
 
 fn check_json_content_type(headers: &BTreeMap<String, String>) -> Result<(), Rejection> {
     match headers.get("content-type") {

@@ -16,6 +16,7 @@
 
 mod anthropic;
 mod error;
+pub mod extract;
 mod http;
 pub mod metrics;
 mod model;

@@ -269,21 +269,10 @@ pub struct RequestMeta {
     pub now: Option<DateTime<Utc>>,
 }
 
-/// Whether `name` matches `^[a-zA-Z0-9_-]{1,64}$`.
-pub fn is_valid_tool_name(name: &str) -> bool {
-    (1..=64).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-}
+/// Whether `name` matches `^[a-zA-Z0-9_-]{1,64}$` (the workspace's one name rule).
+pub use types::names::is_valid_name as is_valid_tool_name;
 
-/// At most `max` chars of `s`, with `…` appended when cut (never splits a char).
-pub(crate) fn truncate_chars(s: &str, max: usize) -> String {
-    match s.char_indices().nth(max) {
-        Some((idx, _)) => format!("{}…", &s[..idx]),
-        None => s.to_string(),
-    }
-}
+pub(crate) use types::text::truncate_chars;
 
 #[cfg(test)]
 mod tests {

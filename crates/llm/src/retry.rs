@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use rand::Rng;
+use types::backoff::Backoff;
 
 /// How often and how patiently a request is repeated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,16 +37,8 @@ impl Default for RetryPolicy {
 impl RetryPolicy {
     /// How long to wait after failed attempt `attempt` (1-based) before the next one.
     pub fn backoff(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
-        let exp = 2u32.saturating_pow(attempt.saturating_sub(1).min(30));
-        let full = self.base_delay.saturating_mul(exp).min(self.max_delay);
-        let half = full / 2;
-        let spread = u64::try_from((full - half).as_nanos()).unwrap_or(u64::MAX);
-        let jitter = if spread == 0 {
-            0
-        } else {
-            rand::rng().random_range(0..=spread)
-        };
-        let jittered = half + Duration::from_nanos(jitter);
+        let jittered =
+            Backoff::new(self.base_delay, self.max_delay).equal_jitter(attempt, rand::random());
         retry_after
             .map_or(jittered, |ra| ra.max(jittered))
             .min(self.max_delay)

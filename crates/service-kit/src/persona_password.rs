@@ -8,6 +8,10 @@
 use aws_lc_rs::hmac;
 use base64::Engine;
 
+/// The development seed secret: the fallback of auth-internal and persona-runner when
+/// none is configured (auth-internal refuses it in production).
+pub const DEV_SEED_SECRET: &str = "dev-persona-seed-secret-rotate-in-prod";
+
 /// The persona email for a catalogue slug.
 pub fn persona_email(slug: &str) -> String {
     format!("persona.{slug}@mana.test")

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use service_kit::{ServiceKeys, telemetry::LogFormat};
 
 /// Development-only fallback for the persona seed secret.
-pub const DEV_SEED_SECRET: &str = "dev-persona-seed-secret-rotate-in-prod";
+pub use service_kit::persona_password::DEV_SEED_SECRET;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]

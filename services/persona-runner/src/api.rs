@@ -7,8 +7,9 @@
 //! - Actions go in batches of at most [`MAX_ACTIONS_PER_BATCH`]. The server's row id is
 //!   `{tickId}-{index in batch}-{tool}`, so batch `k > 0` uses tick id `{runId}~{k}`:
 //!   ids stay unique across batches and identical on a retry.
-//! - Writes are retried on transport errors and 5xx by the client base; the
-//!   deterministic ids make that safe.
+//! - Writes, reads and releases are [`Retry::Idempotent`] (the deterministic ids and
+//!   the lease token make a repeat harmless); the claim is [`Retry::NotIfSent`]: a repeat
+//!   after a claim that landed would lease other personas and strand the first batch.
 
 use std::{
     collections::HashMap,
@@ -16,10 +17,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use runner_kit::{ClientError, InternalClient};
+use runner_kit::{ClientError, InternalClient, Retry};
 use secrecy::{ExposeSecret, SecretString};
-use serde::{Deserialize, Serialize};
 use service_kit::persona_password::persona_password;
+use types::auth::{LoginRequest, TokenResponse};
 use types::personas::{
     ActionRow, ActionsBatch, ClaimPersonasResponse, ClaimRequest, FeedbackBatch, FeedbackRow,
     InsertedResponse, PersonaProfile, PersonaRatingsResponse, ReleaseOutcome, ReleaseRequest,
@@ -33,31 +34,6 @@ pub const MAX_ACTIONS_PER_BATCH: usize = 500;
 pub const MAX_FEEDBACK_PER_BATCH: usize = 100;
 /// A cached token is renewed this long before it expires.
 pub const TOKEN_REFRESH_MARGIN: Duration = Duration::from_secs(60);
-
-#[derive(Serialize)]
-struct LoginRequest<'a> {
-    email: &'a str,
-    password: &'a str,
-}
-
-/// The login answer (only what the runner needs).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct LoginResponse {
-    /// The JWT for `Authorization: Bearer`.
-    pub access_token: String,
-    /// Seconds until it expires.
-    pub expires_in: u64,
-    /// The user.
-    pub user: LoginUser,
-}
-
-/// The logged-in user.
-#[derive(Debug, Clone, Deserialize)]
-pub struct LoginUser {
-    /// User id (= persona id).
-    pub id: Uuid,
-}
 
 /// Cache `token` for `email` and drop every expired entry, so the cache holds
 /// only live tokens however many personas the process has run.
@@ -112,15 +88,16 @@ impl PersonaApi {
     }
 
     /// Logs in as the persona with its derived password (fresh, no cache).
-    pub async fn login(&self, email: &str) -> Result<LoginResponse, ClientError> {
+    pub async fn login(&self, email: &str) -> Result<TokenResponse, ClientError> {
         let password = persona_password(self.seed_secret.expose_secret(), email);
         self.client
             .post_public(
                 "/api/v1/auth/login",
                 &LoginRequest {
-                    email,
-                    password: &password,
+                    email: email.to_owned(),
+                    password,
                 },
+                Retry::Idempotent,
             )
             .await
     }
@@ -183,6 +160,7 @@ impl PersonaApi {
                     limit,
                     lease_seconds,
                 },
+                Retry::NotIfSent,
             )
             .await
     }
@@ -209,6 +187,7 @@ impl PersonaApi {
                         tick_id,
                         actions: chunk.to_vec(),
                     },
+                    Retry::Idempotent,
                 )
                 .await?;
             inserted += r.inserted;
@@ -239,6 +218,7 @@ impl PersonaApi {
                     tick_id: run_id.to_owned(),
                     feedback: rows,
                 },
+                Retry::Idempotent,
             )
             .await?;
         Ok(r.inserted)
@@ -260,6 +240,7 @@ impl PersonaApi {
                     outcome,
                     error,
                 },
+                Retry::Idempotent,
             )
             .await
     }

@@ -16,8 +16,8 @@ use serde::Deserialize;
 
 /// The default bind address.
 pub const DEFAULT_BIND: &str = "127.0.0.1:3070";
-/// The development seed secret (same as auth-internal's fallback).
-pub const DEV_SEED_SECRET: &str = "dev-persona-seed-secret-rotate-in-prod";
+/// The development seed secret (the same constant as auth-internal's fallback).
+pub use service_kit::persona_password::DEV_SEED_SECRET;
 
 #[derive(Debug, Deserialize)]
 struct Raw {

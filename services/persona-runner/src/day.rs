@@ -28,7 +28,9 @@ use runner_kit::{ClientError, Shutdown};
 use secrecy::ExposeSecret;
 use sha2::{Digest, Sha256};
 use types::{
+    names::sanitize_name as safe_tool_name,
     personas::{ActionResult, ActionRow, ClaimedPersona, FeedbackRow, ReleaseOutcome},
+    text::truncate_chars,
     tick::TokenUsage,
 };
 use uuid::Uuid;
@@ -37,7 +39,7 @@ use crate::{
     api::PersonaApi,
     mcp::{McpError, McpSession, UNKNOWN_MODULE},
     prompts::{self, Lang},
-    rating::{self, truncate_chars},
+    rating,
 };
 
 /// Longest error message kept per action.
@@ -118,21 +120,6 @@ struct DayState {
 /// The action row's input hash, the same one the MCP endpoint logs.
 pub use service_kit::input_hash;
 
-/// A tool name the server accepts (`^[a-zA-Z0-9_-]{1,64}$`), for names the model invented.
-fn safe_tool_name(name: &str) -> String {
-    let s: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .take(64)
-        .collect();
-    if s.is_empty() { "_".to_owned() } else { s }
-}
 
 /// The per-run seed of the `sim` provider.
 fn seed_of(run_id: &str) -> u64 {

@@ -132,7 +132,7 @@ impl McpSession {
             Err(e) => (format!("tool call failed: {e}"), true),
         };
         ToolOutcome {
-            content: crate::rating::truncate_chars(&content, MAX_TOOL_OUTPUT),
+            content: types::text::truncate_chars(&content, MAX_TOOL_OUTPUT),
             is_error,
             latency_ms: i32::try_from(started.elapsed().as_millis()).unwrap_or(i32::MAX),
         }

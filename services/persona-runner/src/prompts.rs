@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use types::personas::{ActionResult, ActionRow, PersonaRatingsResponse};
 
-use crate::rating::truncate_chars;
+use types::text::truncate_chars;
 
 /// Most action lines in the rating prompt.
 const MAX_SUMMARY_LINES: usize = 60;

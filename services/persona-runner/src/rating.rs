@@ -3,7 +3,9 @@
 //! Rules:
 //! - The answer should be `{"ratings":[{"module","rating","notes"}]}`; whitespace, code
 //!   fences and prose around ONE JSON value are tolerated, and so is a bare array of
-//!   entries. The first `{`/`[` from which a JSON value with ratings parses wins.
+//!   entries. The value is found by the workspace's one extractor
+//!   ([`llm::extract`]) with [`Policy::First`]: the first value that carries ratings
+//!   wins (a model that repeats its answer is not punished).
 //! - An entry is kept only for a module that was asked for (case-insensitive), with a
 //!   rating that is a number (or numeric string) in 1–5 (rounded to the nearest
 //!   integer); anything else is dropped with a reason. A module rated twice keeps its
@@ -13,8 +15,10 @@
 //!   truncated>}` so operators see it — never a made-up rating.
 //! - No input makes it panic (property-tested); work is bounded by [`MAX_INPUT`].
 
+use llm::extract::{Policy, extract_json};
 use serde_json::Value;
 use types::personas::{FeedbackRow, PARSE_FAILURE_MODULE};
+use types::text::truncate_chars;
 
 /// Longest answer considered; the rest is ignored.
 pub const MAX_INPUT: usize = 64 * 1024;
@@ -22,8 +26,6 @@ pub const MAX_INPUT: usize = 64 * 1024;
 pub const MAX_NOTES: usize = 1000;
 /// Longest raw text kept in a `__parse` row.
 pub const MAX_RAW: usize = 500;
-/// Most start positions tried when looking for the JSON value.
-const MAX_STARTS: usize = 64;
 
 /// The parse result: rows to store and why entries were dropped.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,14 +45,6 @@ impl ParsedRatings {
     }
 }
 
-/// At most `max` chars of `s`, with `…` when cut.
-pub fn truncate_chars(s: &str, max: usize) -> String {
-    match s.char_indices().nth(max) {
-        Some((i, _)) => format!("{}…", &s[..i]),
-        None => s.to_owned(),
-    }
-}
-
 fn cut_to_boundary(s: &str, max: usize) -> &str {
     if s.len() <= max {
         return s;
@@ -62,37 +56,38 @@ fn cut_to_boundary(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
+const RATINGS_KEYS: [&str; 3] = ["ratings", "Ratings", "bewertungen"];
+
+/// Whether `v` carries ratings: `{"ratings": [...]}` (or one entry object there), a lone
+/// entry `{"module": …}`, or an array of entries.
+fn carries_ratings(v: &Value) -> bool {
+    match v {
+        Value::Object(obj) => {
+            RATINGS_KEYS
+                .iter()
+                .any(|k| matches!(obj.get(*k), Some(Value::Array(_) | Value::Object(_))))
+                || obj.contains_key("module")
+        }
+        Value::Array(a) => a.iter().any(Value::is_object),
+        _ => false,
+    }
+}
+
 /// The entries array of the first JSON value in `text` that carries ratings.
 fn find_entries(text: &str) -> Option<Vec<Value>> {
-    let starts = text
-        .char_indices()
-        .filter(|(_, c)| *c == '{' || *c == '[')
-        .map(|(i, _)| i)
-        .take(MAX_STARTS);
-    for start in starts {
-        let mut values = serde_json::Deserializer::from_str(&text[start..]).into_iter::<Value>();
-        let Some(Ok(value)) = values.next() else {
-            continue;
-        };
-        match value {
-            Value::Object(mut obj) => {
-                let ratings = obj
-                    .remove("ratings")
-                    .or_else(|| obj.remove("Ratings"))
-                    .or_else(|| obj.remove("bewertungen"));
-                match ratings {
-                    Some(Value::Array(a)) => return Some(a),
-                    Some(single @ Value::Object(_)) => return Some(vec![single]),
-                    // A lone entry object (`{"module":…,"rating":…}`).
-                    None if obj.contains_key("module") => return Some(vec![Value::Object(obj)]),
-                    _ => {}
-                }
+    match extract_json(text, Policy::First, carries_ratings).ok()? {
+        Value::Object(mut obj) => {
+            match RATINGS_KEYS.iter().find_map(|k| obj.remove(*k)) {
+                Some(Value::Array(a)) => Some(a),
+                Some(single @ Value::Object(_)) => Some(vec![single]),
+                // A lone entry object (`{"module":…,"rating":…}`).
+                _ if obj.contains_key("module") => Some(vec![Value::Object(obj)]),
+                _ => None,
             }
-            Value::Array(a) if a.iter().any(Value::is_object) => return Some(a),
-            _ => {}
         }
+        Value::Array(a) if a.iter().any(Value::is_object) => Some(a),
+        _ => None,
     }
-    None
 }
 
 fn rating_of(v: Option<&Value>) -> Result<i64, String> {

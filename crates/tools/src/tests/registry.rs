@@ -23,11 +23,9 @@ fn tool_names_are_valid_unique_and_prefixed_by_their_module() {
     for def in &all {
         let name = def.spec.name;
         assert!(
-            (1..=64).contains(&name.len())
-                && name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'),
-            "{name} does not match ^[a-zA-Z0-9_-]{{1,64}}$"
+            types::names::is_valid_name(name),
+            "{name} does not match {}",
+            types::names::NAME_PATTERN
         );
         assert!(seen.insert(name), "duplicate tool name {name}");
         assert!(

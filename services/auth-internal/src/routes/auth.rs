@@ -5,11 +5,9 @@
 
 use actix_web::{HttpResponse, get, post, web};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
-use serde::{Deserialize, Serialize};
 use service_kit::Json;
 use types::ApiError;
-use utoipa::ToSchema;
-use uuid::Uuid;
+use types::auth::{LoginRequest, RegisterRequest, TokenResponse, TokenUser};
 
 use super::responses::Unavailable;
 use crate::{db::users, error::AppError, state::AppState};
@@ -23,52 +21,13 @@ pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig<'_>) {
     );
 }
 
-/// Body of `POST /api/v1/auth/register`.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct RegisterRequest {
-    pub email: String,
-    pub password: String,
-    #[serde(default)]
-    pub display_name: Option<String>,
-}
-
-/// Body of `POST /api/v1/auth/login`.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct LoginRequest {
-    pub email: String,
-    pub password: String,
-}
-
-/// The account a token was issued for.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct TokenUser {
-    pub id: Uuid,
-    pub email: String,
-    pub kind: String,
-}
-
-/// Answer of register and login: an EdDSA-signed JWT.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct TokenResponse {
-    pub access_token: String,
-    /// Always `Bearer`.
-    pub token_type: &'static str,
-    /// Seconds until the token expires.
-    pub expires_in: u64,
-    pub user: TokenUser,
-}
-
 fn token_response(state: &AppState, user: &users::User) -> Result<TokenResponse, AppError> {
     let access_token = state
         .keys
         .issue(user.id, &user.email, &user.kind, state.clock.now())?;
     Ok(TokenResponse {
         access_token,
-        token_type: "Bearer",
+        token_type: "Bearer".to_owned(),
         expires_in: state.keys.ttl_secs(),
         user: TokenUser {
             id: user.id,

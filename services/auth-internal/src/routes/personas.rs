@@ -56,12 +56,7 @@ pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig<'_>) {
         .service(release_persona);
 }
 
-fn valid_name(s: &str, max: usize) -> bool {
-    !s.is_empty()
-        && s.len() <= max
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-}
+use types::names::is_valid_name_up_to as valid_name;
 
 fn valid_slug(s: &str) -> bool {
     valid_name(s, 63)

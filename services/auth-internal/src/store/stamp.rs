@@ -24,12 +24,8 @@ use crate::{
     state::AppState,
 };
 
-pub fn valid_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 64
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-}
+/// App ids and table names follow the workspace's one name rule.
+pub use types::names::is_valid_name as valid_name;
 
 pub fn valid_record_id(s: &str) -> bool {
     !s.is_empty() && s.len() <= 200 && !s.chars().any(char::is_control)
