@@ -38,7 +38,7 @@ pub enum Retry {
 const MAX_ERROR_TEXT: usize = 300;
 
 /// What went wrong talking to auth-internal.
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ClientError {
     /// No service key is configured; internal calls are impossible.
     #[error("no service key configured (MANA_SERVICE_KEY)")]
@@ -125,6 +125,12 @@ impl ClientError {
             Self::Api { status, .. } => Some(*status),
             _ => None,
         }
+    }
+
+    /// Whether this is 409 `lease_lost`: another worker owns the work now (or the lease
+    /// expired), so the caller must neither retry nor release.
+    pub fn is_lease_lost(&self) -> bool {
+        self.status() == Some(409) && self.code() == Some(types::error::codes::LEASE_LOST)
     }
 
     /// The envelope's `error.code`, for [`ClientError::Api`].
@@ -440,6 +446,14 @@ mod tests {
         );
         assert_eq!(e.code(), Some("lease_lost"));
         assert_eq!(e.status(), Some(409));
+        assert!(e.is_lease_lost());
+        let other = api_error(
+            "POST".into(),
+            "/x".into(),
+            StatusCode::CONFLICT,
+            br#"{"error":{"code":"conflict","message":"x"}}"#,
+        );
+        assert!(!other.is_lease_lost());
         assert!(!e.is_retryable());
         let e = api_error(
             "GET".into(),

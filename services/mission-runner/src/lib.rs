@@ -1,11 +1,11 @@
 //! mission-runner: plans users' AI missions when they are due.
 //!
-//! One tick ([`tick::MissionTick`]): claim due missions from auth-internal
-//! ([`client::InternalClient`]) → for each, with bounded concurrency and a per-mission
-//! deadline: budget check, planner prompt ([`prompt`]), LLM, tolerant parse and strict
-//! validation against the tool registry ([`plan`]), a [`types::missions::MissionIteration`]
-//! ([`planner`]) → write it back (or release the lease) → a
-//! [`types::tick::MissionTickReport`].
+//! Layout (the same rooms as persona-runner): [`config`] (settings), [`api`] (the mission
+//! calls of auth-internal over runner-kit's client), [`prompts`] (the planner prompt),
+//! [`parse`] (the model's answer → validated steps, on either path), [`plan`] (one
+//! mission's plan: budget, prompt, LLM, iteration), [`tick`] (claim → stream of plans →
+//! write-back → report; runner-kit's `Tick`), [`startup`] (the service, built on
+//! `runner-kit`).
 //!
 //! Rules every module keeps:
 //! - Nothing a model proposes is executed here: every step is a proposal the user
@@ -16,19 +16,16 @@
 //!   retried write-back (or a re-plan of the same slot after a lost lease) lands once.
 //! - One mission's failure never stops the others; no input makes this crate panic.
 
-pub mod client;
+pub mod api;
+pub mod config;
+pub mod parse;
 pub mod plan;
-pub mod planner;
-pub mod prompt;
-pub mod settings;
+pub mod prompts;
 pub mod startup;
-pub mod text;
 pub mod tick;
 
-pub use client::{ClientError, ClientRetry, InternalClient};
-pub use planner::{PlanOutcome, Planner};
-pub use settings::{
-    MissionSettings, PlanModeSetting, PlannerSettings, SettingsError, TickSettings,
-};
-pub use startup::{Application, Settings, StartupError};
-pub use tick::{MissionTick, StopLevel, StopSignal};
+pub use api::MissionApi;
+pub use config::{MissionSettings, PlanModeSetting, PlannerSettings, Settings, TickSettings};
+pub use plan::{PlanOutcome, Planner};
+pub use startup::{Application, StartupError};
+pub use tick::{MissionTick, TickOutcome};

@@ -1,559 +1,492 @@
-//! From a model's answer to validated plan steps, on either path.
+//! Plans one claimed mission: budget check → prompt → LLM → validated steps → iteration.
 //!
 //! Rules:
-//! - JSON contract ([`parse_plan`]): tolerant of whitespace, code fences and prose around
-//!   ONE JSON value; more than one candidate plan object is ambiguous and fails. The parser
-//!   never panics on any input (a proptest checks it) and its work is bounded
-//!   ([`MAX_PARSE_CHARS`], [`MAX_CANDIDATE_STARTS`]).
-//! - Native tool calls ([`run_tool_loop`]): the proposable tools are offered as
-//!   [`llm::ToolDef`]s; every call becomes a proposed step and is NEVER executed: it is
-//!   answered with a result saying it was recorded for the user's review (or, when invalid,
-//!   why it was not), until the model stops calling tools or [`MAX_ROUNDS`] is reached.
-//! - Both paths go through one [`StepValidator`]: the tool exists in the registry, is
-//!   proposable, is offered to this mission, and its params are valid against its JSON
-//!   schema (`Registry::validate`). Invalid steps are dropped with the reason kept
-//!   ([`DroppedStep`]); exact duplicates and steps beyond [`MAX_STEPS`] are dropped too.
+//! - The user's daily token budget is checked before any LLM call; over budget means no
+//!   call and a release until the next UTC day.
+//! - The iteration id is uuid v5 of (user, mission, scheduled slot): planning the same slot
+//!   again (a retried write-back, a lease lost mid-way) yields the same id, so auth-internal
+//!   writes it once. Step ids are `<iterationId>-<i>`.
+//! - Outcomes ([`PlanOutcome`]): valid steps → `awaiting-review`; an explicit empty plan
+//!   (`"steps": []`, nothing dropped) → `approved` with the model's reason as summary (there
+//!   is nothing to review, and it must not sit in the review inbox); a non-empty answer
+//!   with no valid step, an unparsable answer, or an empty answer → a `failed` iteration
+//!   whose `error` says why (a parse failure: written back so the user sees it and the
+//!   schedule advances); an LLM error before any answer → no iteration, release with the
+//!   workspace's failure backoff ([`Backoff::spread`]: `MISSION_LLM_RETRY_SECS` ±25 %, the
+//!   same rule auth-internal applies to a failed persona day).
+//! - Nothing is executed: the planner only proposes.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 
-use llm::{ChatRequest, ChatResponse, Llm, LlmError, Message, StopReason, ToolDef, ToolResult};
-use serde_json::{Map, Value, json};
+use chrono::{DateTime, Days, Utc};
+use llm::{ChatRequest, Llm, Purpose, RequestMeta, StopReason};
+use service_kit::Clock;
 use tools::{Registry, ToolSpec};
-use types::missions::DroppedStep;
+use types::missions::{
+    ClaimedMission, IterationSource, IterationStatus, MissionIteration, PlanStep, StepIntent,
+    StepStatus,
+};
 use types::tick::TokenUsage;
+use uuid::Uuid;
 
-use crate::prompt::MAX_STEPS;
-use crate::text::{one_line, truncate_chars};
+use crate::parse::{
+    LoopFailure, StepValidator, Validated, offered_tools, parse_plan, run_tool_loop, tool_defs,
+    validate_steps,
+};
+use types::backoff::Backoff;
+use types::text::{one_line, truncate_chars};
 
-/// Longest answer the parser looks at; the rest is ignored.
-pub const MAX_PARSE_CHARS: usize = 200_000;
-/// Positions of `{`/`[` tried as the start of a JSON value, at most.
-pub const MAX_CANDIDATE_STARTS: usize = 256;
-/// Model turns in the tool-calling loop, at most.
-pub const MAX_ROUNDS: u32 = 5;
-/// Dropped steps kept on one iteration, at most.
-pub const MAX_DROPPED: usize = 20;
-/// Longest reason kept on a dropped step.
-pub const MAX_REASON_CHARS: usize = 400;
-/// Longest step summary or rationale kept.
-pub const MAX_STEP_TEXT_CHARS: usize = 500;
+use crate::config::{PlanModeSetting, PlannerSettings};
+use crate::prompts::{self, PlanMode};
 
-/// What the tool result of a recorded proposal says.
-pub const RECORDED_MESSAGE: &str = "recorded as a proposal for the user's review; it has not been executed, so there is no result and no new id";
+/// Namespace of iteration ids (uuid v5).
+pub const ITERATION_NAMESPACE: Uuid = Uuid::from_u128(0x8a1c_5e0b_7f3d_4c2a_9b61_2d4e_6f80_a1b3);
 
-/// Why an answer is not a plan.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ParseError {
-    /// Nothing but whitespace.
-    #[error("the answer is empty")]
-    Empty,
-    /// No JSON object or array anywhere.
-    #[error("no JSON plan found in the answer")]
-    NoJson,
-    /// Something JSON-like that did not parse.
-    #[error("the JSON plan does not parse: {0}")]
-    InvalidJson(String),
-    /// Several separate JSON plans.
-    #[error("the answer holds {0} JSON plans; expected exactly one")]
-    Ambiguous(usize),
-    /// The JSON value has no `steps` array.
-    #[error("the JSON plan has no \"steps\" array")]
-    MissingSteps,
-}
+/// Longest plan summary kept.
+pub const MAX_SUMMARY_CHARS: usize = 1_000;
+/// Longest excerpt of an unparsable answer kept in the iteration's error.
+pub const MAX_RAW_EXCERPT_CHARS: usize = 300;
 
-/// A plan as the model wrote it: the summary and the raw step values, not yet validated.
+/// What planning one mission came to.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ParsedPlan {
-    /// The plan's summary, if it had a non-empty string one.
-    pub summary: Option<String>,
-    /// Each element of `steps`, as written.
-    pub steps: Vec<Value>,
+pub enum PlanOutcome {
+    /// A plan (`awaiting-review`, or `approved` when empty): write it back. Counts as a
+    /// plan produced.
+    Planned {
+        /// The iteration to write.
+        iteration: MissionIteration,
+        /// Tokens spent.
+        tokens: TokenUsage,
+    },
+    /// A `failed` iteration (no valid step, unparsable or empty answer): write it back.
+    /// Counts as a parse failure.
+    ParseFailed {
+        /// The iteration to write.
+        iteration: MissionIteration,
+        /// Tokens spent.
+        tokens: TokenUsage,
+    },
+    /// No tool may be proposed for this mission, so no LLM call: a `failed` iteration
+    /// saying so is written back. Counted in no bucket.
+    Unplannable {
+        /// The iteration to write.
+        iteration: MissionIteration,
+    },
+    /// The LLM failed before answering: release the lease, due again after
+    /// `retry_after_seconds`. Counts as an LLM failure.
+    LlmFailed {
+        /// Why.
+        error: String,
+        /// When the mission should be due again.
+        retry_after_seconds: u32,
+        /// Tokens spent (zero: the first call failed; a failure in a later round of the
+        /// tool loop keeps the calls made so far and is a plan instead).
+        tokens: TokenUsage,
+    },
+    /// The user's missions used their daily budget: no LLM call, release until the next
+    /// UTC day. Counted in no bucket.
+    OverBudget {
+        /// Tokens used today (claim figure + this tick's spending).
+        used: u64,
+        /// The budget.
+        budget: u64,
+        /// Seconds until 00:00 UTC.
+        retry_after_seconds: u32,
+    },
 }
 
-/// Parses the JSON output contract `{"summary": …, "steps": [...]}` out of `text`.
-/// A bare array is taken as the steps list.
-pub fn parse_plan(text: &str) -> Result<ParsedPlan, ParseError> {
-    let value = extract_json(text)?;
-    match value {
-        Value::Array(steps) => Ok(ParsedPlan {
-            summary: None,
-            steps,
-        }),
-        Value::Object(mut obj) => {
-            let steps = match obj.remove("steps") {
-                Some(Value::Array(steps)) => steps,
-                _ => return Err(ParseError::MissingSteps),
-            };
-            let summary = obj
-                .get("summary")
-                .and_then(Value::as_str)
-                .map(|s| truncate_chars(s.trim(), MAX_STEP_TEXT_CHARS))
-                .filter(|s| !s.is_empty());
-            Ok(ParsedPlan { summary, steps })
-        }
-        _ => Err(ParseError::MissingSteps),
-    }
-}
-
-/// Finds the one JSON value in `text`: the whole text, else the fenced blocks, else the
-/// JSON values embedded in prose. When several candidates exist, those with a `steps` key
-/// are preferred; more than one of them is ambiguous.
-pub fn extract_json(text: &str) -> Result<Value, ParseError> {
-    let text = head(text, MAX_PARSE_CHARS).trim();
-    if text.is_empty() {
-        return Err(ParseError::Empty);
-    }
-    if let Ok(v) = serde_json::from_str::<Value>(text)
-        && (v.is_object() || v.is_array())
-    {
-        return Ok(v);
-    }
-    let mut first_error = None;
-    let fenced = fenced_blocks(text);
-    if !fenced.is_empty() {
-        let mut values = Vec::new();
-        for block in &fenced {
-            match serde_json::from_str::<Value>(block.trim()) {
-                Ok(v) if v.is_object() || v.is_array() => values.push(v),
-                Ok(_) => {}
-                Err(e) => {
-                    first_error.get_or_insert_with(|| e.to_string());
-                    // A fence with prose around the JSON inside it.
-                    values.extend(embedded_values(block, &mut first_error));
-                }
-            }
-        }
-        if !values.is_empty() {
-            return choose(values);
-        }
-    }
-    let values = embedded_values(text, &mut first_error);
-    if values.is_empty() {
-        return Err(match first_error {
-            Some(e) => ParseError::InvalidJson(truncate_chars(&e, 200)),
-            None => ParseError::NoJson,
-        });
-    }
-    choose(values)
-}
-
-fn head(text: &str, max: usize) -> &str {
-    match text.char_indices().nth(max) {
-        Some((idx, _)) => &text[..idx],
-        None => text,
-    }
-}
-
-fn choose(mut values: Vec<Value>) -> Result<Value, ParseError> {
-    let with_steps = values.iter().filter(|v| v.get("steps").is_some()).count();
-    match with_steps {
-        1 => values
-            .into_iter()
-            .find(|v| v.get("steps").is_some())
-            .ok_or(ParseError::NoJson),
-        0 if values.len() == 1 => values.pop().ok_or(ParseError::NoJson),
-        0 => Err(ParseError::Ambiguous(values.len())),
-        n => Err(ParseError::Ambiguous(n)),
-    }
-}
-
-/// The insides of ``` fences (an info string such as `json` on the opening line is
-/// skipped). An unclosed fence runs to the end of the text.
-fn fenced_blocks(text: &str) -> Vec<&str> {
-    let mut out = Vec::new();
-    let mut rest = text;
-    while let Some(open) = rest.find("```") {
-        let after = &rest[open + 3..];
-        // Skip the info string up to the end of the line (`json`, `JSON`, …); a fence that
-        // has its JSON on the same line keeps it.
-        let body_start = match after.find('\n') {
-            Some(nl)
-                if after[..nl]
-                    .trim()
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric()) =>
-            {
-                nl + 1
-            }
-            _ => 0,
-        };
-        let body = &after[body_start..];
-        match body.find("```") {
-            Some(close) => {
-                out.push(&body[..close]);
-                rest = &body[close + 3..];
-            }
-            None => {
-                out.push(body);
-                break;
-            }
-        }
-    }
-    out
-}
-
-/// JSON objects and arrays that start at a `{` or `[` of `text` and parse, left to right,
-/// not overlapping. Arrays count only when they hold objects (a `[x]` in prose is not a
-/// plan). Bounded by [`MAX_CANDIDATE_STARTS`].
-fn embedded_values(text: &str, first_error: &mut Option<String>) -> Vec<Value> {
-    let mut out = Vec::new();
-    let mut pos = 0;
-    let mut tries = 0;
-    while pos < text.len() && tries < MAX_CANDIDATE_STARTS {
-        let Some(rel) = text[pos..].find(['{', '[']) else {
-            break;
-        };
-        let start = pos + rel;
-        tries += 1;
-        let mut stream = serde_json::Deserializer::from_str(&text[start..]).into_iter::<Value>();
-        match stream.next() {
-            Some(Ok(v)) => {
-                let end = start + stream.byte_offset();
-                let keep = match &v {
-                    Value::Object(o) => !o.is_empty(),
-                    Value::Array(a) => a.iter().any(Value::is_object),
-                    _ => false,
-                };
-                if keep {
-                    out.push(v);
-                }
-                // `end` is past the value, on a char boundary (JSON ends in `}`/`]`).
-                pos = end.max(start + 1);
-            }
-            Some(Err(e)) => {
-                first_error.get_or_insert_with(|| e.to_string());
-                pos = start + 1;
-            }
-            None => break,
-        }
-    }
-    out
-}
-
-/// A step that passed validation.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ValidStep {
-    /// What the step does (from the model, or derived from the call).
-    pub summary: String,
-    /// A registry tool this mission may propose.
-    pub tool_name: String,
-    /// Params valid against the tool's schema.
-    pub params: Value,
-    /// Why, in the model's words, if it gave one.
-    pub rationale: Option<String>,
-}
-
-/// The validated steps and the dropped ones, in the order the model proposed them.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Validated {
-    /// Valid steps.
-    pub steps: Vec<ValidStep>,
-    /// Invalid steps with reasons (at most [`MAX_DROPPED`]).
-    pub dropped: Vec<DroppedStep>,
-}
-
-/// The tools a mission may propose: the registry's proposable tools that the claim named
-/// too, in registry order. A name the claim lists that this build's registry does not know
-/// (or does not consider proposable) is left out: both sides must agree.
-pub fn offered_tools<'r>(registry: &'r Registry, claimed: &[String]) -> Vec<&'r ToolSpec> {
-    let names: BTreeSet<&str> = claimed.iter().map(String::as_str).collect();
-    registry
-        .proposable()
-        .filter(|spec| names.contains(spec.name))
-        .collect()
-}
-
-/// The offered tools as native tool definitions.
-pub fn tool_defs(tools: &[&ToolSpec]) -> Vec<ToolDef> {
-    tools
-        .iter()
-        .map(|t| ToolDef {
-            name: t.name.to_string(),
-            description: t.description.to_string(),
-            input_schema: t.input_schema.clone(),
-        })
-        .collect()
-}
-
-/// Checks proposed steps one by one against the registry and the mission's offered tools.
-#[derive(Debug)]
-pub struct StepValidator<'r> {
-    registry: &'r Registry,
-    offered: BTreeSet<String>,
-    out: Validated,
-    dropped_total: usize,
-}
-
-impl<'r> StepValidator<'r> {
-    /// A validator for a mission offered `offered`.
-    pub fn new(registry: &'r Registry, offered: &[&ToolSpec]) -> Self {
-        Self {
-            registry,
-            offered: offered.iter().map(|t| t.name.to_string()).collect(),
-            out: Validated::default(),
-            dropped_total: 0,
+impl PlanOutcome {
+    /// Tokens spent.
+    pub fn tokens(&self) -> TokenUsage {
+        match self {
+            Self::Planned { tokens, .. }
+            | Self::ParseFailed { tokens, .. }
+            | Self::LlmFailed { tokens, .. } => *tokens,
+            Self::Unplannable { .. } | Self::OverBudget { .. } => TokenUsage::default(),
         }
     }
 
-    /// Validates one raw step of the JSON contract. Accepts `toolName` (or `tool_name`,
-    /// `tool`), `params` (or `parameters`, `arguments`, `args`; a JSON string holding an
-    /// object is decoded), `summary`, `rationale`.
-    pub fn offer_raw(&mut self, raw: &Value) -> Result<usize, String> {
-        let Some(obj) = raw.as_object() else {
-            return Err(self.drop_step(None, "the step is not a JSON object".into()));
-        };
-        let tool = ["toolName", "tool_name", "tool"]
-            .iter()
-            .find_map(|k| obj.get(*k))
-            .and_then(Value::as_str)
-            .map(str::trim)
-            .filter(|t| !t.is_empty());
-        let Some(tool) = tool else {
-            return Err(self.drop_step(None, "the step names no tool (\"toolName\")".into()));
-        };
-        let params = ["params", "parameters", "arguments", "args"]
-            .iter()
-            .find_map(|k| obj.get(*k))
-            .cloned()
-            .unwrap_or_else(|| Value::Object(Map::new()));
-        let params = match params {
-            Value::String(s) => match serde_json::from_str::<Value>(&s) {
-                Ok(v @ Value::Object(_)) => v,
-                _ => {
-                    return Err(
-                        self.drop_step(Some(tool), "\"params\" must be a JSON object".into())
-                    );
-                }
-            },
-            Value::Null => Value::Object(Map::new()),
-            other => other,
-        };
-        let text = |k: &str| {
-            obj.get(k)
-                .and_then(Value::as_str)
-                .map(|s| one_line(s, MAX_STEP_TEXT_CHARS))
-                .filter(|s| !s.is_empty())
-        };
-        self.offer(tool, params, text("summary"), text("rationale"))
+    /// The iteration to write back, if any.
+    pub fn iteration(&self) -> Option<&MissionIteration> {
+        match self {
+            Self::Planned { iteration, .. }
+            | Self::ParseFailed { iteration, .. }
+            | Self::Unplannable { iteration } => Some(iteration),
+            Self::LlmFailed { .. } | Self::OverBudget { .. } => None,
+        }
     }
 
-    /// Validates one proposed call. `Ok(index)` is the step's position in the plan; `Err`
-    /// is the reason it was dropped (already recorded).
-    pub fn offer(
-        &mut self,
-        tool_name: &str,
-        params: Value,
-        summary: Option<String>,
-        rationale: Option<String>,
-    ) -> Result<usize, String> {
-        let Some(spec) = self.registry.get(tool_name) else {
-            return Err(self.drop_step(
-                Some(tool_name),
-                format!("unknown tool `{}`", one_line(tool_name, 64)),
-            ));
-        };
-        if !spec.proposable {
-            return Err(self.drop_step(
-                Some(tool_name),
-                format!(
-                    "tool `{tool_name}` may not be proposed by a mission (policy {})",
-                    spec.policy.as_str()
-                ),
-            ));
+    /// A short label for logs and metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Planned { .. } => "planned",
+            Self::ParseFailed { .. } => "parse_failed",
+            Self::Unplannable { .. } => "unplannable",
+            Self::LlmFailed { .. } => "llm_failed",
+            Self::OverBudget { .. } => "over_budget",
         }
-        if !self.offered.contains(tool_name) {
-            return Err(self.drop_step(
-                Some(tool_name),
-                format!("tool `{tool_name}` is not offered to this mission"),
-            ));
-        }
-        if !params.is_object() {
-            return Err(self.drop_step(Some(tool_name), "params must be a JSON object".into()));
-        }
-        if let Err(e) = self.registry.validate(tool_name, &params) {
-            return Err(self.drop_step(Some(tool_name), e.to_string()));
-        }
-        if let Some(i) = self
-            .out
-            .steps
-            .iter()
-            .position(|s| s.tool_name == tool_name && s.params == params)
-        {
-            return Err(self.drop_step(Some(tool_name), format!("duplicate of step {}", i + 1)));
-        }
-        if self.out.steps.len() >= MAX_STEPS {
-            return Err(self.drop_step(
-                Some(tool_name),
-                format!("the plan already has the maximum of {MAX_STEPS} steps"),
-            ));
-        }
-        let summary = summary.unwrap_or_else(|| describe_call(tool_name, &params));
-        self.out.steps.push(ValidStep {
-            summary,
-            tool_name: tool_name.to_string(),
-            params,
-            rationale,
-        });
-        Ok(self.out.steps.len() - 1)
-    }
-
-    /// Steps dropped so far, including those past [`MAX_DROPPED`] that were not kept.
-    pub fn dropped_total(&self) -> usize {
-        self.dropped_total
-    }
-
-    /// Valid steps so far.
-    pub fn valid_count(&self) -> usize {
-        self.out.steps.len()
-    }
-
-    /// The result.
-    pub fn finish(self) -> Validated {
-        self.out
-    }
-
-    fn drop_step(&mut self, tool: Option<&str>, reason: String) -> String {
-        let reason = truncate_chars(&reason, MAX_REASON_CHARS);
-        self.dropped_total += 1;
-        if self.out.dropped.len() < MAX_DROPPED {
-            self.out.dropped.push(DroppedStep {
-                tool_name: tool.map(|t| truncate_chars(t, 64)),
-                reason: reason.clone(),
-            });
-        }
-        reason
     }
 }
 
-/// Validates every raw step of a parsed plan.
-pub fn validate_steps(registry: &Registry, offered: &[&ToolSpec], raw: &[Value]) -> Validated {
-    let mut v = StepValidator::new(registry, offered);
-    for step in raw {
-        // The reason is recorded on the validator; nothing else to do with it here.
-        let _ = v.offer_raw(step);
-    }
-    v.finish()
+/// The deterministic id of the iteration planned for `claimed`'s slot.
+pub fn iteration_id(claimed: &ClaimedMission) -> Uuid {
+    let key = format!(
+        "{}:{}:{}",
+        claimed.user_id,
+        claimed.mission.id,
+        claimed.scheduled_for.timestamp_millis()
+    );
+    Uuid::new_v5(&ITERATION_NAMESPACE, key.as_bytes())
 }
 
-/// A summary for a step the model did not describe: the tool and its most telling param.
-pub fn describe_call(tool_name: &str, params: &Value) -> String {
-    let hint = ["title", "name", "content", "id"]
-        .iter()
-        .find_map(|k| params.get(*k).and_then(Value::as_str))
-        .map(|v| one_line(v, 80));
-    match hint {
-        Some(h) => format!("{tool_name}: {h}"),
-        None => tool_name.to_string(),
-    }
-}
-
-/// What the tool-calling loop produced.
-#[derive(Debug)]
-pub struct LoopOutcome {
-    /// Every call, validated.
-    pub validated: Validated,
-    /// Calls the model made, valid or not.
-    pub calls: usize,
-    /// Model turns that answered.
-    pub rounds: u32,
-    /// Text of the last answer (the plan summary, or a JSON-contract fallback).
-    pub final_text: Option<String>,
-    /// How the last answer stopped.
-    pub last_stop: Option<StopReason>,
-    /// Tokens of every round.
-    pub usage: TokenUsage,
-    /// An LLM error that ended the loop after at least one answered round (the calls made
-    /// until then are kept).
-    pub late_error: Option<LlmError>,
-}
-
-/// A failed first round: no answer at all.
-#[derive(Debug)]
-pub struct LoopFailure {
-    /// Why.
-    pub error: LlmError,
-}
-
-/// Runs the native tool-calling loop. `request` holds the prompt and the offered tools;
-/// `validator` decides each call; `budget_left` (tokens) stops the loop early.
-pub async fn run_tool_loop(
-    llm: &Llm,
-    mut request: ChatRequest,
-    mut validator: StepValidator<'_>,
-    max_rounds: u32,
-    budget_left: Option<u64>,
-) -> Result<LoopOutcome, LoopFailure> {
-    let mut usage = TokenUsage::default();
-    let mut calls = 0;
-    let mut rounds = 0;
-    let mut final_text = None;
-    let mut last_stop = None;
-    let mut late_error = None;
-    while rounds < max_rounds.max(1) {
-        let response: ChatResponse = match llm.chat(&request).await {
-            Ok(r) => r,
-            Err(error) if rounds == 0 => return Err(LoopFailure { error }),
-            Err(error) => {
-                late_error = Some(error);
-                break;
-            }
-        };
-        rounds += 1;
-        usage.add(response.usage);
-        final_text = response.text.clone().filter(|t| !t.trim().is_empty());
-        last_stop = Some(response.stop.clone());
-        if response.tool_calls.is_empty() {
-            break;
-        }
-        let rationale = final_text
-            .as_deref()
-            .map(|t| one_line(t, MAX_STEP_TEXT_CHARS));
-        let mut results = Vec::with_capacity(response.tool_calls.len());
-        for call in &response.tool_calls {
-            calls += 1;
-            let verdict = match &call.arguments_error {
-                Some(e) => Err(validator.drop_step(
-                    Some(&call.name),
-                    format!("the call's arguments are not valid JSON: {e}"),
-                )),
-                None => {
-                    validator.offer(&call.name, call.arguments.clone(), None, rationale.clone())
-                }
-            };
-            let (content, is_error) = match verdict {
-                Ok(i) => (
-                    json!({"success": true, "step": i + 1, "message": RECORDED_MESSAGE}),
-                    false,
-                ),
-                Err(reason) => (
-                    json!({"success": false, "message": format!("not recorded: {reason}")}),
-                    true,
-                ),
-            };
-            results.push(ToolResult {
-                call_id: call.id.clone(),
-                content: content.to_string(),
-                is_error,
-            });
-        }
-        // The text of a turn with calls is their rationale, not the plan's summary.
-        final_text = None;
-        let spent_out = budget_left.is_some_and(|left| usage.total() >= left);
-        if rounds >= max_rounds || spent_out || validator.valid_count() >= MAX_STEPS {
-            break;
-        }
-        request.messages.push(Message::assistant_from(&response));
-        request.messages.push(Message::ToolResults(results));
-    }
-    Ok(LoopOutcome {
-        validated: validator.finish(),
-        calls,
-        rounds,
-        final_text,
-        last_stop,
-        usage,
-        late_error,
+/// Seconds from `now` until the next 00:00 UTC (at least 1).
+pub fn seconds_until_next_utc_day(now: DateTime<Utc>) -> u32 {
+    let next = now
+        .date_naive()
+        .checked_add_days(Days::new(1))
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|d| d.and_utc());
+    next.map_or(86_400, |next| {
+        u32::try_from((next - now).num_seconds()).unwrap_or(86_400)
     })
+    .max(1)
+}
+
+/// What the model's answer came to, before it becomes an iteration.
+enum Answer {
+    Plan {
+        summary: Option<String>,
+        validated: Validated,
+    },
+    Unparsable {
+        reason: String,
+        excerpt: String,
+    },
+    Empty,
+}
+
+/// Plans missions with one LLM.
+#[derive(Debug, Clone)]
+pub struct Planner {
+    llm: Llm,
+    settings: PlannerSettings,
+    clock: Clock,
+}
+
+impl Planner {
+    /// A planner over `llm`.
+    pub fn new(llm: Llm, settings: PlannerSettings, clock: Clock) -> Self {
+        Self {
+            llm,
+            settings,
+            clock,
+        }
+    }
+
+    /// The LLM in use.
+    pub fn llm(&self) -> &Llm {
+        &self.llm
+    }
+
+    /// The settings in force.
+    pub fn settings(&self) -> &PlannerSettings {
+        &self.settings
+    }
+
+    /// The planning path this planner takes.
+    pub fn mode(&self) -> PlanMode {
+        match self.settings.mode {
+            PlanModeSetting::Json => PlanMode::Json,
+            PlanModeSetting::Tools => PlanMode::Tools,
+            PlanModeSetting::Auto if self.llm.supports_tools() => PlanMode::Tools,
+            PlanModeSetting::Auto => PlanMode::Json,
+        }
+    }
+
+    /// Plans `claimed`. `spent_this_tick` is what this user's other missions spent in the
+    /// current tick (the claim's `tokensUsedToday` does not include it yet).
+    pub async fn plan(&self, claimed: &ClaimedMission, spent_this_tick: u64) -> PlanOutcome {
+        let started_at = self.clock.now();
+        let budget = self.settings.daily_token_budget;
+        let used = claimed.tokens_used_today.saturating_add(spent_this_tick);
+        if budget > 0 && used >= budget {
+            return PlanOutcome::OverBudget {
+                used,
+                budget,
+                retry_after_seconds: seconds_until_next_utc_day(started_at),
+            };
+        }
+        let registry = Registry::global();
+        let offered = offered_tools(registry, &claimed.proposable_tools);
+        if offered.is_empty() {
+            let iteration = self.iteration(
+                claimed,
+                started_at,
+                Vec::new(),
+                None,
+                IterationStatus::Failed,
+                Vec::new(),
+                Some("no tool may be proposed for this mission, so nothing was planned".into()),
+            );
+            return PlanOutcome::Unplannable { iteration };
+        }
+        let mode = self.mode();
+        let request = self.request(claimed, &offered, mode, started_at);
+        let budget_left = (budget > 0).then(|| budget - used);
+
+        let (answer, tokens, stop) = match mode {
+            PlanMode::Tools => {
+                let mut request = request;
+                request.tools = tool_defs(&offered);
+                let validator = StepValidator::new(registry, &offered);
+                match run_tool_loop(
+                    &self.llm,
+                    request,
+                    validator,
+                    self.settings.max_rounds,
+                    budget_left,
+                )
+                .await
+                {
+                    Err(LoopFailure { error }) => return self.llm_failed(claimed, &error),
+                    Ok(out) => {
+                        if let Some(e) = &out.late_error {
+                            tracing::warn!(
+                                mission.id = %claimed.mission.id,
+                                rounds = out.rounds,
+                                error = %e,
+                                "LLM failed after {} round(s) of mission {}; keeping the calls made so far",
+                                out.rounds,
+                                claimed.mission.id
+                            );
+                        }
+                        let answer = if out.calls == 0 {
+                            // A model without native tools answers in text: read it as the
+                            // JSON contract.
+                            answer_from_text(out.final_text.as_deref(), registry, &offered)
+                        } else {
+                            Answer::Plan {
+                                summary: out
+                                    .final_text
+                                    .as_deref()
+                                    .map(|t| truncate_chars(t.trim(), MAX_SUMMARY_CHARS)),
+                                validated: out.validated,
+                            }
+                        };
+                        (answer, out.usage, out.last_stop)
+                    }
+                }
+            }
+            PlanMode::Json => match self.llm.chat(&request).await {
+                Err(error) => return self.llm_failed(claimed, &error),
+                Ok(response) => (
+                    answer_from_text(response.text.as_deref(), registry, &offered),
+                    response.usage,
+                    Some(response.stop),
+                ),
+            },
+        };
+        self.outcome(claimed, started_at, answer, tokens, stop)
+    }
+
+    fn request(
+        &self,
+        claimed: &ClaimedMission,
+        offered: &[&ToolSpec],
+        mode: PlanMode,
+        now: DateTime<Utc>,
+    ) -> ChatRequest {
+        let prompt = prompts::build(claimed, offered, mode, now);
+        let mut request = ChatRequest::new(prompt.system, prompt.user, self.settings.max_tokens);
+        request.temperature = self.settings.temperature;
+        let id = iteration_id(claimed);
+        let mut seed = [0u8; 8];
+        seed.copy_from_slice(&id.as_bytes()[..8]);
+        let tool_modules: BTreeMap<String, String> = offered
+            .iter()
+            .map(|t| (t.name.to_string(), t.module.to_string()))
+            .collect();
+        let tool_schemas = match mode {
+            PlanMode::Json => offered
+                .iter()
+                .map(|t| (t.name.to_string(), t.input_schema.clone()))
+                .collect(),
+            PlanMode::Tools => BTreeMap::new(),
+        };
+        request.meta = RequestMeta {
+            seed: u64::from_le_bytes(seed),
+            purpose: Purpose::Plan,
+            tool_modules,
+            tool_schemas,
+            locale: "en".into(),
+            now: Some(now),
+            ..RequestMeta::default()
+        };
+        request
+    }
+
+    fn llm_failed(&self, claimed: &ClaimedMission, error: &llm::LlmError) -> PlanOutcome {
+        let base = self.settings.llm_retry_after.max(std::time::Duration::from_secs(1));
+        // Spread so missions that failed together do not return together. A mission keeps
+        // no failure count, so every LLM failure is a first one.
+        let secs = Backoff::new(base, base.saturating_mul(2))
+            .spread(1, rand::random())
+            .as_secs();
+        tracing::warn!(
+            mission.id = %claimed.mission.id,
+            error = %error,
+            retry_after_seconds = secs,
+            "LLM failed for mission {}",
+            claimed.mission.id
+        );
+        PlanOutcome::LlmFailed {
+            error: truncate_chars(&error.to_string(), 500),
+            retry_after_seconds: u32::try_from(secs.max(1)).unwrap_or(u32::MAX),
+            tokens: TokenUsage::default(),
+        }
+    }
+
+    fn outcome(
+        &self,
+        claimed: &ClaimedMission,
+        started_at: DateTime<Utc>,
+        answer: Answer,
+        tokens: TokenUsage,
+        stop: Option<StopReason>,
+    ) -> PlanOutcome {
+        let cut_off = if stop == Some(StopReason::MaxTokens) {
+            " (the answer was cut off at the max_tokens limit)"
+        } else {
+            ""
+        };
+        match answer {
+            Answer::Plan { summary, validated } => {
+                let Validated { steps, dropped } = validated;
+                if steps.is_empty() && !dropped.is_empty() {
+                    let first = dropped.first().map_or("", |d| d.reason.as_str());
+                    let error = format!(
+                        "every proposed step was invalid ({} dropped; first: {first})",
+                        dropped.len()
+                    );
+                    let iteration = self.iteration(
+                        claimed,
+                        started_at,
+                        Vec::new(),
+                        summary,
+                        IterationStatus::Failed,
+                        dropped,
+                        Some(error),
+                    );
+                    return PlanOutcome::ParseFailed { iteration, tokens };
+                }
+                let status = if steps.is_empty() {
+                    IterationStatus::Approved
+                } else {
+                    IterationStatus::AwaitingReview
+                };
+                let summary = summary.or_else(|| {
+                    steps
+                        .is_empty()
+                        .then(|| "Nothing to do in this iteration.".to_string())
+                });
+                let iteration =
+                    self.iteration(claimed, started_at, steps, summary, status, dropped, None);
+                PlanOutcome::Planned { iteration, tokens }
+            }
+            Answer::Unparsable { reason, excerpt } => {
+                let error = format!(
+                    "the plan could not be read: {reason}{cut_off}; the answer began: {excerpt}"
+                );
+                let iteration = self.iteration(
+                    claimed,
+                    started_at,
+                    Vec::new(),
+                    None,
+                    IterationStatus::Failed,
+                    Vec::new(),
+                    Some(error),
+                );
+                PlanOutcome::ParseFailed { iteration, tokens }
+            }
+            Answer::Empty => {
+                let iteration = self.iteration(
+                    claimed,
+                    started_at,
+                    Vec::new(),
+                    None,
+                    IterationStatus::Failed,
+                    Vec::new(),
+                    Some(format!(
+                        "the model returned an empty answer and proposed no step{cut_off}"
+                    )),
+                );
+                PlanOutcome::ParseFailed { iteration, tokens }
+            }
+        }
+    }
+
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one private constructor of the iteration"
+    )]
+    fn iteration(
+        &self,
+        claimed: &ClaimedMission,
+        started_at: DateTime<Utc>,
+        steps: Vec<crate::parse::ValidStep>,
+        summary: Option<String>,
+        overall_status: IterationStatus,
+        dropped_steps: Vec<types::missions::DroppedStep>,
+        error: Option<String>,
+    ) -> MissionIteration {
+        let id = iteration_id(claimed).to_string();
+        let plan = steps
+            .into_iter()
+            .enumerate()
+            .map(|(i, s)| PlanStep {
+                id: format!("{id}-{i}"),
+                summary: s.summary,
+                intent: StepIntent::ToolCall {
+                    tool_name: s.tool_name,
+                    params: s.params,
+                },
+                status: StepStatus::Planned,
+                rationale: s.rationale,
+                outcome: None,
+                feedback: None,
+                decided_at: None,
+            })
+            .collect();
+        MissionIteration {
+            id,
+            started_at,
+            finished_at: Some(self.clock.now()),
+            plan,
+            summary: summary.filter(|s| !s.is_empty()),
+            user_feedback: None,
+            overall_status,
+            source: Some(IterationSource::Server),
+            dropped_steps,
+            error,
+            scheduled_for: Some(claimed.scheduled_for),
+        }
+    }
+}
+
+fn answer_from_text(text: Option<&str>, registry: &Registry, offered: &[&ToolSpec]) -> Answer {
+    let Some(text) = text.filter(|t| !t.trim().is_empty()) else {
+        return Answer::Empty;
+    };
+    match parse_plan(text) {
+        Ok(plan) => Answer::Plan {
+            summary: plan.summary,
+            validated: validate_steps(registry, offered, &plan.steps),
+        },
+        Err(e) => Answer::Unparsable {
+            reason: e.to_string(),
+            excerpt: format!("\"{}\"", one_line(text, MAX_RAW_EXCERPT_CHARS)),
+        },
+    }
 }
 
 #[cfg(test)]
@@ -561,187 +494,13 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
-    use proptest::prelude::*;
-
-    fn offered() -> Vec<&'static ToolSpec> {
-        offered_tools(
-            Registry::global(),
-            &[
-                "todo_create".into(),
-                "notes_create".into(),
-                "todo_complete".into(),
-            ],
-        )
-    }
+    use chrono::TimeZone;
 
     #[test]
-    fn parses_bare_json() {
-        let p = parse_plan(r#" {"summary":"S","steps":[{"toolName":"todo_create"}]} "#).unwrap();
-        assert_eq!(p.summary.as_deref(), Some("S"));
-        assert_eq!(p.steps.len(), 1);
-    }
-
-    #[test]
-    fn parses_fenced_json_with_prose() {
-        let text = "Here is the plan:\n```json\n{\"summary\":\"S\",\"steps\":[]}\n```\nHope it helps {not json}.";
-        let p = parse_plan(text).unwrap();
-        assert_eq!(p.summary.as_deref(), Some("S"));
-        assert!(p.steps.is_empty());
-        let unclosed = "```JSON\n{\"steps\":[{\"toolName\":\"x\"}]}";
-        assert_eq!(parse_plan(unclosed).unwrap().steps.len(), 1);
-    }
-
-    #[test]
-    fn parses_json_inside_prose() {
-        let text = "Sure! {\"summary\": \"Plan\", \"steps\": [{\"toolName\": \"todo_create\", \"params\": {\"title\": \"a}b\"}}]} Let me know.";
-        let p = parse_plan(text).unwrap();
-        assert_eq!(p.steps[0]["params"]["title"], "a}b");
-    }
-
-    #[test]
-    fn a_bare_array_is_the_steps() {
-        let p = parse_plan(r#"[{"toolName":"todo_create","params":{"title":"x"}}]"#).unwrap();
-        assert_eq!(p.summary, None);
-        assert_eq!(p.steps.len(), 1);
-    }
-
-    #[test]
-    fn refuses_what_is_not_one_plan() {
-        assert_eq!(parse_plan("   \n"), Err(ParseError::Empty));
-        assert_eq!(
-            parse_plan("I cannot help with that."),
-            Err(ParseError::NoJson)
-        );
-        assert!(matches!(
-            parse_plan("{\"summary\": \"x\", \"steps\": [}"),
-            Err(ParseError::InvalidJson(_))
-        ));
-        assert_eq!(
-            parse_plan(r#"{"steps":[]} and also {"steps":[]}"#),
-            Err(ParseError::Ambiguous(2))
-        );
-        assert_eq!(
-            parse_plan(r#"{"summary":"x"}"#),
-            Err(ParseError::MissingSteps)
-        );
-        assert_eq!(
-            parse_plan(r#"{"summary":"x","steps":"none"}"#),
-            Err(ParseError::MissingSteps)
-        );
-        // A plan object next to unrelated JSON is still one plan.
-        let p = parse_plan(r#"Context {"a":1}. Plan: {"summary":"s","steps":[]}"#).unwrap();
-        assert_eq!(p.summary.as_deref(), Some("s"));
-    }
-
-    #[test]
-    fn unknown_tools_and_bad_params_are_dropped_with_reasons() {
-        let raw: Vec<Value> = serde_json::from_str(
-            r#"[
-              {"summary":"ok","toolName":"todo_create","params":{"title":"Stretch"},"rationale":"r"},
-              {"toolName":"todo_fly","params":{}},
-              {"toolName":"todo_delete","params":{"id":"t1"}},
-              {"toolName":"mood_log","params":{"level":5,"emotion":"calm"}},
-              {"toolName":"todo_create","params":{"title":""}},
-              {"toolName":"todo_create","params":{"title":"x","colour":"red"}},
-              {"toolName":"todo_create","params":"{\"title\":\"From a string\"}"},
-              {"toolName":"todo_create","params":[1]},
-              {"params":{}},
-              "just text",
-              {"summary":"ok","toolName":"todo_create","params":{"title":"Stretch"}}
-            ]"#,
-        )
-        .unwrap();
-        let v = validate_steps(Registry::global(), &offered(), &raw);
-        let names: Vec<&str> = v.steps.iter().map(|s| s.tool_name.as_str()).collect();
-        assert_eq!(names, ["todo_create", "todo_create"]);
-        assert_eq!(v.steps[0].rationale.as_deref(), Some("r"));
-        assert_eq!(v.steps[1].summary, "todo_create: From a string");
-        let reasons: Vec<&str> = v.dropped.iter().map(|d| d.reason.as_str()).collect();
-        assert_eq!(reasons.len(), 9, "{reasons:?}");
-        assert!(reasons[0].contains("unknown tool `todo_fly`"));
-        assert!(reasons[1].contains("may not be proposed"));
-        assert!(reasons[2].contains("not offered to this mission"));
-        assert!(reasons[3].contains("/title"), "{}", reasons[3]);
-        assert!(reasons[4].contains("colour"), "{}", reasons[4]);
-        assert!(reasons[5].contains("JSON object"));
-        assert!(reasons[6].contains("names no tool"));
-        assert!(reasons[7].contains("not a JSON object"));
-        assert!(reasons[8].contains("duplicate of step 1"));
-        assert_eq!(v.dropped[0].tool_name.as_deref(), Some("todo_fly"));
-        assert_eq!(v.dropped[6].tool_name, None);
-    }
-
-    #[test]
-    fn plans_are_capped_at_max_steps() {
-        let raw: Vec<Value> = (0..8)
-            .map(|i| json!({"toolName": "todo_create", "params": {"title": format!("t{i}")}}))
-            .collect();
-        let v = validate_steps(Registry::global(), &offered(), &raw);
-        assert_eq!(v.steps.len(), MAX_STEPS);
-        assert_eq!(v.dropped.len(), 8 - MAX_STEPS);
-        assert!(v.dropped[0].reason.contains("maximum"));
-    }
-
-    #[test]
-    fn offered_tools_are_the_intersection() {
-        let names: Vec<&str> = offered_tools(
-            Registry::global(),
-            &[
-                "todo_delete".into(),
-                "todo_create".into(),
-                "nope".into(),
-                "todo_list".into(),
-            ],
-        )
-        .iter()
-        .map(|t| t.name)
-        .collect();
-        assert_eq!(names, ["todo_create"]);
-        let defs = tool_defs(&offered());
-        assert_eq!(defs.len(), 3);
-        assert!(defs.iter().all(|d| llm::is_valid_tool_name(&d.name)));
-    }
-
-    proptest! {
-        #[test]
-        fn the_parser_never_panics(s in "\\PC{0,400}") {
-            let _ = parse_plan(&s);
-        }
-
-        #[test]
-        fn the_parser_never_panics_on_jsonish_text(
-            parts in proptest::collection::vec(
-                prop_oneof![
-                    Just("{".to_string()), Just("}".to_string()), Just("[".to_string()),
-                    Just("]".to_string()), Just("```".to_string()), Just("```json\n".to_string()),
-                    Just("\"steps\"".to_string()), Just(":".to_string()), Just(",".to_string()),
-                    Just("\"".to_string()), Just("ä".to_string()), Just("\n".to_string()),
-                    "[a-z0-9 ]{0,5}",
-                ],
-                0..80,
-            )
-        ) {
-            let text = parts.concat();
-            if let Ok(plan) = parse_plan(&text) {
-                let v = validate_steps(Registry::global(), &offered(), &plan.steps);
-                prop_assert!(v.steps.len() <= MAX_STEPS);
-            }
-        }
-
-        #[test]
-        fn any_valid_plan_survives_wrapping(title in "[a-zA-Z ]{1,40}", prose in "[a-zA-Z .!]{0,40}") {
-            let plan = json!({"summary": "s", "steps": [{"toolName": "todo_create", "params": {"title": title}}]});
-            let text = format!("{prose}\n```json\n{plan}\n```\n{prose}");
-            let parsed = parse_plan(&text).unwrap();
-            prop_assert_eq!(parsed.steps.len(), 1);
-        }
-    }
-
-    #[test]
-    fn deep_nesting_and_many_braces_are_bounded() {
-        let deep = "[".repeat(100_000);
-        assert!(parse_plan(&deep).is_err());
-        let braces = "{".repeat(300_000);
-        assert!(parse_plan(&braces).is_err());
+    fn next_utc_day() {
+        let t = Utc.with_ymd_and_hms(2026, 2, 28, 23, 59, 30).unwrap();
+        assert_eq!(seconds_until_next_utc_day(t), 30);
+        let t = Utc.with_ymd_and_hms(2028, 2, 28, 0, 0, 0).unwrap();
+        assert_eq!(seconds_until_next_utc_day(t), 86_400);
     }
 }

@@ -14,27 +14,35 @@
 //!   with no time left on their lease or whose task failed are in `due` only.
 //! - Token use of a user's missions in this tick counts against that user's budget for
 //!   the rest of the tick (the claim's figure predates the tick).
-//! - Shutdown ([`StopSignal`]) has two stages: `Drain` claims nothing and starts no new
-//!   mission (unstarted ones are released at once); `Cancel` also abandons planning in
-//!   flight (released at once). Iterations already planned are still written back.
-//!   Stopped missions are in `due` only.
+//! - Shutdown is runner-kit's two-stage [`Shutdown`]: draining claims nothing and starts
+//!   no new mission (unstarted ones are released at once); cancelled also abandons
+//!   planning in flight (released at once). Iterations already planned are still written
+//!   back. Stopped missions are in `due` only.
+//! - As runner-kit's [`Tick`], a tick whose claim fails still answers a report with
+//!   `error` set, so `POST /internal/tick` and the metrics show the failure; missions by
+//!   result and planning tokens by kind are counted in `/metrics`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use service_kit::Clock;
-use tokio::sync::watch;
+use prometheus_client::{
+    encoding::EncodeLabelSet,
+    metrics::{counter::Counter, family::Family},
+};
+use runner_kit::{ClientError, Shutdown, Tick};
+use serde::Serialize;
+use service_kit::{Clock, metrics::Metrics};
 use types::missions::{
     ClaimedMission, MissionClaimRequest, MissionReleaseRequest, WriteIterationRequest,
 };
 use types::tick::{MissionTickReport, TokenUsage};
 use uuid::Uuid;
 
-use crate::client::{ClientError, InternalClient};
-use crate::planner::{PlanOutcome, Planner};
-use crate::settings::TickSettings;
+use crate::api::MissionApi;
+use crate::config::TickSettings;
+use crate::plan::{PlanOutcome, Planner};
 
 /// What happened to one mission's iteration after planning.
 #[derive(Debug, Clone, PartialEq)]
@@ -77,46 +85,71 @@ impl MissionResult {
     }
 }
 
-/// How far a shutdown has gone.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
-pub enum StopLevel {
-    /// Work normally.
-    #[default]
-    Run,
-    /// Start nothing new.
-    Drain,
-    /// Stop running work now.
-    Cancel,
+/// A tick's answer: the report, and why the tick could not claim, if it could not.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TickOutcome {
+    /// The report.
+    #[serde(flatten)]
+    pub report: MissionTickReport,
+    /// The claim's error.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
-/// The receiving side of a shutdown signal. Cheap to clone.
-#[derive(Debug, Clone)]
-pub struct StopSignal(watch::Receiver<StopLevel>);
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabel {
+    result: String,
+}
 
-impl StopSignal {
-    /// A signal and the sender that raises it (send [`StopLevel::Drain`], then
-    /// [`StopLevel::Cancel`]).
-    pub fn channel() -> (watch::Sender<StopLevel>, StopSignal) {
-        let (tx, rx) = watch::channel(StopLevel::Run);
-        (tx, StopSignal(rx))
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabel {
+    kind: String,
+}
+
+/// Missions processed by result, and planning tokens by kind.
+#[derive(Clone, Debug)]
+struct MissionMetrics {
+    missions: Family<ResultLabel, Counter>,
+    tokens: Family<KindLabel, Counter>,
+}
+
+impl MissionMetrics {
+    fn register(metrics: &Metrics) -> Self {
+        let m = Self {
+            missions: Family::default(),
+            tokens: Family::default(),
+        };
+        metrics.register(
+            "missions",
+            "Missions processed by result (planned, parse_failure, llm_failure, write_back_failure)",
+            m.missions.clone(),
+        );
+        metrics.register(
+            "llm_tokens",
+            "Planning tokens by kind (input, output)",
+            m.tokens.clone(),
+        );
+        m
     }
 
-    /// A signal that never fires.
-    pub fn never() -> StopSignal {
-        Self::channel().1
-    }
-
-    /// The current level.
-    pub fn level(&self) -> StopLevel {
-        *self.0.borrow()
-    }
-
-    /// Resolves once the level reaches [`StopLevel::Cancel`]; never, if the sender is gone
-    /// before that.
-    pub async fn cancelled(&self) {
-        let mut rx = self.0.clone();
-        if rx.wait_for(|l| *l == StopLevel::Cancel).await.is_err() {
-            std::future::pending::<()>().await;
+    fn record(&self, r: &MissionTickReport) {
+        for (result, n) in [
+            ("planned", r.plans_produced),
+            ("parse_failure", r.parse_failures),
+            ("llm_failure", r.llm_failures),
+            ("write_back_failure", r.write_back_failures),
+        ] {
+            self.missions
+                .get_or_create(&ResultLabel {
+                    result: result.into(),
+                })
+                .inc_by(u64::from(n));
+        }
+        for (kind, n) in [("input", r.tokens.input), ("output", r.tokens.output)] {
+            self.tokens
+                .get_or_create(&KindLabel { kind: kind.into() })
+                .inc_by(n);
         }
     }
 }
@@ -134,30 +167,41 @@ pub struct MissionTick {
 
 #[derive(Debug)]
 struct Inner {
-    client: InternalClient,
+    api: MissionApi,
     planner: Planner,
     settings: TickSettings,
     clock: Clock,
+    metrics: Option<MissionMetrics>,
 }
 
 /// Tokens spent per user in the current tick.
 type Ledger = Arc<Mutex<HashMap<Uuid, u64>>>;
 
 impl MissionTick {
-    /// A tick runner.
-    pub fn new(
-        client: InternalClient,
-        planner: Planner,
-        settings: TickSettings,
-        clock: Clock,
-    ) -> Self {
+    /// A tick runner that records no metrics (see [`MissionTick::with_metrics`]).
+    pub fn new(api: MissionApi, planner: Planner, settings: TickSettings, clock: Clock) -> Self {
         Self {
             inner: Arc::new(Inner {
-                client,
+                api,
                 planner,
                 settings,
                 clock,
+                metrics: None,
             }),
+        }
+    }
+
+    /// The same tick runner, counting missions and tokens in `metrics`.
+    pub fn with_metrics(self, metrics: &Metrics) -> Self {
+        let inner = Inner {
+            api: self.inner.api.clone(),
+            planner: self.inner.planner.clone(),
+            settings: self.inner.settings.clone(),
+            clock: self.inner.clock.clone(),
+            metrics: Some(MissionMetrics::register(metrics)),
+        };
+        Self {
+            inner: Arc::new(inner),
         }
     }
 
@@ -166,22 +210,22 @@ impl MissionTick {
         &self.inner.planner
     }
 
-    /// One tick: claim, run, report. Fails only when the claim fails. A draining signal
-    /// claims nothing.
-    pub async fn run(
+    /// One tick: claim, run, report. Fails only when the claim fails. A draining
+    /// shutdown claims nothing.
+    pub async fn run_once(
         &self,
         tick_id: String,
-        stop: StopSignal,
+        stop: Shutdown,
     ) -> Result<MissionTickReport, ClientError> {
         let started = Instant::now();
         let s = &self.inner.settings;
-        if stop.level() >= StopLevel::Drain {
+        if stop.is_draining() {
             let (report, _) = self.run_claimed(tick_id, Vec::new(), started, stop).await;
             return Ok(report);
         }
         let claim = self
             .inner
-            .client
+            .api
             .claim(&MissionClaimRequest {
                 worker: s.worker.clone(),
                 limit: s.claim_limit,
@@ -200,7 +244,7 @@ impl MissionTick {
         tick_id: String,
         missions: Vec<ClaimedMission>,
         started: Instant,
-        stop: StopSignal,
+        stop: Shutdown,
     ) -> (MissionTickReport, Vec<MissionResult>) {
         let due = u32::try_from(missions.len()).unwrap_or(u32::MAX);
         tracing::info!(tick.id = %tick_id, due, "tick {tick_id}: {due} mission(s) due");
@@ -259,7 +303,7 @@ impl MissionTick {
                 report.write_back_failures += 1;
             }
         }
-        report.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        report.duration_ms = elapsed_ms(started);
         tracing::info!(
             tick.id = %report.tick_id,
             due = report.due,
@@ -280,7 +324,7 @@ impl MissionTick {
         &self,
         claimed: ClaimedMission,
         ledger: &Ledger,
-        stop: &StopSignal,
+        stop: &Shutdown,
     ) -> MissionResult {
         let inner = &self.inner;
         let mission_id = claimed.mission.id.clone();
@@ -291,7 +335,7 @@ impl MissionTick {
             timed_out: false,
             stopped: true,
         };
-        if stop.level() >= StopLevel::Drain {
+        if stop.is_draining() {
             self.release(&claimed, 0).await;
             return stopped(mission_id);
         }
@@ -361,7 +405,7 @@ impl MissionTick {
                     iteration: iteration.clone(),
                     tokens,
                 };
-                match inner.client.write_iteration(&mission_id, &req).await {
+                match inner.api.write_iteration(&mission_id, &req).await {
                     Ok(resp) => {
                         tracing::info!(
                             mission.id = %mission_id,
@@ -440,7 +484,7 @@ impl MissionTick {
             lease_token: claimed.lease_token,
             retry_after_seconds: Some(retry_after_seconds),
         };
-        if let Err(e) = self.inner.client.release(&claimed.mission.id, &req).await {
+        if let Err(e) = self.inner.api.release(&claimed.mission.id, &req).await {
             // The lease expires on its own; nothing else to do.
             tracing::warn!(
                 mission.id = %claimed.mission.id,
@@ -448,6 +492,56 @@ impl MissionTick {
                 "mission {}: release failed",
                 claimed.mission.id
             );
+        }
+    }
+}
+
+fn elapsed_ms(started: Instant) -> u64 {
+    u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+impl Tick for MissionTick {
+    type Report = TickOutcome;
+
+    async fn run(&self, tick_id: String, shutdown: Shutdown) -> TickOutcome {
+        let started = Instant::now();
+        match self.run_once(tick_id.clone(), shutdown).await {
+            Ok(report) => {
+                if let Some(m) = &self.inner.metrics {
+                    m.record(&report);
+                }
+                TickOutcome {
+                    report,
+                    error: None,
+                }
+            }
+            Err(e) => {
+                tracing::error!(tick.id = %tick_id, error = %e, "tick {tick_id}: claim failed");
+                TickOutcome {
+                    report: MissionTickReport {
+                        tick_id,
+                        due: 0,
+                        plans_produced: 0,
+                        parse_failures: 0,
+                        llm_failures: 0,
+                        write_back_failures: 0,
+                        tokens: TokenUsage::default(),
+                        duration_ms: elapsed_ms(started),
+                    },
+                    error: Some(e.to_string()),
+                }
+            }
+        }
+    }
+
+    fn outcome(&self, out: &TickOutcome) -> &'static str {
+        let r = &out.report;
+        if out.error.is_some() {
+            "failed"
+        } else if r.parse_failures + r.llm_failures + r.write_back_failures > 0 {
+            "partial"
+        } else {
+            "ok"
         }
     }
 }

@@ -12,10 +12,8 @@ use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use fake_llm::FakeLlm;
 use llm::{Llm, LlmSettings, RetryPolicy};
 use mission_runner::{
-    ClientRetry, InternalClient, MissionTick, PlanModeSetting, Planner, PlannerSettings,
-    TickSettings,
+    MissionApi, MissionTick, PlanModeSetting, Planner, PlannerSettings, TickSettings,
 };
-use secrecy::SecretString;
 use serde_json::{Value, json};
 use service_kit::Clock;
 use types::missions::{
@@ -103,18 +101,17 @@ impl FakeInternal {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    pub fn client(&self) -> InternalClient {
+    pub fn client(&self) -> MissionApi {
         self.client_with_key(SERVICE_KEY)
     }
 
-    pub fn client_with_key(&self, key: &str) -> InternalClient {
-        InternalClient::new(
+    pub fn client_with_key(&self, key: &str) -> MissionApi {
+        MissionApi::new(runner_kit::InternalClient::new(
             reqwest::Client::new(),
             &self.base_url,
-            SecretString::from(key),
+            Some(key),
             fast_client_retry(),
-        )
-        .unwrap()
+        ))
     }
 
     pub fn fault(&self, mission_id: &str, fault: Fault) {
@@ -221,12 +218,12 @@ async fn release(
     HttpResponse::NoContent().finish()
 }
 
-pub fn fast_client_retry() -> ClientRetry {
-    ClientRetry {
+pub fn fast_client_retry() -> runner_kit::RetryPolicy {
+    runner_kit::RetryPolicy {
         max_attempts: 3,
         base_delay: Duration::from_millis(1),
         max_delay: Duration::from_millis(10),
-        request_timeout: Duration::from_secs(10),
+        timeout: Duration::from_secs(10),
     }
 }
 

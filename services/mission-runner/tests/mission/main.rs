@@ -5,6 +5,6 @@
 
 mod common;
 mod e2e;
-mod planner;
+mod plan;
 mod service;
 mod tick;

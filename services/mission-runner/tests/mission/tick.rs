@@ -3,8 +3,9 @@
 use std::time::Instant;
 
 use fake_llm::{FakeLlm, Reply};
-use mission_runner::planner::iteration_id;
-use mission_runner::tick::{StopLevel, StopSignal, WriteBack};
+use mission_runner::plan::iteration_id;
+use mission_runner::tick::WriteBack;
+use runner_kit::Shutdown;
 use mission_runner::{PlanModeSetting, PlanOutcome};
 use serde_json::Value;
 use types::missions::{IterationStatus, MissionClaimResponse};
@@ -47,7 +48,7 @@ async fn one_failing_mission_does_not_stop_the_others() {
     let tick = ticker(&internal, planner(openai(&fake), PlanModeSetting::Json), 2);
 
     let report = tick
-        .run("tick-1".into(), StopSignal::never())
+        .run_once("tick-1".into(), Shutdown::new())
         .await
         .unwrap();
     assert_eq!(report.tick_id, "tick-1");
@@ -109,7 +110,7 @@ async fn a_retried_write_back_uses_the_same_iteration_id_and_lands_once() {
             "t".into(),
             vec![c.clone()],
             Instant::now(),
-            StopSignal::never(),
+            Shutdown::new(),
         )
         .await;
     assert_eq!(report.write_back_failures, 0, "{results:?}");
@@ -142,7 +143,7 @@ async fn re_planning_the_same_slot_after_a_failed_write_back_is_written_once() {
             "t1".into(),
             vec![c.clone()],
             Instant::now(),
-            StopSignal::never(),
+            Shutdown::new(),
         )
         .await;
     assert_eq!(first.write_back_failures, 1);
@@ -151,7 +152,7 @@ async fn re_planning_the_same_slot_after_a_failed_write_back_is_written_once() {
     assert_eq!(internal.state().releases.len(), 1);
     // The slot is claimed again next tick (nextRunAt did not move): same id, stored once.
     let (second, results) = tick
-        .run_claimed("t2".into(), vec![c], Instant::now(), StopSignal::never())
+        .run_claimed("t2".into(), vec![c], Instant::now(), Shutdown::new())
         .await;
     assert_eq!(second.write_back_failures, 0);
     assert_eq!(results[0].write_back, WriteBack::Written { fresh: false });
@@ -175,7 +176,7 @@ async fn the_budget_is_shared_by_a_users_missions_within_a_tick() {
     let tick = ticker(&internal, planner, 1);
     let missions = vec![claimed("a", "ok"), claimed("b", "ok"), claimed("c", "ok")];
     let (report, results) = tick
-        .run_claimed("t".into(), missions, Instant::now(), StopSignal::never())
+        .run_claimed("t".into(), missions, Instant::now(), Shutdown::new())
         .await;
     assert_eq!(report.plans_produced, 2, "{results:?}");
     let over: Vec<&str> = results
@@ -211,7 +212,7 @@ async fn a_mission_past_its_deadline_is_released_and_counted() {
             "t".into(),
             vec![claimed("slow", "ok")],
             Instant::now(),
-            StopSignal::never(),
+            Shutdown::new(),
         )
         .await;
     assert_eq!(report.llm_failures, 1);
@@ -232,7 +233,7 @@ async fn a_claim_with_a_wrong_key_is_a_typed_error() {
         })
         .await
         .unwrap_err();
-    assert_eq!(err.code(), "unauthorized");
+    assert_eq!(err.code(), Some("unauthorized"));
     assert!(!err.is_lease_lost());
 }
 
@@ -241,7 +242,7 @@ async fn an_empty_claim_is_an_empty_report() {
     let fake = FakeLlm::start().await.unwrap();
     let internal = FakeInternal::start().await;
     let tick = ticker(&internal, planner(openai(&fake), PlanModeSetting::Auto), 4);
-    let report = tick.run("t".into(), StopSignal::never()).await.unwrap();
+    let report = tick.run_once("t".into(), Shutdown::new()).await.unwrap();
     assert_eq!(report.due, 0);
     assert_eq!(
         report.plans_produced + report.parse_failures + report.llm_failures,
@@ -270,9 +271,9 @@ async fn draining_starts_nothing_and_cancel_abandons_planning_in_flight() {
     let tick = ticker(&internal, planner(openai(&fake), PlanModeSetting::Json), 1);
 
     // Draining: no claim at all.
-    let (tx, stop) = StopSignal::channel();
-    tx.send(StopLevel::Drain).unwrap();
-    let report = tick.run("t0".into(), stop.clone()).await.unwrap();
+    let stop = Shutdown::new();
+    stop.begin_drain();
+    let report = tick.run_once("t0".into(), stop.clone()).await.unwrap();
     assert_eq!(report.due, 0);
     assert!(internal.state().claims.is_empty());
     // Already claimed missions are released unplanned.
@@ -284,8 +285,9 @@ async fn draining_starts_nothing_and_cancel_abandons_planning_in_flight() {
     assert!(fake.requests().is_empty());
 
     // Cancel while the LLM is thinking: released, nothing written.
-    let (tx, stop) = StopSignal::channel();
+    let stop = Shutdown::new();
     let running = {
+        let stop = stop.clone();
         let tick = tick.clone();
         tokio::spawn(async move {
             tick.run_claimed("t2".into(), vec![claimed("b", "ok")], Instant::now(), stop)
@@ -296,7 +298,7 @@ async fn draining_starts_nothing_and_cancel_abandons_planning_in_flight() {
     while fake.requests().is_empty() {
         tokio::time::sleep(std::time::Duration::from_millis(2)).await;
     }
-    tx.send(StopLevel::Cancel).unwrap();
+    stop.cancel();
     let (report, results) = running.await.unwrap();
     assert!(results[0].stopped);
     assert_eq!(report.llm_failures + report.plans_produced, 0);
@@ -316,7 +318,7 @@ async fn a_mission_whose_lease_has_run_out_is_not_planned_nor_an_llm_failure() {
     c.lease_expires_at = now() + chrono::TimeDelta::seconds(10);
     let tick = ticker(&internal, planner(openai(&fake), PlanModeSetting::Json), 1);
     let (report, results) = tick
-        .run_claimed("t".into(), vec![c], Instant::now(), StopSignal::never())
+        .run_claimed("t".into(), vec![c], Instant::now(), Shutdown::new())
         .await;
     assert_eq!(report.due, 1);
     assert_eq!(

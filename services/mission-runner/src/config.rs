@@ -1,33 +1,61 @@
-//! Settings of the planner and the tick, read from environment variables.
+//! mission-runner settings: the common runner variables (runner-kit), the LLM variables
+//! of `crates/llm`, and the mission variables `MISSION_USER_DAILY_TOKEN_BUDGET`
+//! (0 = unlimited), `MISSION_PLAN_MODE` (`auto` | `tools` | `json`),
+//! `MISSION_MAX_TOKENS`, `MISSION_MAX_ROUNDS`, `MISSION_LLM_RETRY_SECS`,
+//! `MISSION_CONCURRENCY`, `MISSION_DEADLINE_SECS`, `MISSION_CLAIM_LIMIT`,
+//! `MISSION_LEASE_SECS`, `MISSION_WORKER_ID`. `BIND_ADDR` defaults to `127.0.0.1:3066`.
 //!
 //! Rules:
-//! - Names: `MISSION_USER_DAILY_TOKEN_BUDGET` (0 = unlimited), `MISSION_PLAN_MODE`
-//!   (`auto` | `tools` | `json`), `MISSION_MAX_TOKENS`, `MISSION_MAX_ROUNDS`,
-//!   `MISSION_LLM_RETRY_SECS`, `MISSION_CONCURRENCY`, `MISSION_DEADLINE_SECS`,
-//!   `MISSION_CLAIM_LIMIT`, `MISSION_LEASE_SECS`, `MISSION_WORKER_ID`.
-//! - An empty value counts as unset; an unparsable one is an error naming the variable
-//!   (never a silent default).
-//! - The lease must outlive the per-mission deadline plus the write-back, so
-//!   [`MissionSettings::from_lookup`] refuses a lease shorter than the deadline + 60 s.
-//! - The service's own variables (`AUTH_INTERNAL_URL`, `MANA_SERVICE_KEY`, `BIND_ADDR`,
-//!   `TICK_INTERVAL_SECS`) and the LLM's belong to the shared runner plumbing and `llm`.
+//! - Read the way persona-runner reads its own: through runner-kit's
+//!   [`load_section`] (the `config` crate over the named variables only, never the
+//!   whole environment); an empty value counts as unset; an unparsable one fails
+//!   start-up naming the variable (never a silent default).
+//! - The lease must outlive the per-mission deadline plus the write-back, so a lease
+//!   shorter than the deadline + 60 s is refused; an unset lease follows a longer
+//!   deadline.
+//! - The worker id is `MISSION_WORKER_ID`, else runner-kit's [`worker_id`].
 
+use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::Duration;
 
-use crate::plan::MAX_ROUNDS;
+use llm::LlmSettings;
+use runner_kit::{RunnerSettings, SettingsError, load_section, worker_id};
+use serde::Deserialize;
 
-/// A variable that does not parse.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SettingsError {
-    /// `name` holds something that is not a valid value.
-    #[error("{name} is invalid: {reason}")]
-    Invalid {
-        /// The variable.
-        name: &'static str,
-        /// What is wrong.
-        reason: String,
-    },
+use crate::parse::MAX_ROUNDS;
+
+/// The default bind address.
+pub const DEFAULT_BIND: &str = "127.0.0.1:3066";
+
+/// Everything mission-runner is configured with.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The common runner settings.
+    pub runner: RunnerSettings,
+    /// The mission variables.
+    pub mission: MissionSettings,
+    /// The LLM configuration.
+    pub llm: LlmSettings,
+}
+
+impl Settings {
+    /// Reads the settings from an environment map (see the module rules for the names).
+    pub fn from_env(env: &HashMap<String, String>) -> Result<Self, SettingsError> {
+        let runner = RunnerSettings::from_env(env, DEFAULT_BIND)?;
+        let mission = MissionSettings::from_env(env)?;
+        let llm = LlmSettings::from_lookup(|k| env.get(k).cloned()).map_err(|e| {
+            SettingsError::Invalid {
+                var: "LLM_*",
+                message: e.to_string(),
+            }
+        })?;
+        Ok(Self {
+            runner,
+            mission,
+            llm,
+        })
+    }
 }
 
 /// Which planning path to use.
@@ -116,10 +144,10 @@ impl Default for TickSettings {
 }
 
 fn default_worker() -> String {
-    format!("mission-runner-{}", std::process::id())
+    worker_id()
 }
 
-/// Everything this crate reads from the environment.
+/// The mission variables.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct MissionSettings {
     /// Planner settings.
@@ -128,87 +156,95 @@ pub struct MissionSettings {
     pub tick: TickSettings,
 }
 
-impl MissionSettings {
-    /// Reads the process environment.
-    pub fn from_env() -> Result<Self, SettingsError> {
-        Self::from_lookup(|k| std::env::var(k).ok())
+#[derive(Debug, Deserialize)]
+struct Raw {
+    mission_user_daily_token_budget: Option<String>,
+    mission_plan_mode: Option<String>,
+    mission_max_tokens: Option<String>,
+    mission_max_rounds: Option<String>,
+    mission_llm_retry_secs: Option<String>,
+    mission_worker_id: Option<String>,
+    mission_concurrency: Option<String>,
+    mission_deadline_secs: Option<String>,
+    mission_claim_limit: Option<String>,
+    mission_lease_secs: Option<String>,
+}
+
+fn parse<T: FromStr>(var: &'static str, raw: Option<String>) -> Result<Option<T>, SettingsError>
+where
+    T::Err: std::fmt::Display,
+{
+    raw.map(|v| {
+        v.trim().parse::<T>().map_err(|e| SettingsError::Invalid {
+            var,
+            message: e.to_string(),
+        })
+    })
+    .transpose()
+}
+
+fn positive(var: &'static str, raw: Option<String>) -> Result<Option<u64>, SettingsError> {
+    match parse::<u64>(var, raw)? {
+        Some(0) => Err(SettingsError::Invalid {
+            var,
+            message: "must be at least 1".into(),
+        }),
+        other => Ok(other),
     }
+}
 
-    /// Reads variables through `lookup` (tests pass a map).
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
-        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
-        fn parse<T: FromStr>(
-            name: &'static str,
-            raw: Option<String>,
-        ) -> Result<Option<T>, SettingsError>
-        where
-            T::Err: std::fmt::Display,
-        {
-            raw.map(|v| {
-                v.trim().parse::<T>().map_err(|e| SettingsError::Invalid {
-                    name,
-                    reason: e.to_string(),
-                })
-            })
-            .transpose()
-        }
-        let positive = |name: &'static str, v: Option<u64>| match v {
-            Some(0) => Err(SettingsError::Invalid {
-                name,
-                reason: "must be at least 1".into(),
-            }),
-            other => Ok(other),
-        };
-
+impl MissionSettings {
+    /// Reads the mission variables from an environment map.
+    pub fn from_env(env: &HashMap<String, String>) -> Result<Self, SettingsError> {
+        let raw: Raw = load_section(
+            env,
+            &[
+                ("MISSION_USER_DAILY_TOKEN_BUDGET", None),
+                ("MISSION_PLAN_MODE", None),
+                ("MISSION_MAX_TOKENS", None),
+                ("MISSION_MAX_ROUNDS", None),
+                ("MISSION_LLM_RETRY_SECS", None),
+                ("MISSION_WORKER_ID", None),
+                ("MISSION_CONCURRENCY", None),
+                ("MISSION_DEADLINE_SECS", None),
+                ("MISSION_CLAIM_LIMIT", None),
+                ("MISSION_LEASE_SECS", None),
+            ],
+        )?;
         let mut s = Self::default();
         let p = &mut s.planner;
         if let Some(v) = parse(
             "MISSION_USER_DAILY_TOKEN_BUDGET",
-            get("MISSION_USER_DAILY_TOKEN_BUDGET"),
+            raw.mission_user_daily_token_budget,
         )? {
             p.daily_token_budget = v;
         }
-        if let Some(v) = parse("MISSION_PLAN_MODE", get("MISSION_PLAN_MODE"))? {
+        if let Some(v) = parse("MISSION_PLAN_MODE", raw.mission_plan_mode)? {
             p.mode = v;
         }
-        if let Some(v) = positive(
-            "MISSION_MAX_TOKENS",
-            parse("MISSION_MAX_TOKENS", get("MISSION_MAX_TOKENS"))?,
-        )? {
+        if let Some(v) = positive("MISSION_MAX_TOKENS", raw.mission_max_tokens)? {
             p.max_tokens = u32::try_from(v).unwrap_or(u32::MAX);
         }
-        if let Some(v) = positive(
-            "MISSION_MAX_ROUNDS",
-            parse("MISSION_MAX_ROUNDS", get("MISSION_MAX_ROUNDS"))?,
-        )? {
+        if let Some(v) = positive("MISSION_MAX_ROUNDS", raw.mission_max_rounds)? {
             p.max_rounds = u32::try_from(v).unwrap_or(u32::MAX).min(20);
         }
-        if let Some(v) = parse::<u64>("MISSION_LLM_RETRY_SECS", get("MISSION_LLM_RETRY_SECS"))? {
+        if let Some(v) = parse::<u64>("MISSION_LLM_RETRY_SECS", raw.mission_llm_retry_secs)? {
             p.llm_retry_after = Duration::from_secs(v);
         }
         let t = &mut s.tick;
-        if let Some(v) = get("MISSION_WORKER_ID") {
+        if let Some(v) = raw.mission_worker_id {
             t.worker = v.trim().to_string();
         }
-        if let Some(v) = positive(
-            "MISSION_CONCURRENCY",
-            parse("MISSION_CONCURRENCY", get("MISSION_CONCURRENCY"))?,
-        )? {
+        if let Some(v) = positive("MISSION_CONCURRENCY", raw.mission_concurrency)? {
             t.concurrency = usize::try_from(v).unwrap_or(usize::MAX);
         }
-        if let Some(v) = positive(
-            "MISSION_DEADLINE_SECS",
-            parse("MISSION_DEADLINE_SECS", get("MISSION_DEADLINE_SECS"))?,
-        )? {
+        if let Some(v) = positive("MISSION_DEADLINE_SECS", raw.mission_deadline_secs)? {
             t.mission_deadline = Duration::from_secs(v);
         }
-        if let Some(v) = positive(
-            "MISSION_CLAIM_LIMIT",
-            parse("MISSION_CLAIM_LIMIT", get("MISSION_CLAIM_LIMIT"))?,
-        )? {
+        if let Some(v) = positive("MISSION_CLAIM_LIMIT", raw.mission_claim_limit)? {
             t.claim_limit = u32::try_from(v).unwrap_or(u32::MAX);
         }
-        match parse::<u32>("MISSION_LEASE_SECS", get("MISSION_LEASE_SECS"))? {
+        match parse::<u32>("MISSION_LEASE_SECS", raw.mission_lease_secs)? {
             Some(v) => t.lease_seconds = v,
             // Follow a longer deadline when the lease is not set explicitly.
             None => {
@@ -220,8 +256,8 @@ impl MissionSettings {
         let minimum = t.mission_deadline.as_secs() + 60;
         if u64::from(t.lease_seconds) < minimum {
             return Err(SettingsError::Invalid {
-                name: "MISSION_LEASE_SECS",
-                reason: format!(
+                var: "MISSION_LEASE_SECS",
+                message: format!(
                     "must be at least MISSION_DEADLINE_SECS + 60 = {minimum} so a lease outlives the planning"
                 ),
             });
@@ -234,16 +270,29 @@ impl MissionSettings {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-    use std::collections::HashMap;
-
     use super::*;
 
-    fn read(pairs: &[(&str, &str)]) -> Result<MissionSettings, SettingsError> {
-        let map: HashMap<String, String> = pairs
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
             .iter()
             .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
-            .collect();
-        MissionSettings::from_lookup(|k| map.get(k).cloned())
+            .collect()
+    }
+
+    fn read(pairs: &[(&str, &str)]) -> Result<MissionSettings, SettingsError> {
+        MissionSettings::from_env(&env(pairs))
+    }
+
+    #[test]
+    fn the_whole_settings_read_runner_llm_and_mission_variables() {
+        let s = Settings::from_env(&env(&[("MISSION_WORKER_ID", "w-9")])).unwrap();
+        assert_eq!(s.runner.bind_addr.to_string(), DEFAULT_BIND);
+        assert_eq!(s.mission.tick.worker, "w-9");
+        assert_eq!(s.llm.resolve().unwrap().kind, llm::ProviderKind::Sim);
+        let s = Settings::from_env(&env(&[])).unwrap();
+        assert_eq!(s.mission.tick.worker, worker_id());
+        let e = Settings::from_env(&env(&[("LLM_PROVIDER", "gemini")])).unwrap_err();
+        assert!(e.to_string().contains("LLM"), "{e}");
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use fake_llm::{Api, FakeLlm, Reply};
 use llm::Llm;
-use mission_runner::planner::iteration_id;
+use mission_runner::plan::iteration_id;
 use mission_runner::{PlanModeSetting, PlanOutcome, Planner, PlannerSettings};
 use serde_json::json;
 use types::missions::{IterationSource, IterationStatus, StepIntent, StepStatus};

@@ -23,7 +23,7 @@ use types::missions::{
     StepStatus,
 };
 
-use crate::text::{one_line, truncate_chars};
+use types::text::{one_line, truncate_chars};
 
 /// Most steps a plan may have; more are dropped with a reason.
 pub const MAX_STEPS: usize = 5;
