@@ -55,6 +55,9 @@ pub struct FakeState {
     pub releases: Vec<(String, MissionReleaseRequest)>,
     pub faults: HashMap<String, VecDeque<Fault>>,
     pub seen_keys: HashSet<String>,
+    /// Commit each claim, then hold the answer this long (past the client's timeout,
+    /// the answer is lost).
+    pub claim_answer_delay: Option<Duration>,
 }
 
 pub struct FakeInternal {
@@ -106,11 +109,15 @@ impl FakeInternal {
     }
 
     pub fn client_with_key(&self, key: &str) -> MissionApi {
+        self.client_with(key, fast_client_retry())
+    }
+
+    pub fn client_with(&self, key: &str, retry: runner_kit::RetryPolicy) -> MissionApi {
         MissionApi::new(runner_kit::InternalClient::new(
             reqwest::Client::new(),
             &self.base_url,
             Some(key),
-            fast_client_retry(),
+            retry,
         ))
     }
 
@@ -159,12 +166,18 @@ async fn claim(
     if !authorised(&req, &state) {
         return envelope(401, "unauthorized");
     }
-    let mut s = state.lock().unwrap();
-    s.claims.push(body.into_inner());
-    let resp = s.claim_queue.pop_front().unwrap_or(MissionClaimResponse {
-        missions: vec![],
-        server_time: now(),
-    });
+    let (resp, delay) = {
+        let mut s = state.lock().unwrap();
+        s.claims.push(body.into_inner());
+        let resp = s.claim_queue.pop_front().unwrap_or(MissionClaimResponse {
+            missions: vec![],
+            server_time: now(),
+        });
+        (resp, s.claim_answer_delay)
+    };
+    if let Some(delay) = delay {
+        tokio::time::sleep(delay).await;
+    }
     HttpResponse::Ok().json(resp)
 }
 

@@ -238,6 +238,38 @@ async fn a_claim_with_a_wrong_key_is_a_typed_error() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_claim_whose_answer_is_lost_is_not_sent_again() {
+    let internal = FakeInternal::start().await;
+    internal.state().claim_answer_delay = Some(std::time::Duration::from_secs(3));
+    let api = internal.client_with(
+        SERVICE_KEY,
+        runner_kit::RetryPolicy {
+            timeout: std::time::Duration::from_millis(300),
+            ..fast_client_retry()
+        },
+    );
+    let req = types::missions::MissionClaimRequest {
+        worker: "w".into(),
+        limit: 5,
+        lease_seconds: 600,
+    };
+    let err = api.claim(&req).await.unwrap_err();
+    assert!(matches!(err, runner_kit::ClientError::Timeout { .. }), "{err}");
+    assert_eq!(internal.state().claims.len(), 1, "exactly one claim was sent");
+    // A whole tick reports the claim's failure instead of claiming again.
+    let fake = FakeLlm::start().await.unwrap();
+    let tick = mission_runner::MissionTick::new(
+        api,
+        planner(openai(&fake), PlanModeSetting::Json),
+        mission_runner::TickSettings::default(),
+        clock(),
+    );
+    let out = runner_kit::Tick::run(&tick, "t".into(), Shutdown::new()).await;
+    assert!(out.error.unwrap().contains("timed out"));
+    assert_eq!(internal.state().claims.len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn an_empty_claim_is_an_empty_report() {
     let fake = FakeLlm::start().await.unwrap();
     let internal = FakeInternal::start().await;
