@@ -198,11 +198,25 @@ pub enum Release {
     NotFound,
 }
 
-/// Backoff after failures: base · 2^(failures−1), jittered ±25 %, capped.
+/// Backoff after failures: base · 2^(failures−1), jittered ±25 %, capped — the
+/// workspace's failure backoff ([`types::backoff::Backoff::spread`]), computed in Rust.
 #[derive(Debug, Clone, Copy)]
 pub struct Backoff {
     pub base_secs: u64,
     pub cap_secs: u64,
+}
+
+impl Backoff {
+    /// When a persona that has failed `failures` times in a row (this one included) is
+    /// due again.
+    fn retry_after(self, now: DateTime<Utc>, failures: u32) -> DateTime<Utc> {
+        let wait = types::backoff::Backoff::new(
+            std::time::Duration::from_secs(self.base_secs),
+            std::time::Duration::from_secs(self.cap_secs),
+        )
+        .spread(failures, rand::random());
+        now + chrono::TimeDelta::from_std(wait).unwrap_or(chrono::TimeDelta::MAX)
+    }
 }
 
 /// End a lease. `done` records the run (`last_active_at = now`, failures reset);
@@ -216,31 +230,54 @@ pub async fn release(
     now: DateTime<Utc>,
     backoff: Backoff,
 ) -> QueryResult<Release> {
+    // A failure's backoff depends on the failures so far: read them under the lease,
+    // and update only if they are unchanged (a concurrent retry of this release then
+    // finds the lease gone and is answered as already released).
+    let failures: Option<i32> = if done {
+        None
+    } else {
+        personas::table
+            .find(id)
+            .filter(personas::lease_token.eq(token))
+            .filter(personas::lease_expires_at.is_not_null())
+            .select(personas::consecutive_failures)
+            .first(conn)
+            .await
+            .optional()?
+    };
+    let retry_after = failures.map(|n| {
+        let n = u32::try_from(n).unwrap_or(0).saturating_add(1);
+        backoff.retry_after(now, n)
+    });
     // Only the holder of the current token may release; the token stays in the
     // row after release so a retried release is recognised and answered alike.
-    let released: Option<ReleasedRow> = diesel::sql_query(
-        r"UPDATE personas SET
-            lease_owner = NULL,
-            lease_expires_at = NULL,
-            last_active_at = CASE WHEN $3 THEN $4 ELSE last_active_at END,
-            consecutive_failures = CASE WHEN $3 THEN 0 ELSE consecutive_failures + 1 END,
-            retry_after = CASE WHEN $3 THEN NULL ELSE $4 + make_interval(secs =>
-                LEAST($6, $5 * power(2, LEAST(consecutive_failures, 30)) * (0.75 + random() * 0.5))) END,
-            last_error = CASE WHEN $3 THEN NULL ELSE $7 END,
-            updated_at = $4
-          WHERE user_id = $1 AND lease_token = $2 AND lease_expires_at IS NOT NULL
-          RETURNING last_active_at, retry_after",
-    )
-    .bind::<SqlUuid, _>(id)
-    .bind::<SqlUuid, _>(token)
-    .bind::<Bool, _>(done)
-    .bind::<Timestamptz, _>(now)
-    .bind::<Double, _>(backoff.base_secs as f64)
-    .bind::<Double, _>(backoff.cap_secs as f64)
-    .bind::<Nullable<Text>, _>(error)
-    .get_result(conn)
-    .await
-    .optional()?;
+    let released: Option<ReleasedRow> = if done || failures.is_some() {
+        diesel::sql_query(
+            r"UPDATE personas SET
+                lease_owner = NULL,
+                lease_expires_at = NULL,
+                last_active_at = CASE WHEN $3 THEN $4 ELSE last_active_at END,
+                consecutive_failures = CASE WHEN $3 THEN 0 ELSE consecutive_failures + 1 END,
+                retry_after = $5,
+                last_error = CASE WHEN $3 THEN NULL ELSE $6 END,
+                updated_at = $4
+              WHERE user_id = $1 AND lease_token = $2 AND lease_expires_at IS NOT NULL
+                AND ($3 OR consecutive_failures = $7)
+              RETURNING last_active_at, retry_after",
+        )
+        .bind::<SqlUuid, _>(id)
+        .bind::<SqlUuid, _>(token)
+        .bind::<Bool, _>(done)
+        .bind::<Timestamptz, _>(now)
+        .bind::<Nullable<Timestamptz>, _>(retry_after)
+        .bind::<Nullable<Text>, _>(error)
+        .bind::<diesel::sql_types::Integer, _>(failures.unwrap_or(0))
+        .get_result(conn)
+        .await
+        .optional()?
+    } else {
+        None
+    };
     if let Some(row) = released {
         return Ok(Release::Released(row));
     }
