@@ -274,8 +274,12 @@ mod tests {
             json!({"summary": "x"})
         );
         assert_eq!(
-            extract_json(r#"[{"toolName":"a","params":{"x":1}}]"#, Policy::Unique, has("steps"))
-                .unwrap(),
+            extract_json(
+                r#"[{"toolName":"a","params":{"x":1}}]"#,
+                Policy::Unique,
+                has("steps")
+            )
+            .unwrap(),
             json!([{"toolName": "a", "params": {"x": 1}}])
         );
         assert_eq!(
@@ -290,7 +294,10 @@ mod tests {
 
     #[test]
     fn failures_are_named() {
-        assert_eq!(extract_json(" \n", Policy::First, has("x")), Err(ExtractError::Empty));
+        assert_eq!(
+            extract_json(" \n", Policy::First, has("x")),
+            Err(ExtractError::Empty)
+        );
         assert_eq!(
             extract_json("no json here [1, 2] {}", Policy::First, has("x")),
             Err(ExtractError::NoJson)
@@ -300,7 +307,11 @@ mod tests {
             Err(ExtractError::InvalidJson(_))
         ));
         assert!(matches!(
-            extract_json("{'ratings': [{'module': 'todo'}]}", Policy::First, has("ratings")),
+            extract_json(
+                "{'ratings': [{'module': 'todo'}]}",
+                Policy::First,
+                has("ratings")
+            ),
             Err(ExtractError::InvalidJson(_))
         ));
     }

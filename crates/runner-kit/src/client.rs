@@ -114,7 +114,10 @@ impl ClientError {
             (Self::Api { status, .. }, _) if *status == 429 || *status == 503 => true,
             (Self::Transport { .. } | Self::Timeout { .. }, Retry::Idempotent) => true,
             (Self::Api { status, .. }, Retry::Idempotent) => *status >= 500,
-            (Self::Transport { .. } | Self::Timeout { .. } | Self::Api { .. }, Retry::NotIfSent)
+            (
+                Self::Transport { .. } | Self::Timeout { .. } | Self::Api { .. },
+                Retry::NotIfSent,
+            )
             | (Self::NoServiceKey | Self::Decode { .. }, _) => false,
         }
     }

@@ -100,7 +100,10 @@ mod tests {
         assert_eq!(json["tokenType"], "Bearer");
         assert_eq!(json["expiresIn"], 900);
         assert_eq!(json["user"]["kind"], "persona");
-        assert_eq!(serde_json::from_value::<TokenResponse>(json).unwrap(), token);
+        assert_eq!(
+            serde_json::from_value::<TokenResponse>(json).unwrap(),
+            token
+        );
         assert!(!format!("{token:?}").contains("jwt-secret"));
     }
 }

@@ -82,7 +82,10 @@ mod tests {
         assert_eq!(b.equal_jitter(2, 0.5), MS(150));
         assert_eq!(b.equal_jitter(9, 0.0), MS(175));
         assert_eq!(b.equal_jitter(9, 7.0), MS(350));
-        assert_eq!(b.equal_jitter(9, f64::NAN), MS(262) + Duration::from_micros(500));
+        assert_eq!(
+            b.equal_jitter(9, f64::NAN),
+            MS(262) + Duration::from_micros(500)
+        );
     }
 
     #[test]

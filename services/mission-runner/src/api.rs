@@ -86,7 +86,10 @@ impl MissionApi {
 
 /// `/missions/{id}/{tail}` with the id percent-encoded.
 fn mission_path(mission_id: &str, tail: &str) -> String {
-    format!("/missions/{}/{tail}", utf8_percent_encode(mission_id, SEGMENT))
+    format!(
+        "/missions/{}/{tail}",
+        utf8_percent_encode(mission_id, SEGMENT)
+    )
 }
 
 #[cfg(test)]
@@ -101,7 +104,10 @@ mod tests {
             mission_path("a/b c?", "iterations"),
             "/missions/a%2Fb%20c%3F/iterations"
         );
-        assert_eq!(mission_path("m-1_x.y~z", "release"), "/missions/m-1_x.y~z/release");
+        assert_eq!(
+            mission_path("m-1_x.y~z", "release"),
+            "/missions/m-1_x.y~z/release"
+        );
         let api = MissionApi::new(InternalClient::new(
             reqwest::Client::new(),
             "http://auth:3001/prefix/",

@@ -326,7 +326,10 @@ impl Planner {
     }
 
     fn llm_failed(&self, claimed: &ClaimedMission, error: &llm::LlmError) -> PlanOutcome {
-        let base = self.settings.llm_retry_after.max(std::time::Duration::from_secs(1));
+        let base = self
+            .settings
+            .llm_retry_after
+            .max(std::time::Duration::from_secs(1));
         // Spread so missions that failed together do not return together. A mission keeps
         // no failure count, so every LLM failure is a first one.
         let secs = Backoff::new(base, base.saturating_mul(2))

@@ -11,8 +11,7 @@ use std::time::Duration;
 
 use llm::Llm;
 use runner_kit::{
-    InternalClient, RetryPolicy, RunnerService, ServiceConfig, ServiceHandle, Shutdown,
-    TickRunner,
+    InternalClient, RetryPolicy, RunnerService, ServiceConfig, ServiceHandle, Shutdown, TickRunner,
 };
 use serde_json::{Map, json};
 use service_kit::Clock;

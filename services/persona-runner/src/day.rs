@@ -120,7 +120,6 @@ struct DayState {
 /// The action row's input hash, the same one the MCP endpoint logs.
 pub use service_kit::input_hash;
 
-
 /// The per-run seed of the `sim` provider.
 fn seed_of(run_id: &str) -> u64 {
     let d = Sha256::digest(run_id.as_bytes());

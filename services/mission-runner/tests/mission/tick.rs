@@ -5,8 +5,8 @@ use std::time::Instant;
 use fake_llm::{FakeLlm, Reply};
 use mission_runner::plan::iteration_id;
 use mission_runner::tick::WriteBack;
-use runner_kit::Shutdown;
 use mission_runner::{PlanModeSetting, PlanOutcome};
+use runner_kit::Shutdown;
 use serde_json::Value;
 use types::missions::{IterationStatus, MissionClaimResponse};
 
@@ -106,12 +106,7 @@ async fn a_retried_write_back_uses_the_same_iteration_id_and_lands_once() {
     let c = claimed("m-1", "ok");
     let tick = ticker(&internal, planner(openai(&fake), PlanModeSetting::Json), 1);
     let (report, results) = tick
-        .run_claimed(
-            "t".into(),
-            vec![c.clone()],
-            Instant::now(),
-            Shutdown::new(),
-        )
+        .run_claimed("t".into(), vec![c.clone()], Instant::now(), Shutdown::new())
         .await;
     assert_eq!(report.write_back_failures, 0, "{results:?}");
     assert_eq!(results[0].write_back, WriteBack::Written { fresh: false });
@@ -254,8 +249,15 @@ async fn a_claim_whose_answer_is_lost_is_not_sent_again() {
         lease_seconds: 600,
     };
     let err = api.claim(&req).await.unwrap_err();
-    assert!(matches!(err, runner_kit::ClientError::Timeout { .. }), "{err}");
-    assert_eq!(internal.state().claims.len(), 1, "exactly one claim was sent");
+    assert!(
+        matches!(err, runner_kit::ClientError::Timeout { .. }),
+        "{err}"
+    );
+    assert_eq!(
+        internal.state().claims.len(),
+        1,
+        "exactly one claim was sent"
+    );
     // A whole tick reports the claim's failure instead of claiming again.
     let fake = FakeLlm::start().await.unwrap();
     let tick = mission_runner::MissionTick::new(
