@@ -7,6 +7,9 @@
 //!   request gets the vendor's 400/401 error shape and never consumes a scripted reply.
 //! - A valid request is answered by the next queued [`Reply`] of its API, else by the
 //!   API's fallback handler, else by a plain text reply `"ok"`.
+//! - Anthropic prompt caching is modelled when [`FakeLlm::enable_prompt_cache`] is on
+//!   (see [`cache`]): the prompt side of `usage` then comes from the request and the
+//!   cache, the output side from the script.
 //! - Start it inside a multi-threaded tokio runtime
 //!   (`#[tokio::test(flavor = "multi_thread")]`); it stops when dropped.
 //!
@@ -20,6 +23,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod cache;
 mod reply;
 pub mod validate;
 
@@ -32,10 +36,13 @@ use actix_web::http::StatusCode;
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use serde_json::Value;
 
+pub use cache::{DEFAULT_MIN_CACHEABLE_TOKENS, PromptUsage, estimate_tokens};
 pub use reply::{
     Reply, ScriptedCall, Usage, anthropic_message_json, error_json, openai_completion_json,
 };
-pub use validate::{AuthRule, Rejection, validate_anthropic, validate_openai};
+pub use validate::{
+    AuthRule, Rejection, validate_anthropic, validate_llama_cpp_strict, validate_openai,
+};
 
 /// Which vendor API a request was addressed to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -76,6 +83,8 @@ struct State {
     requests: Mutex<Vec<RecordedRequest>>,
     anthropic: Mutex<Script>,
     openai: Mutex<Script>,
+    prompt_cache: Mutex<Option<cache::PromptCache>>,
+    llama_cpp_strict: std::sync::atomic::AtomicBool,
 }
 
 impl State {
@@ -86,6 +95,12 @@ impl State {
         };
         // A panicking test thread must not wedge the other requests.
         m.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn prompt_cache(&self) -> MutexGuard<'_, Option<cache::PromptCache>> {
+        self.prompt_cache
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     fn requests(&self) -> MutexGuard<'_, Vec<RecordedRequest>> {
@@ -192,6 +207,31 @@ impl FakeLlm {
         self.state.script(Api::OpenAi).auth = rule;
     }
 
+    /// Models Anthropic prompt caching from now on: prefixes of at least `min_tokens`
+    /// (Anthropic: 1024 for Sonnet/Opus, [`DEFAULT_MIN_CACHEABLE_TOKENS`]) up to a
+    /// `cache_control` breakpoint are cached, and valid requests report `input_tokens`,
+    /// `cache_read_input_tokens` and `cache_creation_input_tokens` computed from the
+    /// request (the scripted reply keeps only its output tokens).
+    pub fn enable_prompt_cache(&self, min_tokens: u64) {
+        *self.state.prompt_cache() = Some(cache::PromptCache::new(min_tokens));
+    }
+
+    /// Moves the prompt cache's clock (entries live 5 minutes, or 1 hour with `ttl: "1h"`).
+    pub fn advance_cache_clock(&self, by: std::time::Duration) {
+        if let Some(c) = self.state.prompt_cache().as_mut() {
+            c.advance(by);
+        }
+    }
+
+    /// llama.cpp strictness on the OpenAI side: an assistant message whose `content` is
+    /// `null` or missing is answered HTTP 500 with a pydantic validation error, as
+    /// llama-cpp-python's server does.
+    pub fn set_openai_llama_cpp_strict(&self, on: bool) {
+        self.state
+            .llama_cpp_strict
+            .store(on, std::sync::atomic::Ordering::SeqCst);
+    }
+
     /// Replies still queued for `api`.
     pub fn pending_replies(&self, api: Api) -> usize {
         self.state.script(api).queue.len()
@@ -258,7 +298,16 @@ async fn serve(api: Api, req: &HttpRequest, raw: &[u8], state: &State) -> HttpRe
             }),
             Ok(v) => match api {
                 Api::Anthropic => validate_anthropic(&headers, v, &script.auth),
-                Api::OpenAi => validate_openai(&headers, v, &script.auth),
+                Api::OpenAi => validate_openai(&headers, v, &script.auth).and_then(|()| {
+                    if state
+                        .llama_cpp_strict
+                        .load(std::sync::atomic::Ordering::SeqCst)
+                    {
+                        validate_llama_cpp_strict(v)
+                    } else {
+                        Ok(())
+                    }
+                }),
             },
         };
         match verdict {
@@ -293,6 +342,18 @@ async fn serve(api: Api, req: &HttpRequest, raw: &[u8], state: &State) -> HttpRe
         return respond(rejection.status, error.to_string(), &[]);
     }
     let mut reply = reply.unwrap_or_else(|| Reply::text("ok"));
+    if api == Api::Anthropic
+        && reply.is_answer()
+        && let Some(cache) = state.prompt_cache().as_mut()
+    {
+        let prompt = cache.account(&body);
+        reply = reply.map_usage(|u| Usage {
+            input: prompt.input,
+            output: u.output,
+            cache_read: prompt.cache_read,
+            cache_write: prompt.cache_write,
+        });
+    }
     while let Reply::Delayed {
         delay,
         reply: inner,

@@ -14,10 +14,15 @@ use crate::Api;
 /// Token counts a scripted reply reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Usage {
-    /// Input (prompt) tokens.
+    /// Fresh input tokens (Anthropic `input_tokens`; OpenAI `prompt_tokens` minus cached).
     pub input: u64,
     /// Output (completion) tokens.
     pub output: u64,
+    /// Prompt-cache reads (Anthropic `cache_read_input_tokens`; OpenAI
+    /// `prompt_tokens_details.cached_tokens`, which its `prompt_tokens` includes).
+    pub cache_read: u64,
+    /// Prompt-cache writes (Anthropic `cache_creation_input_tokens`; not sent by OpenAI).
+    pub cache_write: u64,
 }
 
 impl Default for Usage {
@@ -25,6 +30,8 @@ impl Default for Usage {
         Self {
             input: 10,
             output: 5,
+            cache_read: 0,
+            cache_write: 0,
         }
     }
 }
@@ -214,11 +221,49 @@ impl Reply {
     /// Sets the usage of a text, truncated or tool-call reply.
     #[must_use]
     pub fn with_usage(self, input: u64, output: u64) -> Self {
-        let usage = Usage { input, output };
+        self.map_usage(|u| Usage {
+            input,
+            output,
+            ..u
+        })
+    }
+
+    /// Sets all four kinds of usage of a text, truncated or tool-call reply.
+    #[must_use]
+    pub fn with_full_usage(self, usage: Usage) -> Self {
+        self.map_usage(|_| usage)
+    }
+
+    /// Whether this is a model answer (text, truncated or tool calls, maybe delayed).
+    pub fn is_answer(&self) -> bool {
         match self {
-            Self::Text { text, .. } => Self::Text { text, usage },
-            Self::Truncated { text, .. } => Self::Truncated { text, usage },
-            Self::ToolCalls { text, calls, .. } => Self::ToolCalls { text, calls, usage },
+            Self::Text { .. } | Self::Truncated { .. } | Self::ToolCalls { .. } => true,
+            Self::Delayed { reply, .. } => reply.is_answer(),
+            _ => false,
+        }
+    }
+
+    /// Changes the usage of a text, truncated or tool-call reply (also under a delay).
+    #[must_use]
+    pub fn map_usage(self, f: impl FnOnce(Usage) -> Usage) -> Self {
+        match self {
+            Self::Text { text, usage } => Self::Text {
+                text,
+                usage: f(usage),
+            },
+            Self::Truncated { text, usage } => Self::Truncated {
+                text,
+                usage: f(usage),
+            },
+            Self::ToolCalls { text, calls, usage } => Self::ToolCalls {
+                text,
+                calls,
+                usage: f(usage),
+            },
+            Self::Delayed { delay, reply } => Self::Delayed {
+                delay,
+                reply: Box::new(reply.map_usage(f)),
+            },
             other => other,
         }
     }
@@ -331,7 +376,12 @@ pub fn anthropic_message_json(
         "content": content,
         "stop_reason": stop_reason,
         "stop_sequence": null,
-        "usage": { "input_tokens": usage.input, "output_tokens": usage.output },
+        "usage": {
+            "input_tokens": usage.input,
+            "cache_creation_input_tokens": usage.cache_write,
+            "cache_read_input_tokens": usage.cache_read,
+            "output_tokens": usage.output,
+        },
     })
 }
 
@@ -381,9 +431,10 @@ pub fn openai_completion_json(
             "finish_reason": finish_reason,
         }],
         "usage": {
-            "prompt_tokens": usage.input,
+            "prompt_tokens": usage.input + usage.cache_read,
             "completion_tokens": usage.output,
-            "total_tokens": usage.input + usage.output,
+            "total_tokens": usage.input + usage.cache_read + usage.output,
+            "prompt_tokens_details": { "cached_tokens": usage.cache_read },
         },
     })
 }
@@ -448,7 +499,22 @@ mod tests {
         assert_eq!(a["stop_reason"], "tool_use");
         assert_eq!(a["content"][0]["type"], "tool_use");
         assert_eq!(a["content"][0]["input"], json!({"title": "x"}));
-        assert_eq!(a["usage"], json!({"input_tokens": 7, "output_tokens": 3}));
+        assert_eq!(
+            a["usage"],
+            json!({"input_tokens": 7, "output_tokens": 3,
+                   "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0})
+        );
+        let cached = reply.clone().with_full_usage(Usage {
+            input: 7,
+            output: 3,
+            cache_read: 100,
+            cache_write: 20,
+        });
+        let oc: Value =
+            serde_json::from_str(&render(&cached, Api::OpenAi, "m").body).unwrap_or_default();
+        // OpenAI's prompt_tokens include the cached ones.
+        assert_eq!(oc["usage"]["prompt_tokens"], 107);
+        assert_eq!(oc["usage"]["prompt_tokens_details"]["cached_tokens"], 100);
         let o: Value =
             serde_json::from_str(&render(&reply, Api::OpenAi, "m").body).unwrap_or_default();
         assert_eq!(o["choices"][0]["finish_reason"], "tool_calls");

@@ -155,6 +155,7 @@ pub fn validate_anthropic(
             _ => return Err(bad("system: Input should be a valid string or list")),
         }
     }
+    cache_controls(obj)?;
     let tool_names = anthropic_tools(obj)?;
     let messages = match obj.get("messages") {
         None => return Err(bad("messages: Field required")),
@@ -165,6 +166,83 @@ pub fn validate_anthropic(
         return Err(bad("messages: at least one message is required"));
     }
     anthropic_messages(messages, &tool_names)
+}
+
+/// Most blocks that may carry `cache_control` in one request.
+pub const MAX_CACHE_BREAKPOINTS: usize = 4;
+
+/// Every `cache_control` must be `{"type":"ephemeral"}` with an optional `ttl` of `5m` or
+/// `1h`; at most [`MAX_CACHE_BREAKPOINTS`] per request; a `1h` entry may not follow a
+/// `5m` one (in the order tools → system → messages).
+fn cache_controls(obj: &Map<String, Value>) -> Result<(), Rejection> {
+    // Every block that may carry a marker, in reading order.
+    let mut spots: Vec<(String, &Value)> = Vec::new();
+    if let Some(tools) = obj.get("tools").and_then(Value::as_array) {
+        spots.extend(tools.iter().enumerate().map(|(i, t)| (format!("tools.{i}"), t)));
+    }
+    if let Some(blocks) = obj.get("system").and_then(Value::as_array) {
+        spots.extend(blocks.iter().enumerate().map(|(j, b)| (format!("system.{j}"), b)));
+    }
+    if let Some(messages) = obj.get("messages").and_then(Value::as_array) {
+        for (i, m) in messages.iter().enumerate() {
+            for (j, b) in m
+                .get("content")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .enumerate()
+            {
+                spots.push((format!("messages.{i}.content.{j}"), b));
+                if let Some(parts) = b.get("content").and_then(Value::as_array) {
+                    spots.extend(
+                        parts
+                            .iter()
+                            .enumerate()
+                            .map(|(k, p)| (format!("messages.{i}.content.{j}.content.{k}"), p)),
+                    );
+                }
+            }
+        }
+    }
+    let found: Vec<(String, &Value)> = spots
+        .into_iter()
+        .filter_map(|(at, b)| b.get("cache_control").map(|cc| (at, cc)))
+        .collect();
+    let mut seen_5m = false;
+    for (at, cc) in &found {
+        let Some(o) = cc.as_object() else {
+            return Err(bad(format!("{at}.cache_control: Input should be an object")));
+        };
+        check_keys(o, &["type", "ttl"], &format!("{at}.cache_control"))?;
+        if o.get("type").and_then(Value::as_str) != Some("ephemeral") {
+            return Err(bad(format!(
+                "{at}.cache_control.type: Input should be 'ephemeral'"
+            )));
+        }
+        match o.get("ttl") {
+            None => seen_5m = true,
+            Some(v) if v.as_str() == Some("5m") => seen_5m = true,
+            Some(v) if v.as_str() == Some("1h") => {
+                if seen_5m {
+                    return Err(bad(
+                        "a ttl='1h' cache_control block must not come after a ttl='5m' cache_control block",
+                    ));
+                }
+            }
+            Some(_) => {
+                return Err(bad(format!(
+                    "{at}.cache_control.ttl: Input should be '5m' or '1h'"
+                )));
+            }
+        }
+    }
+    if found.len() > MAX_CACHE_BREAKPOINTS {
+        return Err(bad(format!(
+            "A maximum of {MAX_CACHE_BREAKPOINTS} blocks with cache_control may be provided. Found {}.",
+            found.len()
+        )));
+    }
+    Ok(())
 }
 
 fn anthropic_tools(obj: &Map<String, Value>) -> Result<Option<HashSet<String>>, Rejection> {
@@ -462,6 +540,31 @@ const OPENAI_TOP: &[&str] = &[
     "audio",
     "web_search_options",
 ];
+
+/// llama.cpp strictness (llama-cpp-python's server validates with pydantic and answers
+/// HTTP 500): an assistant message's `content` must be a string, never `null` or
+/// missing, even beside `tool_calls`.
+pub fn validate_llama_cpp_strict(body: &Value) -> Result<(), Rejection> {
+    let messages = body.get("messages").and_then(Value::as_array);
+    for m in messages.into_iter().flatten() {
+        if m.get("role").and_then(Value::as_str) == Some("assistant")
+            && !m.get("content").is_some_and(Value::is_string)
+        {
+            let input = m.get("content").map_or("None".to_owned(), |c| match c {
+                Value::Null => "None".to_owned(),
+                other => other.to_string(),
+            });
+            return Err(Rejection {
+                status: 500,
+                message: format!(
+                    "1 validation error for ChatCompletionRequestAssistantMessage\ncontent\n  Input should be a valid string [type=string_type, input_value={input}, input_type=NoneType]"
+                ),
+                param: None,
+            });
+        }
+    }
+    Ok(())
+}
 
 /// Validates a `POST /v1/chat/completions` request.
 pub fn validate_openai(
@@ -913,6 +1016,39 @@ mod tests {
             ]
         });
         assert_eq!(msg(a(body)), "accepted");
+    }
+
+    #[test]
+    fn anthropic_cache_control_is_checked() {
+        let cc = json!({"type": "ephemeral"});
+        let text = |t: &str, cc: &Value| json!({"type": "text", "text": t, "cache_control": cc});
+        let ok = json!({
+            "model": "m", "max_tokens": 1,
+            "tools": [{"name": "t", "input_schema": {"type": "object"}, "cache_control": cc}],
+            "system": [text("a", &cc), text("b", &cc)],
+            "messages": [{"role": "user", "content": [text("c", &cc)]}]
+        });
+        assert_eq!(msg(a(ok.clone())), "accepted");
+        let mut five = ok.clone();
+        five["messages"][0]["content"]
+            .as_array_mut()
+            .unwrap()
+            .push(text("d", &cc));
+        let got = msg(a(five));
+        assert!(
+            got.starts_with("400")
+                && got.contains("A maximum of 4 blocks with cache_control may be provided. Found 5."),
+            "{got}"
+        );
+        let mut wrong = ok.clone();
+        wrong["system"][0]["cache_control"] = json!({"type": "persistent"});
+        assert!(msg(a(wrong)).contains("'ephemeral'"));
+        let mut ttl = ok.clone();
+        ttl["system"][0]["cache_control"] = json!({"type": "ephemeral", "ttl": "2h"});
+        assert!(msg(a(ttl)).contains("'5m' or '1h'"));
+        let mut order = ok;
+        order["system"][1]["cache_control"] = json!({"type": "ephemeral", "ttl": "1h"});
+        assert!(msg(a(order)).contains("must not come after"));
     }
 
     #[test]

@@ -7,6 +7,13 @@
 //!   next user message, and those come first in its content (text after them).
 //! - Empty text blocks are rejected by the API, so they are never sent.
 //! - `input` / `input_schema` are always JSON objects.
+//! - Prompt caching (on unless `LLM_PROMPT_CACHE=off`): tools in one order (by name), so
+//!   the prefix is byte-identical on every request; `cache_control: {"type":"ephemeral"}`
+//!   at the end of the stable prefix (the shared system block, or the last tool when
+//!   there is none), on the request-specific system block, and on the last block of the
+//!   newest message, so each turn reads what the previous turn wrote. That is at most 3
+//!   of the API's 4 breakpoints. Usage keeps the four kinds apart: `input_tokens`
+//!   excludes `cache_read_input_tokens` and `cache_creation_input_tokens`.
 
 use reqwest::header::{HeaderMap, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
@@ -28,6 +35,8 @@ pub(crate) struct AnthropicProvider {
     pub(crate) endpoint: String,
     pub(crate) api_key: SecretString,
     pub(crate) model: String,
+    /// Whether `cache_control` breakpoints are sent.
+    pub(crate) prompt_cache: bool,
 }
 
 impl AnthropicProvider {
@@ -43,7 +52,7 @@ impl AnthropicProvider {
             "anthropic-version",
             HeaderValue::from_static(ANTHROPIC_VERSION),
         );
-        let body = request_body(&self.model, req);
+        let body = request_body(&self.model, req, self.prompt_cache);
         let value = post_json(
             &self.client,
             policy,
@@ -62,23 +71,55 @@ impl AnthropicProvider {
     }
 }
 
-/// The exact JSON body for `req`.
-pub(crate) fn request_body(model: &str, req: &ChatRequest) -> Value {
+/// The breakpoint marker.
+fn ephemeral() -> Value {
+    json!({ "type": "ephemeral" })
+}
+
+/// The exact JSON body for `req`; `cache` adds the prompt-cache breakpoints.
+pub(crate) fn request_body(model: &str, req: &ChatRequest, cache: bool) -> Value {
     let mut body = Map::new();
     body.insert("model".into(), json!(model));
     body.insert("max_tokens".into(), json!(req.max_tokens));
-    if !req.system.trim().is_empty() {
+    let shared = text_block(&req.shared_system);
+    let specific = text_block(&req.system);
+    if shared.is_some() || (cache && specific.is_some()) {
+        let mut blocks = Vec::new();
+        if let Some(mut b) = shared.clone() {
+            if cache {
+                b["cache_control"] = ephemeral();
+            }
+            blocks.push(b);
+        }
+        if let Some(mut b) = specific {
+            if cache {
+                b["cache_control"] = ephemeral();
+            }
+            blocks.push(b);
+        }
+        body.insert("system".into(), Value::Array(blocks));
+    } else if specific.is_some() {
         body.insert("system".into(), json!(req.system));
     }
-    body.insert("messages".into(), Value::Array(messages(req)));
+    let mut messages = messages(req);
+    if cache
+        && let Some(last) = messages
+            .last_mut()
+            .and_then(|m| m.get_mut("content"))
+            .and_then(Value::as_array_mut)
+            .and_then(|blocks| blocks.last_mut())
+    {
+        last["cache_control"] = ephemeral();
+    }
+    body.insert("messages".into(), Value::Array(messages));
     if let Some(t) = req.temperature {
         // Anthropic accepts 0..=1.
         body.insert("temperature".into(), json!(t.clamp(0.0, 1.0)));
     }
     if !req.tools.is_empty() {
-        let tools = req
-            .tools
-            .iter()
+        let mut tools: Vec<Value> = req
+            .sorted_tools()
+            .into_iter()
             .map(|t| {
                 json!({
                     "name": t.name,
@@ -87,6 +128,13 @@ pub(crate) fn request_body(model: &str, req: &ChatRequest) -> Value {
                 })
             })
             .collect();
+        // Without a shared system block the tools are the whole stable prefix.
+        if cache
+            && shared.is_none()
+            && let Some(last) = tools.last_mut()
+        {
+            last["cache_control"] = ephemeral();
+        }
         body.insert("tools".into(), Value::Array(tools));
     }
     Value::Object(body)
@@ -218,13 +266,12 @@ pub(crate) fn parse_response(v: &Value, requested_model: &str) -> Result<ChatRes
             .and_then(Value::as_u64)
             .unwrap_or(0)
     };
+    // `input_tokens` excludes both cache kinds: the four are reported apart.
     let usage = TokenUsage {
-        // Cache reads/writes are billed input too.
-        input: count("input_tokens")
-            + count("cache_creation_input_tokens")
-            + count("cache_read_input_tokens"),
+        input: count("input_tokens"),
         output: count("output_tokens"),
-        ..Default::default()
+        cache_read: count("cache_read_input_tokens"),
+        cache_write: count("cache_creation_input_tokens"),
     };
     let text = texts.join("\n");
     Ok(ChatResponse {
@@ -292,7 +339,7 @@ mod tests {
             },
         ]));
         req.messages.push(Message::user("and now?"));
-        let body = request_body("claude-x", &req);
+        let body = request_body("claude-x", &req, false);
         assert_eq!(
             body,
             json!({
@@ -323,7 +370,7 @@ mod tests {
 
     #[test]
     fn empty_system_and_no_tools_are_omitted() {
-        let body = request_body("m", &ChatRequest::new("", "hi", 5));
+        let body = request_body("m", &ChatRequest::new("", "hi", 5), true);
         assert!(body.get("system").is_none());
         assert!(body.get("tools").is_none());
         assert!(body.get("temperature").is_none());
@@ -347,16 +394,99 @@ mod tests {
         assert_eq!(
             r.usage,
             TokenUsage {
-                input: 12,
+                input: 10,
                 output: 5,
-                ..Default::default()
+                cache_read: 2,
+                cache_write: 0,
             }
         );
+        let v = json!({"content": [], "stop_reason": "end_turn", "usage": {
+            "input_tokens": 7, "output_tokens": 3,
+            "cache_creation_input_tokens": 1500, "cache_read_input_tokens": 4000}});
+        let u = parse_response(&v, "m").unwrap().usage;
+        assert_eq!((u.input, u.cache_read, u.cache_write), (7, 4000, 1500));
         assert_eq!(r.model, "claude-y");
         let r = parse_response(&json!({"content": [], "stop_reason": "refusal"}), "m").unwrap();
         assert_eq!(r.stop, StopReason::Other("refusal".into()));
         assert_eq!(r.text, None);
         assert!(parse_response(&json!({"nope": 1}), "m").is_err());
+    }
+
+    fn tool(name: &str) -> ToolDef {
+        ToolDef {
+            name: name.into(),
+            description: format!("{name} tool"),
+            input_schema: json!({"type": "object"}),
+        }
+    }
+
+    #[test]
+    fn cache_breakpoints_mark_the_stable_prefix_and_the_newest_message() {
+        let mut req = ChatRequest::new("You are Anna.", "Heute ist 2026-12-01.", 64);
+        req.shared_system = "Rules of the day.".into();
+        req.tools = vec![tool("todo_list"), tool("notes_create"), tool("todo_create")];
+        let body = request_body("m", &req, true);
+        assert_eq!(
+            body["system"],
+            json!([
+                {"type": "text", "text": "Rules of the day.", "cache_control": {"type": "ephemeral"}},
+                {"type": "text", "text": "You are Anna.", "cache_control": {"type": "ephemeral"}}
+            ])
+        );
+        // One deterministic order, whatever order the caller listed the tools in.
+        let names: Vec<&str> = body["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["notes_create", "todo_create", "todo_list"]);
+        assert!(
+            body["tools"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|t| t.get("cache_control").is_none()),
+            "the shared system block ends the stable prefix"
+        );
+        assert_eq!(
+            body["messages"][0]["content"][0]["cache_control"],
+            json!({"type": "ephemeral"})
+        );
+
+        // The next turn: the breakpoint moves to the newest message only.
+        req.messages.push(Message::Assistant {
+            text: None,
+            tool_calls: vec![call("t1")],
+        });
+        req.messages.push(Message::ToolResults(vec![ToolResult {
+            call_id: "t1".into(),
+            content: "{}".into(),
+            is_error: false,
+        }]));
+        let next = request_body("m", &req, true);
+        assert!(next["messages"][0]["content"][0].get("cache_control").is_none());
+        assert_eq!(
+            next["messages"][2]["content"][0]["cache_control"],
+            json!({"type": "ephemeral"})
+        );
+        // The prefix (tools + system) is byte-identical between the turns.
+        assert_eq!(next["tools"].to_string(), body["tools"].to_string());
+        assert_eq!(next["system"].to_string(), body["system"].to_string());
+        let marks = next.to_string().matches("cache_control").count();
+        assert!(marks <= 4, "{marks} breakpoints");
+
+        // Without a shared block the last tool ends the stable prefix.
+        req.shared_system.clear();
+        let body = request_body("m", &req, true);
+        assert_eq!(
+            body["tools"][2]["cache_control"],
+            json!({"type": "ephemeral"})
+        );
+        // Caching off: no marker anywhere, the system prompt a plain string.
+        let off = request_body("m", &req, false);
+        assert!(!off.to_string().contains("cache_control"));
+        assert_eq!(off["system"], json!("You are Anna."));
     }
 
     #[test]

@@ -28,7 +28,9 @@ mod sim;
 use std::time::Instant;
 
 pub use anthropic::ANTHROPIC_VERSION;
-pub use error::{LlmError, MAX_ERROR_BODY_CHARS};
+pub use error::{
+    ErrorClass, LlmError, MAX_ERROR_BODY_CHARS, is_context_length_message, is_validation_message,
+};
 pub use model::{
     ChatRequest, ChatResponse, Message, Purpose, RequestMeta, StopReason, ToolCall, ToolDef,
     ToolResult, is_valid_tool_name,
@@ -85,6 +87,7 @@ impl Llm {
                     .map(|k| SecretString::from(k.expose_secret().trim()))
                     .ok_or_else(|| LlmError::Config("ANTHROPIC_API_KEY is not set".into()))?,
                 model: resolved.model.clone(),
+                prompt_cache: settings.prompt_cache.unwrap_or(true),
             }),
             ProviderKind::OpenAi => Provider::OpenAi(OpenAiProvider {
                 client,

@@ -20,7 +20,13 @@ use crate::error::LlmError;
 /// One request to a chat model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChatRequest {
-    /// System prompt; empty means none.
+    /// The stable part of the system prompt that many requests share (e.g. the rules of
+    /// a persona day, the same for every persona). Sent before [`ChatRequest::system`];
+    /// with the tools it forms the cacheable prefix, so nothing volatile (dates, ids)
+    /// belongs here. Empty means none.
+    #[serde(default)]
+    pub shared_system: String,
+    /// System prompt (the request-specific part, after `shared_system`); empty means none.
     pub system: String,
     /// The conversation so far, oldest first.
     pub messages: Vec<Message>,
@@ -38,6 +44,7 @@ impl ChatRequest {
     /// A request with a system prompt, one user message, no tools and default hints.
     pub fn new(system: impl Into<String>, user: impl Into<String>, max_tokens: u32) -> Self {
         Self {
+            shared_system: String::new(),
             system: system.into(),
             messages: vec![Message::user(user)],
             tools: Vec::new(),
@@ -45,6 +52,23 @@ impl ChatRequest {
             temperature: None,
             meta: RequestMeta::default(),
         }
+    }
+
+    /// `shared_system` and `system` joined by a blank line (for APIs with one system text).
+    pub fn full_system(&self) -> String {
+        match (self.shared_system.trim().is_empty(), self.system.trim().is_empty()) {
+            (true, _) => self.system.clone(),
+            (false, true) => self.shared_system.clone(),
+            (false, false) => format!("{}\n\n{}", self.shared_system, self.system),
+        }
+    }
+
+    /// The tools in one deterministic order (by name), so every request of a
+    /// conversation starts with a byte-identical prefix.
+    pub fn sorted_tools(&self) -> Vec<&ToolDef> {
+        let mut tools: Vec<&ToolDef> = self.tools.iter().collect();
+        tools.sort_by(|a, b| a.name.cmp(&b.name));
+        tools
     }
 
     /// Checks the rules both vendor APIs enforce, so a malformed conversation fails fast

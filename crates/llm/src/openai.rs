@@ -2,14 +2,19 @@
 //!
 //! Rules of the wire format this module keeps:
 //! - `Authorization: Bearer <key>` only when a key is configured (Ollama/vLLM need none).
-//! - An assistant message with tool calls carries `content` (null when there is no text)
-//!   and `tool_calls[{id, type:"function", function:{name, arguments:<JSON string>}}]`;
+//! - An assistant message with tool calls carries `content` (`""` when there is no text:
+//!   OpenAI, vLLM, Ollama, LiteLLM and llama.cpp all accept it, while llama.cpp's server
+//!   rejects `null`) and `tool_calls[{id, type:"function", function:{name, arguments:<JSON string>}}]`;
 //!   each call is answered by its own `{role:"tool", tool_call_id, content}` message.
 //! - `tools`/`tool_choice` are omitted when there are no tools (the API rejects `[]`).
 //! - Responses are read leniently because compatible servers differ: arguments that are
 //!   already an object are accepted, unparsable ones become `{}` plus `arguments_error`,
 //!   missing call ids are generated, and tool calls under `finish_reason: "stop"` count as
 //!   [`StopReason::ToolUse`].
+//! - The system prompt is one message (`shared_system`, then `system`); tools are sent in
+//!   one order (by name) so the automatic prefix cache of the API can hit.
+//! - Usage: `prompt_tokens` includes `prompt_tokens_details.cached_tokens`, so fresh
+//!   input = prompt − cached and cache reads = cached (OpenAI bills no cache writes).
 
 use reqwest::header::{AUTHORIZATION, HeaderMap};
 use secrecy::{ExposeSecret, SecretString};
@@ -74,8 +79,9 @@ impl OpenAiProvider {
 /// The exact JSON body for `req`.
 pub(crate) fn request_body(model: &str, req: &ChatRequest) -> Value {
     let mut messages = Vec::new();
-    if !req.system.trim().is_empty() {
-        messages.push(json!({ "role": "system", "content": req.system }));
+    let system = req.full_system();
+    if !system.trim().is_empty() {
+        messages.push(json!({ "role": "system", "content": system }));
     }
     for msg in &req.messages {
         match msg {
@@ -83,16 +89,8 @@ pub(crate) fn request_body(model: &str, req: &ChatRequest) -> Value {
             Message::Assistant { text, tool_calls } => {
                 let mut m = Map::new();
                 m.insert("role".into(), json!("assistant"));
-                let text = text.as_deref().filter(|t| !t.is_empty());
-                m.insert(
-                    "content".into(),
-                    match text {
-                        Some(t) => json!(t),
-                        // null is only allowed next to tool_calls.
-                        None if !tool_calls.is_empty() => Value::Null,
-                        None => json!(""),
-                    },
-                );
+                // Never null: llama.cpp's server answers 500 to `content: null`.
+                m.insert("content".into(), json!(text.as_deref().unwrap_or_default()));
                 if !tool_calls.is_empty() {
                     let calls = tool_calls
                         .iter()
@@ -138,8 +136,8 @@ pub(crate) fn request_body(model: &str, req: &ChatRequest) -> Value {
     }
     if !req.tools.is_empty() {
         let tools = req
-            .tools
-            .iter()
+            .sorted_tools()
+            .into_iter()
             .map(|t| {
                 json!({
                     "type": "function",
@@ -214,14 +212,22 @@ pub(crate) fn parse_response(v: &Value, requested_model: &str) -> Result<ChatRes
             .and_then(Value::as_u64)
             .unwrap_or(0)
     };
+    let cached = usage
+        .and_then(|u| u.get("prompt_tokens_details"))
+        .and_then(|d| d.get("cached_tokens"))
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
+    let prompt = count("prompt_tokens");
     Ok(ChatResponse {
         text,
         tool_calls,
         stop,
         usage: TokenUsage {
-            input: count("prompt_tokens"),
+            // cached_tokens are part of prompt_tokens.
+            input: prompt.saturating_sub(cached),
             output: count("completion_tokens"),
-            ..Default::default()
+            cache_read: cached.min(prompt),
+            cache_write: 0,
         },
         model: v
             .get("model")
@@ -316,7 +322,7 @@ mod tests {
                 "messages": [
                     {"role": "system", "content": "sys"},
                     {"role": "user", "content": "hi"},
-                    {"role": "assistant", "content": null, "tool_calls": [
+                    {"role": "assistant", "content": "", "tool_calls": [
                         {"id": "c1", "type": "function",
                          "function": {"name": "todo_create", "arguments": "{\"title\":\"a\"}"}}
                     ]},
@@ -375,6 +381,20 @@ mod tests {
         );
         assert_eq!(r.model, "gpt-4o-mini-2024");
         assert!(parse_response(&json!({"choices": []}), "m").is_err());
+        let v = json!({
+            "choices": [{"finish_reason": "stop", "message": {"role": "assistant", "content": "hi"}}],
+            "usage": {"prompt_tokens": 2000, "completion_tokens": 7,
+                      "prompt_tokens_details": {"cached_tokens": 1536}}
+        });
+        assert_eq!(
+            parse_response(&v, "m").unwrap().usage,
+            TokenUsage {
+                input: 464,
+                output: 7,
+                cache_read: 1536,
+                cache_write: 0
+            }
+        );
     }
 
     #[test]

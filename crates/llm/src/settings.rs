@@ -3,7 +3,8 @@
 //! Rules:
 //! - Environment names are exactly `LLM_PROVIDER`, `LLM_MODEL`, `ANTHROPIC_API_KEY`,
 //!   `ANTHROPIC_BASE_URL`, `OPENAI_API_KEY`, `OPENAI_BASE_URL`, `LLM_TIMEOUT_SECS`,
-//!   `LLM_MAX_ATTEMPTS`, `LLM_SIM_SEED`. An empty value counts as unset (compose files
+//!   `LLM_MAX_ATTEMPTS`, `LLM_SIM_SEED`, `LLM_PROMPT_CACHE` (`on` by default: Anthropic
+//!   `cache_control` breakpoints; `off` sends none). An empty value counts as unset (compose files
 //!   often write `ANTHROPIC_API_KEY=`).
 //! - Resolution: an explicit `LLM_PROVIDER` wins; else Anthropic when its key is set; else
 //!   OpenAI-compatible when its key or base URL is set; else `sim`, with a reason the
@@ -108,6 +109,9 @@ pub struct LlmSettings {
     pub max_attempts: Option<u32>,
     /// `LLM_SIM_SEED`: the sim provider's base seed.
     pub sim_seed: Option<u64>,
+    /// `LLM_PROMPT_CACHE`: `Some(false)` turns Anthropic prompt-cache breakpoints off;
+    /// `None` means on.
+    pub prompt_cache: Option<bool>,
 }
 
 /// The outcome of [`LlmSettings::resolve`].
@@ -147,6 +151,9 @@ impl LlmSettings {
             timeout_secs: parse_num(get("LLM_TIMEOUT_SECS"), "LLM_TIMEOUT_SECS", 1)?,
             max_attempts: parse_num(get("LLM_MAX_ATTEMPTS"), "LLM_MAX_ATTEMPTS", 1)?,
             sim_seed: parse_num(get("LLM_SIM_SEED"), "LLM_SIM_SEED", 0)?,
+            prompt_cache: get("LLM_PROMPT_CACHE")
+                .map(|v| parse_switch(&v, "LLM_PROMPT_CACHE"))
+                .transpose()?,
         };
         settings.resolve()?;
         Ok(settings)
@@ -219,6 +226,17 @@ impl LlmSettings {
             policy.max_attempts = n;
         }
         policy
+    }
+}
+
+/// `on|off|true|false|1|0|yes|no` (any case).
+fn parse_switch(value: &str, name: &str) -> Result<bool, LlmError> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "on" | "true" | "1" | "yes" => Ok(true),
+        "off" | "false" | "0" | "no" => Ok(false),
+        _ => Err(LlmError::Config(format!(
+            "{name} must be on or off, not {value:?}"
+        ))),
     }
 }
 
@@ -311,6 +329,21 @@ mod tests {
             .resolve()
             .unwrap();
         assert_eq!(r.kind, ProviderKind::Sim);
+    }
+
+    #[test]
+    fn prompt_cache_switch() {
+        assert_eq!(from(&[]).unwrap().prompt_cache, None);
+        assert_eq!(
+            from(&[("LLM_PROMPT_CACHE", "off")]).unwrap().prompt_cache,
+            Some(false)
+        );
+        assert_eq!(
+            from(&[("LLM_PROMPT_CACHE", "ON")]).unwrap().prompt_cache,
+            Some(true)
+        );
+        let err = from(&[("LLM_PROMPT_CACHE", "maybe")]).unwrap_err();
+        assert!(err.to_string().contains("LLM_PROMPT_CACHE"), "{err}");
     }
 
     #[test]

@@ -603,7 +603,7 @@ fn tokens(chars: usize) -> u64 {
 }
 
 fn input_chars(req: &ChatRequest) -> usize {
-    let mut n = req.system.chars().count();
+    let mut n = req.shared_system.chars().count() + req.system.chars().count();
     for msg in &req.messages {
         n += match msg {
             Message::User { text } => text.chars().count(),

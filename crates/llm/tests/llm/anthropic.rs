@@ -5,7 +5,7 @@ use llm::{LlmError, Message, StopReason, ToolResult};
 use serde_json::json;
 use types::tick::TokenUsage;
 
-use crate::common::{ANTHROPIC_KEY, anthropic, request_with_tools};
+use crate::common::{ANTHROPIC_KEY, anthropic, fast_policy, request_with_tools, settings};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn tool_call_result_and_final_text_round_trip() {
@@ -74,7 +74,8 @@ async fn tool_call_result_and_final_text_round_trip() {
         assert_eq!(r.headers["anthropic-version"], "2023-06-01");
         assert_eq!(r.headers["x-api-key"], ANTHROPIC_KEY);
         assert!(r.headers["content-type"].starts_with("application/json"));
-        assert_eq!(r.body["system"], "You are a busy parent.");
+        assert_eq!(r.body["system"][0]["text"], "You are a busy parent.");
+        assert_eq!(r.body["system"][0]["cache_control"]["type"], "ephemeral");
         assert_eq!(r.body["tools"][0]["input_schema"]["type"], "object");
     }
     let messages = recorded[1].body["messages"].as_array().unwrap();
@@ -169,4 +170,106 @@ async fn unanswered_tool_call_fails_before_sending() {
     let err = anthropic(&fake).chat(&req).await.unwrap_err();
     assert!(matches!(err, LlmError::InvalidRequest(_)), "{err:?}");
     assert!(fake.requests().is_empty());
+}
+
+/// A conversation whose stable prefix is long enough to be cached.
+fn long_request() -> llm::ChatRequest {
+    let mut req = request_with_tools("Heute ist 2026-12-01. Lebe einen Tag mit der App.");
+    req.shared_system = "Rules of a persona day. ".repeat(400);
+    req
+}
+
+fn answer_calls(req: &mut llm::ChatRequest, resp: &llm::ChatResponse) {
+    req.messages.push(Message::assistant_from(resp));
+    req.messages.push(Message::ToolResults(
+        resp.tool_calls
+            .iter()
+            .map(|c| ToolResult {
+                call_id: c.id.clone(),
+                content: json!({"ok": true}).to_string(),
+                is_error: false,
+            })
+            .collect(),
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn turns_after_the_first_read_the_prompt_cache() {
+    let fake = FakeLlm::start().await.unwrap();
+    fake.enable_prompt_cache(fake_llm::DEFAULT_MIN_CACHEABLE_TOKENS);
+    for _ in 0..3 {
+        fake.push_anthropic(Reply::tool_call("todo_create", json!({"title": "x"})));
+    }
+    fake.push_anthropic(Reply::text("done"));
+    let llm = anthropic(&fake);
+    let mut req = long_request();
+    let mut usages = Vec::new();
+    loop {
+        let resp = llm.chat(&req).await.unwrap();
+        usages.push(resp.usage);
+        if resp.tool_calls.is_empty() {
+            break;
+        }
+        answer_calls(&mut req, &resp);
+    }
+    assert_eq!(usages.len(), 4);
+    assert!(fake.requests().iter().all(|r| r.rejection.is_none()));
+    let first = usages[0];
+    assert_eq!(first.cache_read, 0, "{first:?}");
+    assert!(first.cache_write > 2000, "the prefix is written once: {first:?}");
+    for (turn, u) in usages.iter().enumerate().skip(1) {
+        // Each turn reads everything the previous turn wrote or read.
+        let prev = usages[turn - 1];
+        assert_eq!(u.cache_read, prev.cache_read + prev.cache_write, "turn {turn}: {u:?}");
+        assert!(u.cache_write < 200, "only the new turn is written: {u:?}");
+        assert!(u.input < 50, "{u:?}");
+    }
+
+    // A new conversation with the same tools and shared system (another day) reads the
+    // stable prefix; the day-specific message is new.
+    let next_day = llm.chat(&long_request()).await.unwrap().usage;
+    assert!(next_day.cache_read >= first.cache_write - 50, "{next_day:?}");
+
+    // Five quiet minutes later the entries have expired.
+    fake.advance_cache_clock(std::time::Duration::from_secs(301));
+    let cold = llm.chat(&long_request()).await.unwrap().usage;
+    assert_eq!(cold.cache_read, 0, "{cold:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn prompt_cache_off_sends_no_breakpoints_and_reads_nothing() {
+    let fake = FakeLlm::start().await.unwrap();
+    fake.enable_prompt_cache(fake_llm::DEFAULT_MIN_CACHEABLE_TOKENS);
+    let s = settings(&[
+        ("ANTHROPIC_API_KEY", ANTHROPIC_KEY.to_string()),
+        ("ANTHROPIC_BASE_URL", fake.base_url()),
+        ("LLM_PROMPT_CACHE", "off".to_string()),
+    ]);
+    let llm = llm::Llm::from_settings(&s, reqwest::Client::new())
+        .unwrap()
+        .with_retry_policy(fast_policy());
+    let a = llm.chat(&long_request()).await.unwrap().usage;
+    let b = llm.chat(&long_request()).await.unwrap().usage;
+    assert_eq!((a.cache_read, a.cache_write, b.cache_read), (0, 0, 0));
+    assert_eq!(a.input, b.input);
+    for r in fake.requests() {
+        assert!(!r.body.to_string().contains("cache_control"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn context_length_errors_are_final_and_classified() {
+    let fake = FakeLlm::start().await.unwrap();
+    fake.push_anthropic(Reply::Error {
+        status: 400,
+        message: "prompt is too long: 210000 tokens > 200000 maximum".into(),
+        retry_after: None,
+    });
+    let err = anthropic(&fake)
+        .chat(&request_with_tools("hi"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.class(), llm::ErrorClass::ContextLength);
+    assert_eq!(err.class().as_str(), "context_length");
+    assert_eq!(fake.requests().len(), 1, "not retried");
 }

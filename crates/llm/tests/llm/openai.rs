@@ -51,7 +51,8 @@ async fn tool_call_result_and_final_text_round_trip() {
     let messages = recorded[1].body["messages"].as_array().unwrap();
     assert_eq!(messages[0]["role"], "system");
     assert_eq!(messages[2]["role"], "assistant");
-    assert_eq!(messages[2]["content"], serde_json::Value::Null);
+    // "" beside tool_calls, never null (llama.cpp's server rejects null).
+    assert_eq!(messages[2]["content"], json!(""));
     assert!(messages[2]["tool_calls"][0]["function"]["arguments"].is_string());
     assert_eq!(messages[3]["role"], "tool");
     assert_eq!(messages[3]["tool_call_id"], json!(first.tool_calls[0].id));
@@ -131,4 +132,100 @@ async fn max_tokens_cut_is_reported() {
         .await
         .unwrap();
     assert_eq!(r.stop, StopReason::MaxTokens);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_llama_cpp_strict_server_accepts_the_tool_round() {
+    let fake = FakeLlm::start().await.unwrap();
+    fake.set_openai_llama_cpp_strict(true);
+    fake.set_openai_auth(AuthRule::NotRequired);
+    fake.push_openai(Reply::tool_call("todo_create", json!({"title": "Milk"})));
+    fake.push_openai(Reply::text("Done."));
+    let llm = openai(&fake);
+    let mut req = request_with_tools("Plan my day.");
+    let first = llm.chat(&req).await.unwrap();
+    req.messages.push(Message::assistant_from(&first));
+    req.messages.push(Message::ToolResults(vec![ToolResult {
+        call_id: first.tool_calls[0].id.clone(),
+        content: "{}".into(),
+        is_error: false,
+    }]));
+    // The second request carries the assistant message with tool_calls: it passes.
+    let second = llm.chat(&req).await.unwrap();
+    assert_eq!(second.text.as_deref(), Some("Done."));
+    let recorded = fake.requests_to(Api::OpenAi);
+    assert!(recorded.iter().all(|r| r.rejection.is_none()));
+    assert_eq!(recorded[1].body["messages"][2]["content"], json!(""));
+
+    // What such a server answers to `content: null`: a 500 that is a validation error,
+    // classified invalid_request and not retried.
+    let mut body = recorded[1].body.clone();
+    body["messages"][2]["content"] = serde_json::Value::Null;
+    let status = reqwest::Client::new()
+        .post(format!("{}/chat/completions", fake.openai_base_url()))
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status.as_u16(), 500);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn validation_500_and_context_length_are_not_retried() {
+    let fake = FakeLlm::start().await.unwrap();
+    fake.push_openai(Reply::Error {
+        status: 500,
+        message: "1 validation error for ChatCompletionRequestAssistantMessage\ncontent\n  Input should be a valid string".into(),
+        retry_after: None,
+    });
+    let err = openai(&fake)
+        .chat(&request_with_tools("hi"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.class(), llm::ErrorClass::InvalidRequest, "{err}");
+    assert_eq!(fake.requests_to(Api::OpenAi).len(), 1, "not retried");
+
+    fake.push_openai(Reply::Error {
+        status: 400,
+        message: "This model's maximum context length is 8192 tokens. However, you requested 10775 tokens.".into(),
+        retry_after: None,
+    });
+    let err = openai(&fake)
+        .chat(&request_with_tools("hi"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.class().as_str(), "context_length");
+    assert_eq!(fake.requests_to(Api::OpenAi).len(), 2, "not retried");
+
+    for status in [404, 422] {
+        fake.push_openai(Reply::error(status));
+        let err = openai(&fake)
+            .chat(&request_with_tools("hi"))
+            .await
+            .unwrap_err();
+        assert_eq!(err.class(), llm::ErrorClass::InvalidRequest, "{status}");
+    }
+    assert_eq!(fake.requests_to(Api::OpenAi).len(), 4);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cached_prompt_tokens_are_reported_apart() {
+    let fake = FakeLlm::start().await.unwrap();
+    fake.push_openai(Reply::text("hi").with_full_usage(fake_llm::Usage {
+        input: 300,
+        output: 4,
+        cache_read: 1024,
+        cache_write: 0,
+    }));
+    let usage = openai(&fake)
+        .chat(&request_with_tools("hi"))
+        .await
+        .unwrap()
+        .usage;
+    assert_eq!(
+        (usage.input, usage.cache_read, usage.cache_write, usage.output),
+        (300, 1024, 0, 4)
+    );
+    assert_eq!(usage.prompt(), 1324);
 }
