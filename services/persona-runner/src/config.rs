@@ -1,7 +1,8 @@
 //! persona-runner settings: the common runner variables (runner-kit) plus
 //! `PERSONA_SEED_SECRET`, `PERSONA_CONCURRENCY` (2), `PERSONA_DEADLINE_SECS` (600),
-//! `PERSONA_MAX_TURNS` (15), `PERSONA_TOKEN_BUDGET` (200 000), `PERSONA_CLAIM_LIMIT` (50)
-//! and the LLM variables of `crates/llm`. `BIND_ADDR` defaults to `127.0.0.1:3070`.
+//! `PERSONA_MAX_TURNS` (15), `PERSONA_TOKEN_BUDGET` (200 000 billed-equivalent tokens),
+//! `PERSONA_CLAIM_LIMIT` (50), `PERSONA_MAX_TOKENS` (1024), `PERSONA_TOOLS` (`mix`) and the
+//! LLM variables of `crates/llm`. `BIND_ADDR` defaults to `127.0.0.1:3070`.
 //!
 //! Rules: invalid values fail start-up naming the variable; a missing seed secret falls
 //! back to the development secret with a warning (logins then fail against a production
@@ -13,6 +14,8 @@ use llm::LlmSettings;
 use runner_kit::{RunnerSettings, SettingsError, load_section};
 use secrecy::SecretString;
 use serde::Deserialize;
+
+use crate::offer::ToolScope;
 
 /// The default bind address.
 pub const DEFAULT_BIND: &str = "127.0.0.1:3070";
@@ -28,6 +31,7 @@ struct Raw {
     persona_token_budget: u64,
     persona_claim_limit: u32,
     persona_max_tokens: u32,
+    persona_tools: String,
 }
 
 /// Everything persona-runner is configured with.
@@ -45,12 +49,15 @@ pub struct Settings {
     pub deadline: Duration,
     /// Model turns of the main conversation.
     pub max_turns: u32,
-    /// Tokens (input + output) one day may use.
+    /// Billed-equivalent tokens one day may use
+    /// ([`types::tick::TokenUsage::billed_equivalent`]).
     pub token_budget: u64,
     /// Personas claimed per tick.
     pub claim_limit: u32,
     /// `max_tokens` of each model request.
     pub max_tokens: u32,
+    /// Which tools a persona is offered.
+    pub tools: ToolScope,
     /// The LLM configuration.
     pub llm: LlmSettings,
 }
@@ -76,6 +83,7 @@ impl Settings {
                 ("PERSONA_TOKEN_BUDGET", Some("200000")),
                 ("PERSONA_CLAIM_LIMIT", Some("50")),
                 ("PERSONA_MAX_TOKENS", Some("1024")),
+                ("PERSONA_TOOLS", Some("mix")),
             ],
         )?;
         if raw.persona_concurrency == 0 || raw.persona_concurrency > 1000 {
@@ -96,6 +104,10 @@ impl Settings {
         if raw.persona_max_tokens == 0 {
             return Err(invalid("PERSONA_MAX_TOKENS", "must be at least 1"));
         }
+        let tools: ToolScope = raw
+            .persona_tools
+            .parse()
+            .map_err(|e: String| invalid("PERSONA_TOOLS", &e))?;
         let llm = LlmSettings::from_lookup(|k| env.get(k).cloned()).map_err(|e| {
             SettingsError::Invalid {
                 var: "LLM_*",
@@ -116,6 +128,7 @@ impl Settings {
             token_budget: raw.persona_token_budget,
             claim_limit: raw.persona_claim_limit,
             max_tokens: raw.persona_max_tokens,
+            tools,
             llm,
         })
     }
@@ -150,6 +163,7 @@ mod tests {
         assert_eq!(s.concurrency, 2);
         assert_eq!(s.deadline, Duration::from_secs(600));
         assert_eq!(s.max_turns, 15);
+        assert_eq!(s.tools, ToolScope::Mix);
         assert!(s.dev_seed_secret);
         assert_eq!(s.seed_secret.expose_secret(), DEV_SEED_SECRET);
         assert!(s.lease_seconds() > 600);
@@ -163,6 +177,7 @@ mod tests {
             ("PERSONA_CONCURRENCY", "8"),
             ("PERSONA_DEADLINE_SECS", "30"),
             ("PERSONA_TOKEN_BUDGET", "5000"),
+            ("PERSONA_TOOLS", "all"),
             ("LLM_PROVIDER", "openai"),
             ("OPENAI_BASE_URL", "http://127.0.0.1:1/v1"),
         ]))
@@ -170,12 +185,14 @@ mod tests {
         assert_eq!(s.concurrency, 8);
         assert_eq!(s.lease_seconds(), 150);
         assert_eq!(s.token_budget, 5000);
+        assert_eq!(s.tools, ToolScope::All);
         assert!(!s.dev_seed_secret);
         assert_eq!(s.llm.resolve().unwrap().kind, llm::ProviderKind::OpenAi);
         for (var, value) in [
             ("PERSONA_CONCURRENCY", "0"),
             ("PERSONA_MAX_TURNS", "0"),
             ("PERSONA_DEADLINE_SECS", "x"),
+            ("PERSONA_TOOLS", "some"),
             ("LLM_PROVIDER", "gemini"),
         ] {
             let err = Settings::from_env(&env(&[(var, value)])).unwrap_err();

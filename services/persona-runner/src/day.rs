@@ -5,7 +5,10 @@
 //! - Every tool call goes through MCP and becomes exactly one [`ActionRow`], paired with
 //!   its result by tool-call id; `isError` (or a failed call) marks that action `error`.
 //! - The main turn runs under the persona's deadline, the runner's cancellation and a
-//!   token budget; whatever happened before a stop is still written.
+//!   token budget; whatever happened before a stop is still written. The budget counts
+//!   billed-equivalent tokens ([`TokenUsage::billed_equivalent`]: a cache read 0.1×, a
+//!   cache write 1.25×), so caching stretches it instead of tripping it.
+//! - The model is offered the persona's tools only (see [`crate::offer`]).
 //! - Outcomes and releases:
 //!   - success (≥ 1 tool call, rated or a `__parse` row) → `done`;
 //!   - *simulator failure* (no tool call at all; refusal or broken character) → `done`,
@@ -38,6 +41,7 @@ use uuid::Uuid;
 use crate::{
     api::PersonaApi,
     mcp::{McpError, McpSession, UNKNOWN_MODULE},
+    offer::{self, ToolScope},
     prompts::{self, Lang},
     rating,
 };
@@ -58,6 +62,8 @@ pub struct DayConfig {
     pub token_budget: u64,
     /// `max_tokens` per request.
     pub max_tokens: u32,
+    /// Which tools the persona is offered (`PERSONA_TOOLS`).
+    pub tools: ToolScope,
 }
 
 /// Why a day failed (a product/infrastructure failure, not the simulated user).
@@ -91,6 +97,24 @@ pub enum DayError {
     WriteBack(ClientError),
 }
 
+impl DayError {
+    /// A stable snake_case class of the failure (a run's `errorClass`): the LLM's own
+    /// class ([`llm::ErrorClass::as_str`]: `context_length`, `invalid_request`,
+    /// `rate_limited`, …) for model failures, else `login`, `mcp`, `deadline`, `budget`,
+    /// `cancelled` or `write_back`.
+    pub fn class(&self) -> &'static str {
+        match self {
+            Self::Login(_) => "login",
+            Self::Mcp(_) => "mcp",
+            Self::Llm(e) => e.class().as_str(),
+            Self::Deadline(_) => "deadline",
+            Self::Budget { .. } => "budget",
+            Self::Cancelled => "cancelled",
+            Self::WriteBack(_) => "write_back",
+        }
+    }
+}
+
 /// How one persona's run ended.
 #[derive(Debug)]
 pub struct PersonaRun {
@@ -100,8 +124,14 @@ pub struct PersonaRun {
     pub result: Result<(), String>,
     /// Why the simulated user failed, if it did.
     pub simulator_failure: Option<String>,
-    /// Tokens used.
+    /// Tokens used, in four kinds.
     pub tokens: TokenUsage,
+    /// The prompt tokens the provider reported for the day's first request (fresh input
+    /// + cache read + cache write), if one was answered.
+    pub first_prompt_tokens: Option<u64>,
+    /// [`DayError::class`] of a failed run (the release error of a run that failed only
+    /// at release is `release`).
+    pub error_class: Option<&'static str>,
     /// Actions recorded.
     pub actions: Vec<ActionRow>,
     /// Feedback rows written.
@@ -113,6 +143,7 @@ pub struct PersonaRun {
 struct DayState {
     actions: Vec<ActionRow>,
     tokens: TokenUsage,
+    first_prompt_tokens: Option<u64>,
     closing_text: Option<String>,
     feedback: Vec<FeedbackRow>,
 }
@@ -184,6 +215,7 @@ pub async fn run_persona(
         Ok(()) => (ReleaseOutcome::Done, None),
         Err(e) => (ReleaseOutcome::Failed, Some(e.to_string())),
     };
+    let mut error_class = result.as_ref().err().map(DayError::class);
     let mut result = result.map_err(|e| e.to_string());
     match api
         .release(persona_id, claimed.lease_token, outcome, error)
@@ -195,6 +227,7 @@ pub async fn run_persona(
         Err(e) => {
             tracing::warn!(persona.id = %persona_id, error = %e, "release failed");
             let msg = format!("release failed: {e}");
+            error_class = error_class.or(Some("release"));
             result = Err(match result {
                 Ok(()) => msg,
                 Err(prev) => format!("{prev}; {msg}"),
@@ -204,7 +237,7 @@ pub async fn run_persona(
 
     match (&result, &simulator_failure) {
         (Err(e), _) => {
-            tracing::warn!(persona.id = %persona_id, run.id = %run_id, actions = state.actions.len(), error = %e, "persona run failed");
+            tracing::warn!(persona.id = %persona_id, run.id = %run_id, actions = state.actions.len(), error.class = error_class.unwrap_or("unknown"), error = %e, "persona run failed");
         }
         (Ok(()), Some(why)) => {
             tracing::warn!(persona.id = %persona_id, run.id = %run_id, reason = %why, "simulated user failed (not a product failure)");
@@ -219,6 +252,8 @@ pub async fn run_persona(
         result,
         simulator_failure,
         tokens: state.tokens,
+        first_prompt_tokens: state.first_prompt_tokens,
+        error_class,
         actions: state.actions,
         feedback: state.feedback,
     }
@@ -262,7 +297,7 @@ async fn open_session(
 }
 
 fn check_budget(cfg: &DayConfig, state: &DayState) -> Result<(), DayError> {
-    let used = state.tokens.total();
+    let used = state.tokens.billed_equivalent();
     if used > cfg.token_budget {
         return Err(DayError::Budget {
             budget: cfg.token_budget,
@@ -299,12 +334,23 @@ async fn live_day(
         }
     };
     let digest = prompts::digest(lang, ratings.as_ref(), actions.as_ref());
-    let mut req = ChatRequest::new(
-        p.system_prompt.clone(),
-        prompts::day_prompt(lang, Utc::now(), &p.module_mix, &digest),
+    let tools = offer::scoped_tools(cfg.tools, &session.tools, &session.modules, &p.module_mix);
+    let mut req = offer::day_request(
+        lang,
+        &p.system_prompt,
+        &p.module_mix,
+        tools,
+        &digest,
+        Utc::now(),
         cfg.max_tokens,
     );
-    req.tools = session.tools.clone();
+    tracing::debug!(
+        persona.id = %p.user_id,
+        tools = req.tools.len(),
+        tools.scope = cfg.tools.as_str(),
+        prompt_tokens_estimate = offer::estimate_tokens(&req),
+        "day request built"
+    );
     req.meta = RequestMeta {
         seed: seed_of(run_id),
         purpose: Purpose::Day,
@@ -328,6 +374,9 @@ async fn converse(
     for _turn in 0..cfg.max_turns {
         let resp = llm.chat(req).await?;
         state.tokens.add(resp.usage);
+        if state.first_prompt_tokens.is_none() {
+            state.first_prompt_tokens = Some(resp.usage.prompt());
+        }
         if let Some(t) = &resp.text {
             state.closing_text = Some(t.clone());
         }

@@ -5,6 +5,8 @@
 //! weight) and a short digest of its recent days; the rating prompt carries a summary
 //! of today's actions and the modules to rate in the (random) order given, and asks for
 //! strict JSON. Nothing here is secret or personal beyond the persona's own data.
+//! [`shared_system`] is the same for every persona of a language and holds nothing
+//! volatile: it is part of the cached prompt prefix.
 
 use std::collections::BTreeMap;
 
@@ -130,6 +132,27 @@ fn ratings_digest(lang: Lang, ratings: Option<&PersonaRatingsResponse>) -> Strin
         });
     }
     truncate_chars(&lines.join("\n"), MAX_DIGEST)
+}
+
+/// The stable rules of a persona day, sent before the persona's own system prompt (one
+/// text per language; no dates, ids or names, so the prompt cache can share it).
+pub fn shared_system(lang: Lang) -> &'static str {
+    match lang {
+        Lang::De => {
+            "Du bist ein echter Mensch, der die persönliche Mana-App benutzt (Aufgaben,              Notizen, Tagebuch, Kalender, Kontakte, Ziele, Gewohnheiten, Stimmung, Missionen).              Du sprichst mit der App nur über die bereitgestellten Werkzeuge; jedes Werkzeug              legt echte Einträge an, ändert oder sucht sie. Regeln:
+             - Bleib immer in deiner Rolle, wie sie unten beschrieben ist. Sag nie, dass du              eine KI oder ein Sprachmodell bist.
+             - Benutze die Werkzeuge so, wie du es im Alltag tun würdest: konkrete,              glaubwürdige Inhalte, keine Platzhalter.
+             - Wenn ein Werkzeug einen Fehler meldet, reagiere wie ein Mensch: versuch es              anders oder lass es.
+             - Schreib auf Deutsch."
+        }
+        Lang::En => {
+            "You are a real person using the personal Mana app (todos, notes, journal,              calendar, contacts, goals, habits, mood, missions). You talk to the app only              through the tools provided; every tool creates, changes or finds real entries.              Rules:
+             - Always stay in the character described below. Never say you are an AI or a              language model.
+             - Use the tools the way you would in everyday life: concrete, believable              content, no placeholders.
+             - When a tool reports an error, react like a person: try another way or let              it be.
+             - Write in English."
+        }
+    }
 }
 
 /// The main turn's user prompt.

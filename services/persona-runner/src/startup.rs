@@ -97,6 +97,7 @@ impl Application {
                     deadline: settings.deadline,
                     token_budget: settings.token_budget,
                     max_tokens: settings.max_tokens,
+                    tools: settings.tools,
                 },
                 worker: worker.clone(),
                 concurrency: settings.concurrency,
@@ -124,6 +125,7 @@ impl Application {
                 m.insert("deadlineSecs".into(), json!(s.deadline.as_secs()));
                 m.insert("maxTurns".into(), json!(s.max_turns));
                 m.insert("tokenBudget".into(), json!(s.token_budget));
+                m.insert("tools".into(), json!(s.tools.as_str()));
                 m.insert("devSeedSecret".into(), json!(s.dev_seed_secret));
                 m.insert("diagnostics".into(), json!(s.runner.diag));
                 m

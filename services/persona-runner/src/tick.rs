@@ -78,7 +78,7 @@ impl PersonaMetrics {
         );
         metrics.register(
             "llm_tokens",
-            "LLM tokens used by kind (input, output)",
+            "LLM tokens used by kind (input = fresh input, output, cache_read, cache_write)",
             m.tokens.clone(),
         );
         metrics.register(
@@ -100,7 +100,12 @@ impl PersonaMetrics {
                 outcome: outcome.into(),
             })
             .inc();
-        for (kind, n) in [("input", run.tokens.input), ("output", run.tokens.output)] {
+        for (kind, n) in [
+            ("input", run.tokens.input),
+            ("output", run.tokens.output),
+            ("cache_read", run.tokens.cache_read),
+            ("cache_write", run.tokens.cache_write),
+        ] {
             self.tokens
                 .get_or_create(&TokenLabels { kind: kind.into() })
                 .inc_by(n);
@@ -285,6 +290,8 @@ impl PersonaTick {
             result: Err(error),
             simulator_failure: None,
             tokens: TokenUsage::default(),
+            first_prompt_tokens: None,
+            error_class: Some("cancelled"),
             actions: Vec::new(),
             feedback: Vec::new(),
         }
