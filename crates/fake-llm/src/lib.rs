@@ -66,6 +66,9 @@ pub struct RecordedRequest {
     pub body: Value,
     /// Why the fake refused it, if it did.
     pub rejection: Option<Rejection>,
+    /// The prompt side of the usage the prompt-cache model reported (Anthropic, when
+    /// [`FakeLlm::enable_prompt_cache`] is on).
+    pub prompt_usage: Option<PromptUsage>,
 }
 
 /// A stateless scripted behaviour: request body → reply.
@@ -277,6 +280,7 @@ async fn unknown(req: HttpRequest, body: web::Bytes, state: web::Data<State>) ->
         headers: headers_of(&req),
         body: serde_json::from_slice(&body).unwrap_or(Value::Null),
         rejection: None,
+        prompt_usage: None,
     });
     HttpResponse::NotFound()
         .content_type("application/json")
@@ -324,12 +328,33 @@ async fn serve(api: Api, req: &HttpRequest, raw: &[u8], state: &State) -> HttpRe
             }
         }
     };
+    // The prompt cache accounts answered Anthropic requests, in arrival order.
+    let mut prompt_usage = None;
+    let reply = match reply {
+        Some(r)
+            if api == Api::Anthropic && r.is_answer() && state.prompt_cache().is_some() =>
+        {
+            let prompt = state.prompt_cache().as_mut().map(|c| c.account(&body));
+            prompt_usage = prompt;
+            Some(match prompt {
+                Some(p) => r.map_usage(|u| Usage {
+                    input: p.input,
+                    output: u.output,
+                    cache_read: p.cache_read,
+                    cache_write: p.cache_write,
+                }),
+                None => r,
+            })
+        }
+        other => other,
+    };
     state.requests().push(RecordedRequest {
         api: Some(api),
         path: req.path().to_string(),
         headers,
         body: body.clone(),
         rejection: rejection.clone(),
+        prompt_usage,
     });
     if let Some(rejection) = rejection {
         tracing::debug!(status = rejection.status, message = %rejection.message, "fake-llm rejected a request");
@@ -342,18 +367,6 @@ async fn serve(api: Api, req: &HttpRequest, raw: &[u8], state: &State) -> HttpRe
         return respond(rejection.status, error.to_string(), &[]);
     }
     let mut reply = reply.unwrap_or_else(|| Reply::text("ok"));
-    if api == Api::Anthropic
-        && reply.is_answer()
-        && let Some(cache) = state.prompt_cache().as_mut()
-    {
-        let prompt = cache.account(&body);
-        reply = reply.map_usage(|u| Usage {
-            input: prompt.input,
-            output: u.output,
-            cache_read: prompt.cache_read,
-            cache_write: prompt.cache_write,
-        });
-    }
     while let Reply::Delayed {
         delay,
         reply: inner,
