@@ -357,7 +357,8 @@ pub struct LoopFailure {
 }
 
 /// Runs the native tool-calling loop. `request` holds the prompt and the offered tools;
-/// `validator` decides each call; `budget_left` (tokens) stops the loop early.
+/// `validator` decides each call; `budget_left` (billed-equivalent tokens, see
+/// [`TokenUsage::billed_equivalent`]) stops the loop early.
 pub async fn run_tool_loop(
     llm: &Llm,
     mut request: ChatRequest,
@@ -420,7 +421,7 @@ pub async fn run_tool_loop(
         }
         // The text of a turn with calls is their rationale, not the plan's summary.
         final_text = None;
-        let spent_out = budget_left.is_some_and(|left| usage.total() >= left);
+        let spent_out = budget_left.is_some_and(|left| usage.billed_equivalent() >= left);
         if rounds >= max_rounds || spent_out || validator.valid_count() >= MAX_STEPS {
             break;
         }

@@ -127,7 +127,7 @@ impl MissionMetrics {
         );
         metrics.register(
             "llm_tokens",
-            "Planning tokens by kind (input, output)",
+            "Planning tokens by kind (input = fresh input, output, cache_read, cache_write)",
             m.tokens.clone(),
         );
         m
@@ -146,7 +146,12 @@ impl MissionMetrics {
                 })
                 .inc_by(u64::from(n));
         }
-        for (kind, n) in [("input", r.tokens.input), ("output", r.tokens.output)] {
+        for (kind, n) in [
+            ("input", r.tokens.input),
+            ("output", r.tokens.output),
+            ("cache_read", r.tokens.cache_read),
+            ("cache_write", r.tokens.cache_write),
+        ] {
             self.tokens
                 .get_or_create(&KindLabel { kind: kind.into() })
                 .inc_by(n);
@@ -388,7 +393,9 @@ impl MissionTick {
                 stopped: false,
             };
         };
-        let tokens = outcome.tokens().total();
+        // The per-user daily budget counts billed-equivalent tokens (a cache read 0.1×,
+        // a cache write 1.25×), and so does what is written back to it.
+        let tokens = outcome.tokens().billed_equivalent();
         if tokens > 0 {
             *ledger
                 .lock()

@@ -200,10 +200,12 @@ async fn openai_tool_calls_become_proposals_and_are_never_executed() {
         .iter()
         .map(|t| t["function"]["name"].as_str().unwrap())
         .collect();
-    let proposable: Vec<&str> = tools::Registry::global()
+    let mut proposable: Vec<&str> = tools::Registry::global()
         .proposable()
         .map(|t| t.name)
         .collect();
+    // Sent in one order (by name), so the vendor's prefix cache can hit.
+    proposable.sort_unstable();
     assert_eq!(offered, proposable);
     // Each call is answered: recorded, or refused with the reason.
     let second = body_text(&reqs[1].body);

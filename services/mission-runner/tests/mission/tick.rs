@@ -187,6 +187,43 @@ async fn the_budget_is_shared_by_a_users_missions_within_a_tick() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn the_budget_counts_billed_equivalent_tokens() {
+    let fake = FakeLlm::start().await.unwrap();
+    // Each plan: 5 fresh input + 5 output + 100 cached prompt tokens = 110 raw tokens,
+    // but 5 + 5 + 100/10 = 20 billed-equivalent ones.
+    fake.set_openai_handler(|_| {
+        Reply::text(mixed_plan()).with_full_usage(fake_llm::Usage {
+            input: 5,
+            output: 5,
+            cache_read: 100,
+            cache_write: 0,
+        })
+    });
+    let internal = FakeInternal::start().await;
+    let mut settings = mission_runner::PlannerSettings {
+        mode: PlanModeSetting::Json,
+        daily_token_budget: 30,
+        ..Default::default()
+    };
+    settings.max_tokens = 512;
+    let planner = mission_runner::Planner::new(openai(&fake), settings, clock());
+    // Billed: 20 < 30, so the second fits; 40 ≥ 30 stops the third. Counting raw
+    // tokens (110 ≥ 30) would have stopped the second.
+    let tick = ticker(&internal, planner, 1);
+    let missions = vec![claimed("a", "ok"), claimed("b", "ok"), claimed("c", "ok")];
+    let (report, results) = tick
+        .run_claimed("t".into(), missions, Instant::now(), StopSignal::never())
+        .await;
+    assert_eq!(report.plans_produced, 2, "{results:?}");
+    assert_eq!(report.tokens.cache_read, 200);
+    assert_eq!(report.tokens.input, 10);
+    // What is written back to the user's daily total is the billed equivalent.
+    let s = internal.state();
+    assert!(!s.write_requests.is_empty());
+    assert!(s.write_requests.iter().all(|(_, w)| w.tokens == 20), "{:?}", s.write_requests.iter().map(|(_, w)| w.tokens).collect::<Vec<_>>());
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_mission_past_its_deadline_is_released_and_counted() {
     let fake = FakeLlm::start().await.unwrap();
     fake.set_openai_handler(|_| {
