@@ -61,6 +61,11 @@ tick runner="persona":
     curl -sS -X POST "$url/internal/tick" -H "x-service-key: {{service_key}}"
     echo
 
+# One persona day against a real local llama.cpp server (SmolLM2-135M, from PyPI) via the
+# `openai` provider, no shims. Not in CI: the first run builds llama-cpp-python (~15 min).
+e2e-local-llm:
+    scripts/e2e-local-llm.sh
+
 # Benchmarks (release build); they print figures, they do not assert.
 bench:
     #!/usr/bin/env bash
@@ -70,3 +75,4 @@ bench:
     cargo bench -p auth-internal --bench records    # MCP calls/s, sync push, pull vs log size
     cargo bench -p auth-internal --bench missions   # mission claim vs change-log size, replay baseline
     cargo bench -p persona-runner --bench day       # persona-days/s, RSS per concurrent persona
+    cargo bench -p persona-runner --bench tokens    # billed-equivalent input tokens per day: no cache + all tools vs cache + mix

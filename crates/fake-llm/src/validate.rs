@@ -546,7 +546,7 @@ const OPENAI_TOP: &[&str] = &[
 /// missing, even beside `tool_calls`.
 pub fn validate_llama_cpp_strict(body: &Value) -> Result<(), Rejection> {
     let messages = body.get("messages").and_then(Value::as_array);
-    for m in messages.into_iter().flatten() {
+    for (i, m) in messages.into_iter().flatten().enumerate() {
         if m.get("role").and_then(Value::as_str) == Some("assistant")
             && !m.get("content").is_some_and(Value::is_string)
         {
@@ -557,7 +557,7 @@ pub fn validate_llama_cpp_strict(body: &Value) -> Result<(), Rejection> {
             return Err(Rejection {
                 status: 500,
                 message: format!(
-                    "1 validation error for ChatCompletionRequestAssistantMessage\ncontent\n  Input should be a valid string [type=string_type, input_value={input}, input_type=NoneType]"
+                    "1 validation errors:\n  {{'type': 'string_type', 'loc': ('body', 'messages', {i}, 'ChatCompletionRequestAssistantMessage', 'content'), 'msg': 'Input should be a valid string', 'input': {input}}}"
                 ),
                 param: None,
             });
