@@ -156,7 +156,9 @@ impl PromptCache {
         let mut hit: Option<usize> = None;
         for &b in &breakpoints {
             let from = b.saturating_sub(LOOKBACK_BLOCKS);
-            if let Some(pos) = (from..=b).rev().find(|&p| self.entries.contains_key(&hashes[p]))
+            if let Some(pos) = (from..=b)
+                .rev()
+                .find(|&p| self.entries.contains_key(&hashes[p]))
                 && hit.is_none_or(|h| pos > h)
             {
                 hit = Some(pos);
@@ -204,10 +206,13 @@ mod tests {
             }
             b
         };
-        let mut messages = vec![json!({"role": "user", "content": [{"type": "text", "text": "day 1"}]})];
+        let mut messages =
+            vec![json!({"role": "user", "content": [{"type": "text", "text": "day 1"}]})];
         for t in 0..turns {
             messages.push(json!({"role": "assistant", "content": [{"type": "text", "text": format!("a{t}")}]}));
-            messages.push(json!({"role": "user", "content": [{"type": "text", "text": format!("u{t}")}]}));
+            messages.push(
+                json!({"role": "user", "content": [{"type": "text", "text": format!("u{t}")}]}),
+            );
         }
         let last = messages.len() - 1;
         messages[last]["content"][0] = cc(messages[last]["content"][0].clone());
@@ -225,10 +230,19 @@ mod tests {
         let first = c.account(&body(&big, 0, true));
         assert_eq!(first.cache_read, 0);
         assert!(first.cache_write > 2000, "{first:?}");
-        assert_eq!(first.input, 0, "everything up to the last breakpoint is written");
+        assert_eq!(
+            first.input, 0,
+            "everything up to the last breakpoint is written"
+        );
         let second = c.account(&body(&big, 1, true));
-        assert_eq!(second.cache_read, first.cache_write, "turn 2 reads turn 1's prefix");
-        assert!(second.cache_write > 0 && second.cache_write < 20, "{second:?}");
+        assert_eq!(
+            second.cache_read, first.cache_write,
+            "turn 2 reads turn 1's prefix"
+        );
+        assert!(
+            second.cache_write > 0 && second.cache_write < 20,
+            "{second:?}"
+        );
         // Without markers nothing is cached.
         let mut c = PromptCache::new(1024);
         let plain = c.account(&body(&big, 0, false));

@@ -331,9 +331,7 @@ async fn serve(api: Api, req: &HttpRequest, raw: &[u8], state: &State) -> HttpRe
     // The prompt cache accounts answered Anthropic requests, in arrival order.
     let mut prompt_usage = None;
     let reply = match reply {
-        Some(r)
-            if api == Api::Anthropic && r.is_answer() && state.prompt_cache().is_some() =>
-        {
+        Some(r) if api == Api::Anthropic && r.is_answer() && state.prompt_cache().is_some() => {
             let prompt = state.prompt_cache().as_mut().map(|c| c.account(&body));
             prompt_usage = prompt;
             Some(match prompt {

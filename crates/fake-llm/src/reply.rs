@@ -221,11 +221,7 @@ impl Reply {
     /// Sets the usage of a text, truncated or tool-call reply.
     #[must_use]
     pub fn with_usage(self, input: u64, output: u64) -> Self {
-        self.map_usage(|u| Usage {
-            input,
-            output,
-            ..u
-        })
+        self.map_usage(|u| Usage { input, output, ..u })
     }
 
     /// Sets all four kinds of usage of a text, truncated or tool-call reply.

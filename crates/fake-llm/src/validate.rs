@@ -178,10 +178,20 @@ fn cache_controls(obj: &Map<String, Value>) -> Result<(), Rejection> {
     // Every block that may carry a marker, in reading order.
     let mut spots: Vec<(String, &Value)> = Vec::new();
     if let Some(tools) = obj.get("tools").and_then(Value::as_array) {
-        spots.extend(tools.iter().enumerate().map(|(i, t)| (format!("tools.{i}"), t)));
+        spots.extend(
+            tools
+                .iter()
+                .enumerate()
+                .map(|(i, t)| (format!("tools.{i}"), t)),
+        );
     }
     if let Some(blocks) = obj.get("system").and_then(Value::as_array) {
-        spots.extend(blocks.iter().enumerate().map(|(j, b)| (format!("system.{j}"), b)));
+        spots.extend(
+            blocks
+                .iter()
+                .enumerate()
+                .map(|(j, b)| (format!("system.{j}"), b)),
+        );
     }
     if let Some(messages) = obj.get("messages").and_then(Value::as_array) {
         for (i, m) in messages.iter().enumerate() {
@@ -211,7 +221,9 @@ fn cache_controls(obj: &Map<String, Value>) -> Result<(), Rejection> {
     let mut seen_5m = false;
     for (at, cc) in &found {
         let Some(o) = cc.as_object() else {
-            return Err(bad(format!("{at}.cache_control: Input should be an object")));
+            return Err(bad(format!(
+                "{at}.cache_control: Input should be an object"
+            )));
         };
         check_keys(o, &["type", "ttl"], &format!("{at}.cache_control"))?;
         if o.get("type").and_then(Value::as_str) != Some("ephemeral") {
@@ -1030,14 +1042,14 @@ mod tests {
         });
         assert_eq!(msg(a(ok.clone())), "accepted");
         let mut five = ok.clone();
-        five["messages"][0]["content"]
-            .as_array_mut()
-            .unwrap()
-            .push(text("d", &cc));
+        if let Some(blocks) = five["messages"][0]["content"].as_array_mut() {
+            blocks.push(text("d", &cc));
+        }
         let got = msg(a(five));
         assert!(
             got.starts_with("400")
-                && got.contains("A maximum of 4 blocks with cache_control may be provided. Found 5."),
+                && got
+                    .contains("A maximum of 4 blocks with cache_control may be provided. Found 5."),
             "{got}"
         );
         let mut wrong = ok.clone();

@@ -465,7 +465,11 @@ mod tests {
             is_error: false,
         }]));
         let next = request_body("m", &req, true);
-        assert!(next["messages"][0]["content"][0].get("cache_control").is_none());
+        assert!(
+            next["messages"][0]["content"][0]
+                .get("cache_control")
+                .is_none()
+        );
         assert_eq!(
             next["messages"][2]["content"][0]["cache_control"],
             json!({"type": "ephemeral"})

@@ -56,7 +56,10 @@ impl ChatRequest {
 
     /// `shared_system` and `system` joined by a blank line (for APIs with one system text).
     pub fn full_system(&self) -> String {
-        match (self.shared_system.trim().is_empty(), self.system.trim().is_empty()) {
+        match (
+            self.shared_system.trim().is_empty(),
+            self.system.trim().is_empty(),
+        ) {
             (true, _) => self.system.clone(),
             (false, true) => self.shared_system.clone(),
             (false, false) => format!("{}\n\n{}", self.shared_system, self.system),

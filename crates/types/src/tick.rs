@@ -137,8 +137,7 @@ mod tests {
             serde_json::to_value(u).unwrap_or_default(),
             serde_json::json!({"input": 1, "output": 2, "cacheRead": 3, "cacheWrite": 4})
         );
-        let old: TokenUsage =
-            serde_json::from_str(r#"{"input":5,"output":6}"#).unwrap_or_default();
+        let old: TokenUsage = serde_json::from_str(r#"{"input":5,"output":6}"#).unwrap_or_default();
         assert_eq!(old.input + old.output, 11);
     }
 }

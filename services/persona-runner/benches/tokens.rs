@@ -71,7 +71,7 @@ fn read_tool(body: &Value, module: &str) -> Option<String> {
 }
 
 fn handler(body: &Value) -> Reply {
-    if !body["tools"].as_array().is_some_and(|t| !t.is_empty()) {
+    if body["tools"].as_array().is_none_or(|t| t.is_empty()) {
         return Reply::text(RATING);
     }
     let turn = body["messages"]

@@ -205,7 +205,11 @@ mod tests {
                 MAX_TOKENS,
             );
             let prompt = estimate_tokens(&req);
-            println!("{}: {} tools, ~{prompt} prompt tokens", p.slug, req.tools.len());
+            println!(
+                "{}: {} tools, ~{prompt} prompt tokens",
+                p.slug,
+                req.tools.len()
+            );
             assert!(
                 prompt + u64::from(MAX_TOKENS) <= SMALL_CONTEXT,
                 "{}: ~{prompt} prompt tokens + {MAX_TOKENS} do not fit {SMALL_CONTEXT}",

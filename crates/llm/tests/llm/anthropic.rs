@@ -216,11 +216,18 @@ async fn turns_after_the_first_read_the_prompt_cache() {
     assert!(fake.requests().iter().all(|r| r.rejection.is_none()));
     let first = usages[0];
     assert_eq!(first.cache_read, 0, "{first:?}");
-    assert!(first.cache_write > 2000, "the prefix is written once: {first:?}");
+    assert!(
+        first.cache_write > 2000,
+        "the prefix is written once: {first:?}"
+    );
     for (turn, u) in usages.iter().enumerate().skip(1) {
         // Each turn reads everything the previous turn wrote or read.
         let prev = usages[turn - 1];
-        assert_eq!(u.cache_read, prev.cache_read + prev.cache_write, "turn {turn}: {u:?}");
+        assert_eq!(
+            u.cache_read,
+            prev.cache_read + prev.cache_write,
+            "turn {turn}: {u:?}"
+        );
         assert!(u.cache_write < 200, "only the new turn is written: {u:?}");
         assert!(u.input < 50, "{u:?}");
     }
@@ -228,7 +235,10 @@ async fn turns_after_the_first_read_the_prompt_cache() {
     // A new conversation with the same tools and shared system (another day) reads the
     // stable prefix; the day-specific message is new.
     let next_day = llm.chat(&long_request()).await.unwrap().usage;
-    assert!(next_day.cache_read >= first.cache_write - 50, "{next_day:?}");
+    assert!(
+        next_day.cache_read >= first.cache_write - 50,
+        "{next_day:?}"
+    );
 
     // Five quiet minutes later the entries have expired.
     fake.advance_cache_clock(std::time::Duration::from_secs(301));

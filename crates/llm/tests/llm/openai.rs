@@ -224,7 +224,12 @@ async fn cached_prompt_tokens_are_reported_apart() {
         .unwrap()
         .usage;
     assert_eq!(
-        (usage.input, usage.cache_read, usage.cache_write, usage.output),
+        (
+            usage.input,
+            usage.cache_read,
+            usage.cache_write,
+            usage.output
+        ),
         (300, 1024, 0, 4)
     );
     assert_eq!(usage.prompt(), 1324);

@@ -220,7 +220,14 @@ async fn the_budget_counts_billed_equivalent_tokens() {
     // What is written back to the user's daily total is the billed equivalent.
     let s = internal.state();
     assert!(!s.write_requests.is_empty());
-    assert!(s.write_requests.iter().all(|(_, w)| w.tokens == 20), "{:?}", s.write_requests.iter().map(|(_, w)| w.tokens).collect::<Vec<_>>());
+    assert!(
+        s.write_requests.iter().all(|(_, w)| w.tokens == 20),
+        "{:?}",
+        s.write_requests
+            .iter()
+            .map(|(_, w)| w.tokens)
+            .collect::<Vec<_>>()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

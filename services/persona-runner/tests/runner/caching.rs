@@ -15,7 +15,10 @@ fn handler(body: &Value) -> Reply {
     };
     match body["messages"].as_array().map_or(0, Vec::len) {
         1 => Reply::tool_call("todo_create", json!({"title": "Wäsche"})),
-        3 => Reply::tool_call("notes_create", json!({"title": "Idee", "content": "Balkon"})),
+        3 => Reply::tool_call(
+            "notes_create",
+            json!({"title": "Idee", "content": "Balkon"}),
+        ),
         5 => Reply::tool_call("todo_list", json!({})),
         _ => Reply::text("Fertig für heute."),
     }
@@ -54,12 +57,20 @@ async fn turns_and_the_next_day_read_the_cache_and_only_mix_tools_are_offered() 
 
     // Only the tools of the mix (todo 0.6, notes 0.4), in one order, on every turn.
     let names = tool_names(&day1[0]);
-    assert!(names.iter().all(|n| n.starts_with("todo_") || n.starts_with("notes_")), "{names:?}");
+    assert!(
+        names
+            .iter()
+            .all(|n| n.starts_with("todo_") || n.starts_with("notes_")),
+        "{names:?}"
+    );
     let mut sorted = names.clone();
     sorted.sort();
     assert_eq!(names, sorted);
     for r in &day1 {
-        assert_eq!(r.body["tools"], day1[0].body["tools"], "byte-identical prefix");
+        assert_eq!(
+            r.body["tools"], day1[0].body["tools"],
+            "byte-identical prefix"
+        );
         assert_eq!(r.body["system"], day1[0].body["system"]);
         let marks = r.body.to_string().matches("cache_control").count();
         assert!((1..=4).contains(&marks), "{marks}");
@@ -68,7 +79,10 @@ async fn turns_and_the_next_day_read_the_cache_and_only_mix_tools_are_offered() 
     // Turn 1 writes the prefix; turns 2…n read everything before their newest message.
     let usage: Vec<_> = day1.iter().map(|r| r.prompt_usage.unwrap()).collect();
     assert_eq!(usage[0].cache_read, 0, "{usage:?}");
-    assert!(usage[0].cache_write >= DEFAULT_MIN_CACHEABLE_TOKENS, "{usage:?}");
+    assert!(
+        usage[0].cache_write >= DEFAULT_MIN_CACHEABLE_TOKENS,
+        "{usage:?}"
+    );
     for t in 1..usage.len() {
         assert_eq!(
             usage[t].cache_read,
@@ -86,13 +100,28 @@ async fn turns_and_the_next_day_read_the_cache_and_only_mix_tools_are_offered() 
             .map(|r| r.prompt_usage.map_or(0, |u| f(&u)))
             .sum::<u64>()
     };
-    assert_eq!(tokens["cacheRead"].as_u64().unwrap(), sum(|u| u.cache_read), "{report}");
-    assert_eq!(tokens["cacheWrite"].as_u64().unwrap(), sum(|u| u.cache_write), "{report}");
-    assert_eq!(tokens["input"].as_u64().unwrap(), sum(|u| u.input), "{report}");
+    assert_eq!(
+        tokens["cacheRead"].as_u64().unwrap(),
+        sum(|u| u.cache_read),
+        "{report}"
+    );
+    assert_eq!(
+        tokens["cacheWrite"].as_u64().unwrap(),
+        sum(|u| u.cache_write),
+        "{report}"
+    );
+    assert_eq!(
+        tokens["input"].as_u64().unwrap(),
+        sum(|u| u.input),
+        "{report}"
+    );
     let (_, metrics) = runner.get("/metrics").await;
     let metrics = metrics.as_str().unwrap().to_owned();
     for kind in ["input", "output", "cache_read", "cache_write"] {
-        assert!(metrics.contains(&format!("kind=\"{kind}\"")), "{kind}: {metrics}");
+        assert!(
+            metrics.contains(&format!("kind=\"{kind}\"")),
+            "{kind}: {metrics}"
+        );
     }
 
     // The next day of the same persona: its first request reads the stable prefix
@@ -103,9 +132,19 @@ async fn turns_and_the_next_day_read_the_cache_and_only_mix_tools_are_offered() 
     assert_eq!(report2["ranSuccessfully"], 1, "{report2}");
     let day2 = day_requests(&fake);
     let first = day2[before].prompt_usage.unwrap();
-    assert!(first.cache_read >= usage[0].cache_write / 2, "{first:?} vs {usage:?}");
+    assert!(
+        first.cache_read >= usage[0].cache_write / 2,
+        "{first:?} vs {usage:?}"
+    );
     assert!(first.cache_read > 0);
-    assert_eq!(auth.sql_count(&format!("SELECT count(*) AS n FROM persona_actions WHERE persona_id = '{}'", ids[0])).await, 6);
+    assert_eq!(
+        auth.sql_count(&format!(
+            "SELECT count(*) AS n FROM persona_actions WHERE persona_id = '{}'",
+            ids[0]
+        ))
+        .await,
+        6
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -2,7 +2,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
-mod helpers;
 mod caching;
+mod helpers;
 mod lost_claim;
 mod scenarios;
