@@ -212,7 +212,7 @@ async fn the_budget_counts_billed_equivalent_tokens() {
     let tick = ticker(&internal, planner, 1);
     let missions = vec![claimed("a", "ok"), claimed("b", "ok"), claimed("c", "ok")];
     let (report, results) = tick
-        .run_claimed("t".into(), missions, Instant::now(), StopSignal::never())
+        .run_claimed("t".into(), missions, Instant::now(), Shutdown::new())
         .await;
     assert_eq!(report.plans_produced, 2, "{results:?}");
     assert_eq!(report.tokens.cache_read, 200);
