@@ -41,6 +41,7 @@ pub struct Settings {
     pub missions: MissionSettings,
     pub sync: SyncSettings,
     pub mcp: McpSettings,
+    pub oauth: crate::oauth::OAuthSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -211,6 +212,12 @@ impl Settings {
             .set_default("sync.max_pull_limit", 1000)?
             .set_default("mcp.stateful", true)?
             .set_default("mcp.allowed_hosts", Vec::<String>::new())?
+            .set_default("oauth.access_ttl_secs", 600)?
+            .set_default("oauth.code_ttl_secs", 60)?
+            .set_default("oauth.refresh_ttl_days", 30)?
+            .set_default("oauth.registrations_per_ip_per_hour", 20)?
+            .set_default("oauth.pat_default_days", 90)?
+            .set_default("oauth.pat_max_days", 365)?
             .add_source(
                 File::new(
                     if file.is_empty() {
@@ -340,6 +347,9 @@ impl Settings {
                 "argon2 needs memory_kib >= 8 * parallelism and iterations >= 1",
             ));
         }
+        self.oauth
+            .validate()
+            .map_err(|(setting, message)| invalid(setting, message))?;
         if self.sync.max_push_changes == 0 {
             return Err(invalid("sync.max_push_changes", "must be at least 1"));
         }

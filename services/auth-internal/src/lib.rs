@@ -9,6 +9,7 @@ pub mod error;
 pub mod lease;
 pub mod mcp;
 pub mod missions;
+pub mod oauth;
 pub mod openapi;
 pub mod routes;
 pub mod startup;

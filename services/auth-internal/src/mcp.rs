@@ -1,7 +1,8 @@
 //! The app's tools for agents over MCP (streamable HTTP, `rmcp`), mounted at `/mcp`.
 //!
 //! Rules:
-//! - A bearer JWT from `/api/v1/auth/login` is required on every request; without a
+//! - A bearer token is required on every request: a login JWT, an OAuth access
+//!   token or a personal access token (see `crate::oauth::bearer`); without a
 //!   valid one the answer is 401 with `WWW-Authenticate: Bearer resource_metadata=…`
 //!   pointing at the RFC 9728 protected-resource metadata. The token is verified here
 //!   and never travels further: handlers only see the caller's user id.
@@ -52,7 +53,7 @@ use types::{ApiError, error::codes};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::{auth, routes::Documented, state::AppState, store::PgRecordStore};
+use crate::{routes::Documented, state::AppState, store::PgRecordStore};
 
 /// The protected-resource metadata and `/mcp` itself (served by `transport`,
 /// the rmcp service, behind [`require_bearer`]; documented by [`mcp_endpoint`]).
@@ -242,7 +243,7 @@ impl ServerHandler for ManaMcp {
 }
 
 /// The public base URL: configured, else from the request.
-fn base_url(req: &HttpRequest, state: &AppState) -> String {
+pub(crate) fn base_url(req: &HttpRequest, state: &AppState) -> String {
     if let Some(url) = &state.settings.mcp.public_url {
         return url.trim_end_matches('/').to_owned();
     }
@@ -258,14 +259,14 @@ pub async fn require_bearer(
     let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
         return Err(crate::error::AppError::internal("AppState missing").into());
     };
-    match auth::authenticate(req.request(), &state) {
+    match crate::oauth::bearer::authenticate_mcp(req.request(), &state).await {
         Ok(user) => {
-            req.extensions_mut().insert(McpUser { id: user.id });
+            req.extensions_mut().insert(user);
             next.call(req)
                 .await
                 .map(ServiceResponse::map_into_left_body)
         }
-        Err(e) => {
+        Err(e @ crate::error::AppError::Unauthorized(_)) => {
             let metadata = format!(
                 "{}/.well-known/oauth-protected-resource",
                 base_url(req.request(), &state)
@@ -275,11 +276,17 @@ pub async fn require_bearer(
                 codes::UNAUTHORIZED,
                 e.to_string(),
             );
-            let challenge =
-                format!("Bearer resource_metadata=\"{metadata}\", error=\"invalid_token\"");
+            let challenge = format!(
+                "Bearer resource_metadata=\"{metadata}\", scope=\"{}\", error=\"invalid_token\"",
+                crate::oauth::SCOPE_MCP
+            );
             if let Ok(v) = header::HeaderValue::from_str(&challenge) {
                 resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
             }
+            Ok(req.into_response(resp).map_into_right_body())
+        }
+        Err(e) => {
+            let resp = actix_web::ResponseError::error_response(&e);
             Ok(req.into_response(resp).map_into_right_body())
         }
     }
@@ -293,6 +300,10 @@ pub struct ProtectedResourceMetadata {
     pub resource_name: &'static str,
     /// Always `["header"]`.
     pub bearer_methods_supported: Vec<&'static str>,
+    /// The OAuth 2.1 authorization server(s) issuing tokens for it (RFC 8414 issuers).
+    pub authorization_servers: Vec<String>,
+    /// Always `["mcp"]`.
+    pub scopes_supported: Vec<&'static str>,
     /// Where the keys that verify the bearer tokens are.
     pub jwks_uri: String,
     pub resource_documentation: String,
@@ -319,6 +330,8 @@ fn metadata(req: &HttpRequest, state: &AppState) -> HttpResponse {
         resource: format!("{base}/mcp"),
         resource_name: "Mana MCP",
         bearer_methods_supported: vec!["header"],
+        authorization_servers: vec![base.clone()],
+        scopes_supported: vec![crate::oauth::SCOPE_MCP],
         jwks_uri: format!("{base}/.well-known/jwks.json"),
         resource_documentation: format!("{base}/health"),
     })

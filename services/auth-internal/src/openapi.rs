@@ -40,7 +40,7 @@ resource → 404 `not_found`; conflicts and stale leases → 409 (`conflict`, `e
 `lease_lost`); a batch over its limit → 413 `payload_too_large`; rule violations → 422 \
 `validation_failed`; database unavailable → 503 `service_unavailable` with `Retry-After`."
     ),
-    components(schemas(types::ApiError, types::ApiErrorBody)),
+    components(schemas(types::ApiError, types::ApiErrorBody, crate::oauth::error::OAuthErrorBody)),
     modifiers(&SecuritySchemes),
     tags(
         (name = "ops", description = "Health, metrics and this document"),
@@ -48,6 +48,8 @@ resource → 404 `not_found`; conflicts and stale leases → 409 (`conflict`, `e
         (name = "sync", description = "The record store for user clients"),
         (name = "missions", description = "The user's verdicts on proposed mission steps"),
         (name = "mcp", description = "The app's tools for agents over MCP"),
+        (name = "oauth", description = "OAuth 2.1 authorization server of `/mcp` (RFC 8414, 7591, 7636, 8707, 7009) and connected apps"),
+        (name = "tokens", description = "Personal access tokens for `/mcp`"),
         (name = "internal-personas", description = "Persona catalogue, leases and audit rows (persona-runner)"),
         (name = "internal-missions", description = "Mission leases and write-back (mission-runner)"),
     ),

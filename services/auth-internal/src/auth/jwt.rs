@@ -28,6 +28,14 @@ pub struct Claims {
     pub exp: i64,
     pub email: String,
     pub kind: String,
+    /// OAuth access tokens only: the grant they belong to (checked on `/mcp`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gid: Option<Uuid>,
+    /// OAuth access tokens only: a unique id and the granted scope.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jti: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
 }
 
 /// The signing key and everything derived from it.
@@ -135,14 +143,37 @@ impl Keys {
             exp: now.timestamp() + i64::try_from(self.ttl_secs).unwrap_or(i64::MAX / 2),
             email: email.to_owned(),
             kind: kind.to_owned(),
+            gid: None,
+            jti: None,
+            scope: None,
         };
+        self.sign(&claims)
+    }
+
+    /// The configured `iss` of every token.
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// Sign arbitrary claims (the OAuth module sets its own `aud`, TTL and grant).
+    pub fn sign(&self, claims: &Claims) -> Result<String, AppError> {
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(self.kid.clone());
-        jsonwebtoken::encode(&header, &claims, &self.encoding).map_err(AppError::internal)
+        jsonwebtoken::encode(&header, claims, &self.encoding).map_err(AppError::internal)
     }
 
     /// Verify signature, algorithm, `kid`, issuer, audience and expiry (at `now`, 30 s leeway).
     pub fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<Claims, TokenError> {
+        self.verify_for(token, now, &[self.audience.as_str()])
+    }
+
+    /// As [`Keys::verify`], accepting any of `audiences` as `aud`.
+    pub fn verify_for(
+        &self,
+        token: &str,
+        now: DateTime<Utc>,
+        audiences: &[&str],
+    ) -> Result<Claims, TokenError> {
         let header =
             jsonwebtoken::decode_header(token).map_err(|e| TokenError::Invalid(e.to_string()))?;
         if header.alg != Algorithm::EdDSA {
@@ -152,7 +183,7 @@ impl Keys {
             return Err(TokenError::Invalid("unknown key id".into()));
         }
         let mut validation = Validation::new(Algorithm::EdDSA);
-        validation.set_audience(&[&self.audience]);
+        validation.set_audience(audiences);
         validation.set_issuer(&[&self.issuer]);
         // Expiry is checked below against the injected clock, not the system clock.
         validation.validate_exp = false;

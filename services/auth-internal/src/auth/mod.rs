@@ -19,10 +19,9 @@ pub struct AuthUser {
     pub kind: String,
 }
 
-/// Read and verify the bearer token of a request.
-pub fn authenticate(req: &HttpRequest, state: &AppState) -> Result<AuthUser, AppError> {
-    let token = req
-        .headers()
+/// The token of `Authorization: Bearer <token>`, if any.
+pub fn bearer_token(req: &HttpRequest) -> Option<&str> {
+    req.headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| {
@@ -31,7 +30,12 @@ pub fn authenticate(req: &HttpRequest, state: &AppState) -> Result<AuthUser, App
         })
         .map(str::trim)
         .filter(|t| !t.is_empty())
-        .ok_or_else(|| AppError::Unauthorized("missing bearer token".into()))?;
+}
+
+/// Read and verify the bearer token of a request.
+pub fn authenticate(req: &HttpRequest, state: &AppState) -> Result<AuthUser, AppError> {
+    let token =
+        bearer_token(req).ok_or_else(|| AppError::Unauthorized("missing bearer token".into()))?;
     let claims = state
         .keys
         .verify(token, state.clock.now())

@@ -10,9 +10,11 @@
 //!   without naming any table.
 
 pub mod missions;
+pub mod oauth;
 pub mod personas;
 pub mod records;
 pub mod schema;
+pub mod tokens;
 pub mod users;
 
 use std::time::Duration;

@@ -131,3 +131,76 @@ diesel::table! {
         tokens -> Int8,
     }
 }
+
+diesel::table! {
+    oauth_clients (id) {
+        id -> Text,
+        client_name -> Text,
+        redirect_uris -> Array<Text>,
+        client_uri -> Nullable<Text>,
+        registered_ip -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    oauth_grants (id) {
+        id -> Uuid,
+        user_id -> Uuid,
+        client_id -> Text,
+        scope -> Text,
+        resource -> Text,
+        created_at -> Timestamptz,
+        last_used_at -> Nullable<Timestamptz>,
+        revoked_at -> Nullable<Timestamptz>,
+        revoked_reason -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    oauth_codes (code_hash) {
+        code_hash -> Bytea,
+        client_id -> Text,
+        user_id -> Uuid,
+        redirect_uri -> Text,
+        code_challenge -> Text,
+        scope -> Text,
+        resource -> Text,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        used_at -> Nullable<Timestamptz>,
+        grant_id -> Nullable<Uuid>,
+    }
+}
+
+diesel::table! {
+    oauth_refresh_tokens (token_hash) {
+        token_hash -> Bytea,
+        grant_id -> Uuid,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        rotated_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    personal_access_tokens (id) {
+        id -> Uuid,
+        user_id -> Uuid,
+        name -> Text,
+        scope -> Text,
+        token_hash -> Bytea,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        last_used_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::joinable!(oauth_grants -> oauth_clients (client_id));
+diesel::joinable!(oauth_refresh_tokens -> oauth_grants (grant_id));
+diesel::allow_tables_to_appear_in_same_query!(
+    oauth_clients,
+    oauth_grants,
+    oauth_refresh_tokens,
+    users
+);

@@ -41,9 +41,11 @@ pub mod auth;
 pub mod health;
 pub mod metrics;
 pub mod missions;
+pub mod oauth_grants;
 pub mod personas;
 pub mod responses;
 pub mod sync;
+pub mod tokens;
 
 use actix_web::{
     HttpRequest, HttpResponse,
@@ -67,6 +69,9 @@ where
         .configure(|cfg| crate::mcp::routes(cfg, mcp))
         .service(scope("/api/v1/sync").configure(sync::routes))
         .service(scope("/api/v1/missions").configure(missions::user_routes))
+        .configure(tokens::routes)
+        .configure(oauth_grants::routes)
+        .configure(crate::oauth::routes)
         .service(
             // One scope for every service-key route: an unknown internal path
             // is 401 without the key, never a hint that it does not exist.

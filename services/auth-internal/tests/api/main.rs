@@ -7,6 +7,8 @@ mod health;
 mod helpers;
 mod mcp;
 mod missions;
+mod oauth;
 mod openapi;
 mod personas;
 mod sync;
+mod tokens;

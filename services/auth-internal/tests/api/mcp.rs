@@ -15,7 +15,7 @@ use crate::helpers::{TestApp, error_code};
 
 type Client = RunningService<RoleClient, ClientConfig>;
 
-async fn connect(app: &TestApp, token: &str) -> Client {
+pub(crate) async fn connect(app: &TestApp, token: &str) -> Client {
     let transport = StreamableHttpClientTransport::from_config(
         StreamableHttpClientTransportConfig::with_uri(app.url("/mcp"))
             .auth_header(token.to_owned()),
@@ -26,7 +26,7 @@ async fn connect(app: &TestApp, token: &str) -> Client {
         .expect("MCP initialize")
 }
 
-async fn call(client: &Client, tool: &str, args: Value) -> CallToolResult {
+pub(crate) async fn call(client: &Client, tool: &str, args: Value) -> CallToolResult {
     let Value::Object(args) = args else {
         panic!("args must be an object")
     };
@@ -36,7 +36,7 @@ async fn call(client: &Client, tool: &str, args: Value) -> CallToolResult {
         .unwrap_or_else(|e| panic!("{tool}: {e}"))
 }
 
-fn structured(r: &CallToolResult) -> Value {
+pub(crate) fn structured(r: &CallToolResult) -> Value {
     assert_ne!(r.is_error, Some(true), "tool failed: {:?}", r.content);
     r.structured_content.clone().expect("structured content")
 }

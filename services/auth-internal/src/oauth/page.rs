@@ -1,0 +1,239 @@
+//! Server-rendered pages of the OAuth flow (maud): sign-in + consent, errors,
+//! and the user's connected apps.
+//!
+//! Rules:
+//! - No JavaScript, no external assets: the pages work offline and in any
+//!   browser an MCP client opens.
+//! - Every form carries the CSRF token that is also in the `mana_oauth_csrf`
+//!   cookie (double submit, `SameSite=Strict`, `HttpOnly`); POST handlers
+//!   compare them in constant time.
+//! - All pages go through [`layout`], the one place to switch to the console's
+//!   shared look.
+//! - Pages are never cached and may not be framed (clickjacking of the
+//!   approve button).
+
+use actix_web::{HttpRequest, HttpResponse, http::StatusCode};
+use chrono::{DateTime, Utc};
+use maud::{DOCTYPE, Markup, PreEscaped, html};
+use subtle::ConstantTimeEq;
+
+use crate::error::AppError;
+
+/// Name of the CSRF cookie (path `/oauth`).
+pub const CSRF_COOKIE: &str = "mana_oauth_csrf";
+/// Name of the session cookie of the connected-apps page (path `/oauth`).
+pub const SESSION_COOKIE: &str = "mana_oauth_session";
+
+const STYLE: &str = "body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;background:#f4f5f7;color:#1f2328;margin:0}\
+main{max-width:28rem;margin:3rem auto;background:#fff;border:1px solid #d0d7de;border-radius:8px;padding:1.5rem 2rem}\
+h1{font-size:1.3rem;margin-top:0}label{display:block;margin:.8rem 0 .2rem;font-weight:600}\
+input[type=email],input[type=password]{width:100%;box-sizing:border-box;padding:.5rem;border:1px solid #d0d7de;border-radius:6px;font-size:1rem}\
+.actions{display:flex;gap:.75rem;margin-top:1.2rem}button{padding:.55rem 1.1rem;border-radius:6px;border:1px solid #d0d7de;font-size:1rem;cursor:pointer;background:#f6f8fa}\
+button.primary{background:#1f6feb;color:#fff;border-color:#1f6feb}.error{background:#ffebe9;border:1px solid #ff8182;padding:.6rem;border-radius:6px}\
+.muted{color:#59636e;font-size:.9rem}ul.scopes{padding-left:1.2rem}table{width:100%;border-collapse:collapse}td,th{text-align:left;padding:.4rem;border-bottom:1px solid #eee}";
+
+/// The page frame. Switching to the console's shared layout is this function.
+pub fn layout(title: &str, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                meta name="robots" content="noindex";
+                title { (title) " · Mana" }
+                style { (PreEscaped(STYLE)) }
+            }
+            body { main { (body) } }
+        }
+    }
+}
+
+/// An HTML answer with the pages' security headers.
+pub fn respond(status: StatusCode, markup: Markup) -> HttpResponse {
+    HttpResponse::build(status)
+        .content_type("text/html; charset=utf-8")
+        .insert_header(("cache-control", "no-store"))
+        .insert_header(("x-frame-options", "DENY"))
+        .insert_header((
+            "content-security-policy",
+            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self' *; frame-ancestors 'none'",
+        ))
+        .insert_header(("referrer-policy", "no-referrer"))
+        .body(markup.into_string())
+}
+
+/// The error page shown when we cannot (or must not) redirect back.
+pub fn error_page(status: StatusCode, title: &str, message: &str) -> HttpResponse {
+    respond(
+        status,
+        layout(
+            title,
+            html! {
+                h1 { (title) }
+                p.error { (message) }
+                p.muted { "You can close this window and start again from your app." }
+            },
+        ),
+    )
+}
+
+/// A cookie's value from the request's `Cookie` header.
+pub fn cookie<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
+    req.headers()
+        .get_all(actix_web::http::header::COOKIE)
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+/// A `Set-Cookie` value scoped to `/oauth`; `Secure` when served over https.
+pub fn set_cookie(req: &HttpRequest, name: &str, value: &str, max_age_secs: i64) -> String {
+    let secure = if req.connection_info().scheme() == "https" {
+        "; Secure"
+    } else {
+        ""
+    };
+    format!(
+        "{name}={value}; Path=/oauth; HttpOnly; SameSite=Strict; Max-Age={max_age_secs}{secure}"
+    )
+}
+
+/// The CSRF token of this browser: the cookie's, or a fresh one.
+pub fn csrf_token(req: &HttpRequest) -> Result<(String, bool), AppError> {
+    match cookie(req, CSRF_COOKIE).filter(|c| c.len() == 43) {
+        Some(existing) => Ok((existing.to_owned(), false)),
+        None => Ok((super::random_secret("")?, true)),
+    }
+}
+
+/// Whether the form's CSRF token equals the cookie's.
+pub fn csrf_ok(req: &HttpRequest, submitted: Option<&str>) -> bool {
+    match (cookie(req, CSRF_COOKIE), submitted) {
+        (Some(c), Some(s)) if !c.is_empty() => bool::from(c.as_bytes().ct_eq(s.as_bytes())),
+        _ => false,
+    }
+}
+
+/// What the consent page shows and carries.
+pub struct ConsentView<'a> {
+    pub client_name: &'a str,
+    pub redirect_host: &'a str,
+    pub scope: &'a str,
+    pub resource: &'a str,
+    /// Hidden fields: the authorization request, echoed back on submit.
+    pub hidden: &'a [(&'static str, String)],
+    pub csrf: &'a str,
+    pub email: &'a str,
+    pub error: Option<&'a str>,
+}
+
+/// Sign-in and consent in one form.
+pub fn consent_page(v: &ConsentView<'_>) -> Markup {
+    layout(
+        "Connect an app",
+        html! {
+            h1 { "Connect " strong { (v.client_name) } " to Mana" }
+            p {
+                strong { (v.client_name) }
+                " wants to use your Mana account. After you approve, you are sent back to "
+                code { (v.redirect_host) } "."
+            }
+            p { "It asks for:" }
+            ul.scopes {
+                @for scope in v.scope.split(' ').filter(|s| !s.is_empty()) {
+                    li {
+                        code { (scope) } ": "
+                        @if scope == super::SCOPE_MCP {
+                            "use the Mana tools as you — read and change your todos, notes, journal, \
+                             calendar, contacts, goals, habits, mood and missions (never delete)."
+                        } @else { (scope) }
+                    }
+                }
+            }
+            p.muted { "Resource: " code { (v.resource) } }
+            @if let Some(error) = v.error { p.error role="alert" { (error) } }
+            form method="post" action="/oauth/authorize" {
+                @for (name, value) in v.hidden {
+                    input type="hidden" name=(name) value=(value);
+                }
+                input type="hidden" name="csrf_token" value=(v.csrf);
+                label for="email" { "Email" }
+                input #email type="email" name="email" value=(v.email) autocomplete="username" required;
+                label for="password" { "Password" }
+                input #password type="password" name="password" autocomplete="current-password";
+                div.actions {
+                    button.primary type="submit" name="decision" value="approve" { "Sign in and approve" }
+                    button type="submit" name="decision" value="deny" formnovalidate { "Deny" }
+                }
+            }
+            p.muted { "Only approve apps you trust. You can disconnect it any time at "
+                a href="/oauth/connections" { "connected apps" } "." }
+        },
+    )
+}
+
+/// The sign-in form of the connected-apps page.
+pub fn connections_sign_in(csrf: &str, error: Option<&str>) -> Markup {
+    layout(
+        "Connected apps",
+        html! {
+            h1 { "Connected apps" }
+            p { "Sign in to see and disconnect the apps that use your Mana account." }
+            @if let Some(error) = error { p.error role="alert" { (error) } }
+            form method="post" action="/oauth/connections/sign-in" {
+                input type="hidden" name="csrf_token" value=(csrf);
+                label for="email" { "Email" }
+                input #email type="email" name="email" autocomplete="username" required;
+                label for="password" { "Password" }
+                input #password type="password" name="password" autocomplete="current-password" required;
+                div.actions { button.primary type="submit" { "Sign in" } }
+            }
+        },
+    )
+}
+
+/// One row of the connected-apps list.
+pub struct ConnectionRow {
+    pub id: uuid::Uuid,
+    pub client_name: String,
+    pub scope: String,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+/// The user's connected apps with a disconnect button each.
+pub fn connections_list(email: &str, rows: &[ConnectionRow], csrf: &str) -> Markup {
+    let when = |t: &DateTime<Utc>| t.format("%Y-%m-%d %H:%M UTC").to_string();
+    layout(
+        "Connected apps",
+        html! {
+            h1 { "Connected apps" }
+            p.muted { "Signed in as " (email) "." }
+            @if rows.is_empty() {
+                p { "No app is connected to your account." }
+            } @else {
+                table {
+                    thead { tr { th { "App" } th { "Connected" } th { "Last used" } th {} } }
+                    tbody {
+                        @for row in rows {
+                            tr {
+                                td { (row.client_name) br; span.muted { code { (row.scope) } } }
+                                td { (when(&row.created_at)) }
+                                td { @if let Some(t) = &row.last_used_at { (when(t)) } @else { "never" } }
+                                td {
+                                    form method="post" action={ "/oauth/connections/" (row.id) "/disconnect" } {
+                                        input type="hidden" name="csrf_token" value=(csrf);
+                                        button type="submit" { "Disconnect" }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        },
+    )
+}
