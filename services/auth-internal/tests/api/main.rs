@@ -10,5 +10,6 @@ mod missions;
 mod oauth;
 mod openapi;
 mod personas;
+mod real_clients;
 mod sync;
 mod tokens;
