@@ -184,6 +184,8 @@ pub fn valid_scope(requested: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     /// RFC 7636 Appendix B.
