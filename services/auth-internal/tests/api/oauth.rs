@@ -1031,3 +1031,40 @@ async fn the_connections_page_signs_in_and_disconnects() {
         .unwrap();
     assert!(html.contains("No app is connected"), "{html}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_exchanges_of_one_code_or_refresh_token_never_both_win() {
+    let app = TestApp::spawn().await;
+    app.register_user("race@example.com").await;
+    let client_id = register_client(&app, REDIRECT).await;
+    let code = get_code(&app, &client_id, "race@example.com").await;
+    let (a, b) = tokio::join!(
+        exchange(&app, &client_id, &code, VERIFIER),
+        exchange(&app, &client_id, &code, VERIFIER)
+    );
+    let mut statuses = [a.status(), b.status()];
+    statuses.sort();
+    assert_eq!(statuses, [StatusCode::OK, StatusCode::BAD_REQUEST]);
+    assert_eq!(
+        app.sql_count("SELECT count(*) AS n FROM oauth_grants")
+            .await,
+        1
+    );
+    // The same for one refresh token: one rotation wins; the loser is a replay
+    // and takes the grant down (the rotated chain must not fork).
+    // The loser of the code race counts as a replay: the winner's grant is revoked.
+    assert_eq!(
+        app.sql_count("SELECT count(*) AS n FROM oauth_grants WHERE revoked_at IS NOT NULL")
+            .await,
+        1
+    );
+    let (cid, _, rt) = tokens_for(&app, "race2@example.com").await;
+    let (a, b) = tokio::join!(refresh(&app, &cid, &rt), refresh(&app, &cid, &rt));
+    let mut statuses = [a.status(), b.status()];
+    statuses.sort();
+    assert_eq!(statuses, [StatusCode::OK, StatusCode::BAD_REQUEST]);
+    assert_eq!(
+        app.sql_count("SELECT count(*) AS n FROM oauth_grants g JOIN users u ON u.id = g.user_id WHERE u.email = 'race2@example.com' AND g.revoked_at IS NOT NULL").await,
+        1
+    );
+}
