@@ -233,4 +233,43 @@ mod tests {
         assert_eq!(a.len(), PAT_PREFIX.len() + 43);
         assert_eq!(secret_digest(&a).len(), 32);
     }
+
+    fn load(pairs: &[(&str, &str)]) -> Result<crate::config::Settings, crate::config::ConfigError> {
+        let mut env: std::collections::HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        env.insert("MANA_CONFIG".into(), String::new());
+        crate::config::Settings::load_from(&env)
+    }
+
+    #[test]
+    fn settings_come_from_mana_oauth_variables_and_are_range_checked() {
+        let s = load(&[]).unwrap();
+        assert_eq!(s.oauth.code_ttl_secs, 60);
+        assert_eq!(s.oauth.pat_default_days, 90);
+        let s = load(&[
+            ("MANA_OAUTH__ACCESS_TTL_SECS", "120"),
+            ("MANA_OAUTH__CODE_TTL_SECS", "30"),
+        ])
+        .unwrap();
+        assert_eq!((s.oauth.access_ttl_secs, s.oauth.code_ttl_secs), (120, 30));
+        for (var, value, named) in [
+            ("MANA_OAUTH__CODE_TTL_SECS", "61", "oauth.code_ttl_secs"),
+            ("MANA_OAUTH__ACCESS_TTL_SECS", "5", "oauth.access_ttl_secs"),
+            (
+                "MANA_OAUTH__PAT_DEFAULT_DAYS",
+                "400",
+                "oauth.pat_default_days",
+            ),
+            (
+                "MANA_OAUTH__REGISTRATIONS_PER_IP_PER_HOUR",
+                "0",
+                "oauth.registrations_per_ip_per_hour",
+            ),
+        ] {
+            let err = load(&[(var, value)]).unwrap_err();
+            assert!(err.to_string().contains(named), "{var}: {err}");
+        }
+    }
 }
