@@ -46,6 +46,8 @@ CREATE TABLE oauth_codes (
     used_at timestamptz,
     grant_id uuid REFERENCES oauth_grants (id) ON DELETE CASCADE
 );
+-- Issuing a code sweeps codes that expired a day ago (bounded table).
+CREATE INDEX oauth_codes_expires ON oauth_codes (expires_at);
 
 -- Refresh tokens: rotated on every use; a row with `rotated_at` set that is
 -- presented again is a replay and revokes its grant.

@@ -96,7 +96,14 @@ pub async fn find_client(conn: &mut AsyncPgConnection, id: &str) -> QueryResult<
         .optional()
 }
 
+/// Insert a code, sweeping codes expired for over a day (a used or expired
+/// code is kept that long so a late replay is still recognised).
 pub async fn insert_code(conn: &mut AsyncPgConnection, code: &Code) -> QueryResult<()> {
+    diesel::delete(
+        oauth_codes::table.filter(oauth_codes::expires_at.lt(code.created_at - Duration::days(1))),
+    )
+    .execute(conn)
+    .await?;
     diesel::insert_into(oauth_codes::table)
         .values(code)
         .execute(conn)
@@ -257,16 +264,26 @@ pub async fn lock_refresh(
         .optional()
 }
 
+/// Mark a refresh token rotated. Rotated tokens stay (for reuse detection)
+/// until they expire; expired ones of the same grant are swept here.
 pub async fn mark_refresh_rotated(
     conn: &mut AsyncPgConnection,
     hash: &[u8],
+    grant_id: Uuid,
     now: DateTime<Utc>,
 ) -> QueryResult<()> {
     diesel::update(oauth_refresh_tokens::table.find(hash))
         .set(oauth_refresh_tokens::rotated_at.eq(now))
         .execute(conn)
-        .await
-        .map(|_| ())
+        .await?;
+    diesel::delete(
+        oauth_refresh_tokens::table
+            .filter(oauth_refresh_tokens::grant_id.eq(grant_id))
+            .filter(oauth_refresh_tokens::expires_at.lt(now)),
+    )
+    .execute(conn)
+    .await
+    .map(|_| ())
 }
 
 /// The grant behind a refresh token, whatever its state (RFC 7009 revocation).

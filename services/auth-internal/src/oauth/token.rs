@@ -336,7 +336,7 @@ async fn exchange_refresh(
                     "the refresh token expired".into(),
                 )));
             }
-            db::mark_refresh_rotated(conn, &hash, now).await?;
+            db::mark_refresh_rotated(conn, &hash, grant.id, now).await?;
             db::touch_grant(conn, grant.id, now).await?;
             let refresh_token = new_refresh(conn, grant.id, now, refresh_ttl).await?;
             Ok(Exchange::Ok(Issued {

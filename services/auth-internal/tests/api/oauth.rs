@@ -481,6 +481,17 @@ async fn an_expired_code_is_refused() {
         exchange(&app, &client_id, &code, VERIFIER).await.status(),
         StatusCode::OK
     );
+    // Codes expired for over a day are swept when the next one is issued.
+    assert_eq!(
+        app.sql_count("SELECT count(*) AS n FROM oauth_codes").await,
+        2
+    );
+    app.clock.advance(TimeDelta::days(2));
+    get_code(&app, &client_id, "expired@example.com").await;
+    assert_eq!(
+        app.sql_count("SELECT count(*) AS n FROM oauth_codes").await,
+        1
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
