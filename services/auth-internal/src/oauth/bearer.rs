@@ -39,7 +39,9 @@ pub async fn authenticate_mcp(req: &HttpRequest, state: &AppState) -> Result<Mcp
             .ok_or_else(|| {
                 unauthorized("invalid token: unknown, revoked or expired access token")
             })?;
-        if let Err(e) = tokens::touch(&mut conn, pat.id, now).await {
+        if stale(pat.last_used_at, now)
+            && let Err(e) = tokens::touch(&mut conn, pat.id, now).await
+        {
             log_touch_failure(&e);
         }
         return Ok(McpUser { id: pat.user_id });
@@ -58,11 +60,19 @@ pub async fn authenticate_mcp(req: &HttpRequest, state: &AppState) -> Result<Mcp
             .await?
             .filter(|g| g.user_id == claims.sub)
             .ok_or_else(|| unauthorized("invalid token: the grant was revoked"))?;
-        if let Err(e) = db::touch_grant(&mut conn, grant.id, now).await {
+        if stale(grant.last_used_at, now)
+            && let Err(e) = db::touch_grant(&mut conn, grant.id, now).await
+        {
             log_touch_failure(&e);
         }
     }
     Ok(McpUser { id: claims.sub })
+}
+
+/// Whether `last_used_at` is due for a bump (never, or over a minute ago):
+/// most requests then cost one read and no write.
+fn stale(last: Option<chrono::DateTime<chrono::Utc>>, now: chrono::DateTime<chrono::Utc>) -> bool {
+    last.is_none_or(|t| now - t > chrono::Duration::seconds(60))
 }
 
 /// A failed `last_used_at` bump never fails the request.

@@ -64,6 +64,20 @@ async fn create_list_use_and_revoke_a_personal_access_token() {
     );
     let listed = list(&app, &login).await;
     assert_eq!(listed["tokens"][0]["lastUsedAt"], json!(app.clock.now()));
+    // Bumped at most once a minute, so most requests write nothing.
+    let first_use = app.clock.now();
+    app.clock.advance(TimeDelta::seconds(30));
+    assert_eq!(mcp_status(&app, &token).await, StatusCode::OK);
+    assert_eq!(
+        list(&app, &login).await["tokens"][0]["lastUsedAt"],
+        json!(first_use)
+    );
+    app.clock.advance(TimeDelta::seconds(31));
+    assert_eq!(mcp_status(&app, &token).await, StatusCode::OK);
+    assert_eq!(
+        list(&app, &login).await["tokens"][0]["lastUsedAt"],
+        json!(app.clock.now())
+    );
     // It is not a login token for the JSON API.
     let resp = app
         .client
