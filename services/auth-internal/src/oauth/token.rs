@@ -4,7 +4,8 @@
 //! Rules:
 //! - Bodies are `application/x-www-form-urlencoded`; a repeated or malformed
 //!   parameter is `invalid_request`. Public clients name themselves with
-//!   `client_id` (no secret; PKCE and refresh rotation protect them).
+//!   `client_id` in the body, or in `Authorization: Basic` (any secret there
+//!   is ignored); PKCE and refresh rotation protect them, not a secret.
 //! - `authorization_code`: the code is locked, must be unused, unexpired, of
 //!   this client and this `redirect_uri`, and `code_verifier` must prove its
 //!   S256 challenge; any failure is `invalid_grant`. A second use of a code
@@ -87,6 +88,28 @@ fn required<'a>(v: &'a Option<String>, name: &str) -> Result<&'a str, OAuthError
         .ok_or_else(|| OAuthError::InvalidRequest(format!("`{name}` is required")))
 }
 
+/// The client id of `Authorization: Basic base64(urlencoded id ":" secret)` (RFC 6749 §2.3.1).
+fn basic_client_id(req: &HttpRequest) -> Option<String> {
+    use base64::Engine;
+    let value = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let encoded = value
+        .strip_prefix("Basic ")
+        .or_else(|| value.strip_prefix("basic "))?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let id = text.split_once(':').map_or(text.as_str(), |(id, _)| id);
+    let id: String = url::form_urlencoded::parse(format!("id={id}").as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())?;
+    (!id.is_empty()).then_some(id)
+}
+
 /// What a successful exchange yields: the grant and its user.
 struct Issued {
     grant: db::Grant,
@@ -110,7 +133,22 @@ pub async fn exchange_token(
     body: web::Bytes,
 ) -> Result<HttpResponse, OAuthError> {
     let form: TokenForm = parse_form(&req, &body)?;
-    let client_id = required(&form.client_id, "client_id")?;
+    // A client that registered as `client_secret_basic` (we answered `none`)
+    // may still name itself in `Authorization: Basic`; the secret is ignored.
+    let basic = basic_client_id(&req);
+    let client_id = match (
+        form.client_id.as_deref().filter(|c| !c.is_empty()),
+        basic.as_deref(),
+    ) {
+        (Some(form_id), Some(header_id)) if form_id != header_id => {
+            return Err(OAuthError::InvalidRequest(
+                "client_id differs between the body and the Authorization header".into(),
+            ));
+        }
+        (Some(id), _) | (None, Some(id)) => id.to_owned(),
+        (None, None) => return Err(OAuthError::InvalidRequest("`client_id` is required".into())),
+    };
+    let client_id = client_id.as_str();
     let now = state.clock.now();
     let mut conn = state.pool.get().await?;
     if db::find_client(&mut conn, client_id).await?.is_none() {

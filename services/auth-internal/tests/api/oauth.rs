@@ -1079,3 +1079,45 @@ async fn concurrent_exchanges_of_one_code_or_refresh_token_never_both_win() {
         1
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_may_name_itself_with_http_basic() {
+    use base64::Engine;
+    let app = TestApp::spawn().await;
+    app.register_user("basic@example.com").await;
+    let client_id = register_client(&app, REDIRECT).await;
+    let code = get_code(&app, &client_id, "basic@example.com").await;
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{client_id}:ignored"));
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", REDIRECT),
+        ("code_verifier", VERIFIER),
+    ];
+    let resp = app
+        .client
+        .post(app.url("/oauth/token"))
+        .header("authorization", format!("Basic {basic}"))
+        .form_body(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    // A body naming another client than the header is refused.
+    let code = get_code(&app, &client_id, "basic@example.com").await;
+    let mut form = form.to_vec();
+    form[1] = ("code", code.as_str());
+    form.push(("client_id", "someone-else"));
+    let resp = app
+        .client
+        .post(app.url("/oauth/token"))
+        .header("authorization", format!("Basic {basic}"))
+        .form_body(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        oauth_error(resp, StatusCode::BAD_REQUEST).await,
+        "invalid_request"
+    );
+}
