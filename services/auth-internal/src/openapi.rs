@@ -8,7 +8,9 @@
 //!   server mounts: [`ApiDoc`] holds only what no handler says (info, tags,
 //!   shared schemas, security schemes). `tests/api/openapi.rs` checks the
 //!   served document against the running service both ways.
-//! - Every non-2xx answer references the one envelope schema `ApiError`.
+//! - Every non-2xx answer references the one envelope schema `ApiError`,
+//!   except the `/oauth/*` endpoints: their JSON errors are the RFCs'
+//!   `OAuthErrorBody` and their browser pages answer HTML.
 //! - Security schemes: `bearer` (the user JWT from login) and `serviceKey`
 //!   (the `X-Service-Key` header of the internal API).
 
