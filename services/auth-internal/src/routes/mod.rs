@@ -42,7 +42,9 @@ pub mod health;
 pub mod metrics;
 pub mod missions;
 pub mod personas;
+pub mod reports;
 pub mod responses;
+pub mod runs;
 pub mod sync;
 
 use actix_web::{
@@ -73,6 +75,10 @@ where
             scope("/api/v1/internal")
                 .wrap(from_fn(require_service_key))
                 .configure(personas::routes)
+                // Runs and reports: the console will accept an operator session here as
+                // well; the guard is this scope's `require_service_key`.
+                .configure(runs::routes)
+                .configure(reports::routes)
                 .configure(missions::internal_routes),
         );
 }
