@@ -9,4 +9,6 @@ mod mcp;
 mod missions;
 mod openapi;
 mod personas;
+mod reports;
+mod runs;
 mod sync;
