@@ -498,7 +498,8 @@ pub const FAILURES_SQL: &str = "SELECT g.error_class, g.persona_id, p.slug, g.co
        FROM persona_runs \
        WHERE outcome IN ('failed', 'simulator_failure') AND started_at >= $1 AND started_at < $2 \
        GROUP BY 1, 2) AS g \
-     JOIN persona_runs r ON r.id = g.example_id \
+     CROSS JOIN LATERAL ( \
+       SELECT x.error, x.started_at FROM persona_runs x WHERE x.id = g.example_id LIMIT 1) AS r \
      JOIN personas p ON p.user_id = g.persona_id \
      ORDER BY g.count DESC, g.last_seen DESC, g.error_class, p.slug";
 

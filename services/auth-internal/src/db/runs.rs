@@ -324,7 +324,7 @@ impl From<RunSummaryRow> for RunSummary {
     }
 }
 
-/// Escapes `%`, `_` and `\` so `q` is matched literally by `ILIKE`.
+/// `%q%`, with `%`, `_` and `\` escaped so `q` is matched literally by `ILIKE`.
 fn like_pattern(q: &str) -> String {
     let mut p = String::with_capacity(q.len() + 2);
     p.push('%');
@@ -437,6 +437,9 @@ struct FeedbackRowDb {
     created_at: DateTime<Utc>,
 }
 
+/// Action batches of one run the detail looks up (500 rows each: 10,000 tool calls).
+const MAX_ACTION_BATCHES: usize = 20;
+
 /// A run with its transcript, actions (in order) and feedback; `None` if unknown.
 pub async fn get_run(conn: &mut AsyncPgConnection, run_id: &str) -> QueryResult<Option<RunDetail>> {
     let Some(row) = persona_runs::table
@@ -448,8 +451,14 @@ pub async fn get_run(conn: &mut AsyncPgConnection, run_id: &str) -> QueryResult<
     else {
         return Ok(None);
     };
+    // Batches after the first of a long day carry `{runId}~{k}` (persona-runner's api.rs);
+    // listing the ids keeps the lookup on `persona_actions_tick_idx` (a LIKE prefix would
+    // not use it under a non-C collation).
+    let batch_ids: Vec<String> = std::iter::once(run_id.to_owned())
+        .chain((1..MAX_ACTION_BATCHES).map(|k| format!("{run_id}~{k}")))
+        .collect();
     let actions: Vec<ActionRowDb> = persona_actions::table
-        .filter(persona_actions::tick_id.eq(run_id))
+        .filter(persona_actions::tick_id.eq_any(batch_ids))
         .select(ActionRowDb::as_select())
         .order((persona_actions::created_at.asc(), persona_actions::id.asc()))
         .load(conn)
