@@ -13,7 +13,7 @@ use std::time::Duration;
 use actix_web::web;
 use chrono::TimeDelta;
 
-use crate::{db::runs, error::AppError, startup::AppState};
+use crate::{db::runs, error::AppError, state::AppState};
 
 /// Most batches one sweep runs (the next interval continues).
 const MAX_BATCHES: u32 = 1000;

@@ -228,7 +228,8 @@ impl PersonaApi {
     /// `POST /personas/{id}/runs`: one snapshot of the run (idempotent by its revision).
     pub async fn post_run(&self, id: Uuid, run: &RunRecord) -> Result<RunWritten, ClientError> {
         self.client
-            .post_internal(&format!("/personas/{id}/runs"), run)
+            // Idempotent by the run id and its revision.
+            .post_internal(&format!("/personas/{id}/runs"), run, Retry::Idempotent)
             .await
     }
 

@@ -36,11 +36,11 @@ use sha2::{Digest, Sha256};
 use types::{
     names::sanitize_name as safe_tool_name,
     personas::{ActionResult, ActionRow, ClaimedPersona, FeedbackRow, ReleaseOutcome},
-    text::truncate_chars,
     runs::{
         RunOutcome, RunRecord, TRANSCRIPT_CAP_BYTES, Transcript, TranscriptMessage,
         TranscriptToolCall, error_class,
     },
+    text::truncate_chars,
     tick::TokenUsage,
 };
 use uuid::Uuid;

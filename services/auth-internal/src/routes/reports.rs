@@ -6,7 +6,7 @@
 //!   are `to` = now and `from` = `to` − 7 days; `from < to` and at most 400 days apart.
 //! - Every invalid parameter is 400 `bad_request` naming it; nothing is silently dropped.
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpResponse, get, web};
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use types::{
     ApiError,
@@ -17,17 +17,14 @@ use utoipa::IntoParams;
 use crate::{
     db::reports::{self as db, ModulesFilter, Period, TokensFilter, TrendFilter},
     error::AppError,
-    startup::AppState,
+    state::AppState,
 };
 
-pub fn config(cfg: &mut web::ServiceConfig) {
-    cfg.route("/reports/modules", web::get().to(modules_report))
-        .route(
-            "/reports/modules/{module}/trend",
-            web::get().to(module_trend_report),
-        )
-        .route("/reports/failures", web::get().to(failures_report))
-        .route("/reports/tokens", web::get().to(tokens_report));
+pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig<'_>) {
+    cfg.service(modules_report)
+        .service(module_trend_report)
+        .service(failures_report)
+        .service(tokens_report);
 }
 
 /// Default period length.
@@ -131,8 +128,6 @@ pub fn modules_filter(q: &ModulesQuery, now: DateTime<Utc>) -> Result<ModulesFil
 
 /// `GET /api/v1/internal/reports/modules`: the scoreboard, worst first.
 #[utoipa::path(
-    get,
-    path = "/api/v1/internal/reports/modules",
     tag = "internal-reports",
     security(("serviceKey" = [])),
     params(ModulesQuery),
@@ -143,6 +138,7 @@ pub fn modules_filter(q: &ModulesQuery, now: DateTime<Utc>) -> Result<ModulesFil
         (status = 503, description = "The database is unavailable (`service_unavailable`, `Retry-After`)", body = ApiError),
     ),
 )]
+#[get("/reports/modules")]
 pub async fn modules_report(
     state: web::Data<AppState>,
     query: web::Query<ModulesQuery>,
@@ -189,8 +185,6 @@ pub fn trend_filter(
 
 /// `GET /api/v1/internal/reports/modules/{module}/trend`.
 #[utoipa::path(
-    get,
-    path = "/api/v1/internal/reports/modules/{module}/trend",
     tag = "internal-reports",
     security(("serviceKey" = [])),
     params(("module" = String, Path, description = "A module name, e.g. `todo`"), TrendQuery),
@@ -202,6 +196,7 @@ pub fn trend_filter(
         (status = 503, description = "The database is unavailable (`service_unavailable`, `Retry-After`)", body = ApiError),
     ),
 )]
+#[get("/reports/modules/{module}/trend")]
 pub async fn module_trend_report(
     state: web::Data<AppState>,
     module: web::Path<String>,
@@ -224,8 +219,6 @@ pub struct PeriodQuery {
 
 /// `GET /api/v1/internal/reports/failures`.
 #[utoipa::path(
-    get,
-    path = "/api/v1/internal/reports/failures",
     tag = "internal-reports",
     security(("serviceKey" = [])),
     params(PeriodQuery),
@@ -236,6 +229,7 @@ pub struct PeriodQuery {
         (status = 503, description = "The database is unavailable (`service_unavailable`, `Retry-After`)", body = ApiError),
     ),
 )]
+#[get("/reports/failures")]
 pub async fn failures_report(
     state: web::Data<AppState>,
     query: web::Query<PeriodQuery>,
@@ -279,8 +273,6 @@ pub fn tokens_filter(q: &TokensQuery, now: DateTime<Utc>) -> Result<TokensFilter
 
 /// `GET /api/v1/internal/reports/tokens`.
 #[utoipa::path(
-    get,
-    path = "/api/v1/internal/reports/tokens",
     tag = "internal-reports",
     security(("serviceKey" = [])),
     params(TokensQuery),
@@ -291,6 +283,7 @@ pub fn tokens_filter(q: &TokensQuery, now: DateTime<Utc>) -> Result<TokensFilter
         (status = 503, description = "The database is unavailable (`service_unavailable`, `Retry-After`)", body = ApiError),
     ),
 )]
+#[get("/reports/tokens")]
 pub async fn tokens_report(
     state: web::Data<AppState>,
     query: web::Query<TokensQuery>,

@@ -11,7 +11,7 @@
 //!   whether the stored snapshot changed (a retry or an older snapshot changes nothing).
 //! - Query errors are 400 naming the parameter.
 
-use actix_web::{HttpRequest, HttpResponse, dev::Payload, web};
+use actix_web::{HttpRequest, HttpResponse, dev::Payload, get, post, web};
 use types::{
     ApiError,
     runs::{RunDetail, RunOutcome, RunRecord, RunWritten, RunsPage},
@@ -26,13 +26,11 @@ use crate::{
     },
     error::AppError,
     routes::reports::{QueryParams, bad_param, period_of},
-    startup::AppState,
+    state::AppState,
 };
 
-pub fn config(cfg: &mut web::ServiceConfig) {
-    cfg.route("/personas/{id}/runs", web::post().to(record_run))
-        .route("/runs", web::get().to(list_runs))
-        .route("/runs/{runId}", web::get().to(get_run));
+pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig<'_>) {
+    cfg.service(record_run).service(list_runs).service(get_run);
 }
 
 /// Longest error text kept on a run.
@@ -117,8 +115,6 @@ fn validate(persona_id: Uuid, r: &RunRecord) -> Result<(), AppError> {
 
 /// `POST /api/v1/internal/personas/{id}/runs`: insert or advance one run.
 #[utoipa::path(
-    post,
-    path = "/api/v1/internal/personas/{id}/runs",
     tag = "internal-runs",
     security(("serviceKey" = [])),
     params(("id" = Uuid, Path, description = "The persona's user id")),
@@ -134,6 +130,7 @@ fn validate(persona_id: Uuid, r: &RunRecord) -> Result<(), AppError> {
         (status = 503, description = "The database is unavailable (`service_unavailable`, `Retry-After`)", body = ApiError),
     ),
 )]
+#[post("/personas/{id}/runs")]
 pub async fn record_run(
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
@@ -276,8 +273,6 @@ pub fn run_filter(
 
 /// `GET /api/v1/internal/runs`: newest first, keyset-paged.
 #[utoipa::path(
-    get,
-    path = "/api/v1/internal/runs",
     tag = "internal-runs",
     security(("serviceKey" = [])),
     params(RunsQuery),
@@ -288,6 +283,7 @@ pub fn run_filter(
         (status = 503, description = "The database is unavailable (`service_unavailable`, `Retry-After`)", body = ApiError),
     ),
 )]
+#[get("/runs")]
 pub async fn list_runs(
     state: web::Data<AppState>,
     query: web::Query<RunsQuery>,
@@ -300,8 +296,6 @@ pub async fn list_runs(
 
 /// `GET /api/v1/internal/runs/{runId}`: summary, transcript, actions and feedback.
 #[utoipa::path(
-    get,
-    path = "/api/v1/internal/runs/{runId}",
     tag = "internal-runs",
     security(("serviceKey" = [])),
     params(("runId" = String, Path, description = "`<tickId>.<personaId>`")),
@@ -312,6 +306,7 @@ pub async fn list_runs(
         (status = 503, description = "The database is unavailable (`service_unavailable`, `Retry-After`)", body = ApiError),
     ),
 )]
+#[get("/runs/{runId}")]
 pub async fn get_run(
     state: web::Data<AppState>,
     run_id: web::Path<String>,
