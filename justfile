@@ -74,5 +74,6 @@ bench:
     cargo bench -p auth-internal --bench personas   # claim latency 10k vs 1M, action ingest
     cargo bench -p auth-internal --bench records    # MCP calls/s, sync push, pull vs log size
     cargo bench -p auth-internal --bench missions   # mission claim vs change-log size, replay baseline
+    cargo bench -p auth-internal --bench reports    # reports p50/p95 over 1M feedback, 1M actions, 100k runs
     cargo bench -p persona-runner --bench day       # persona-days/s, RSS per concurrent persona
     cargo bench -p persona-runner --bench tokens    # billed-equivalent input tokens per day: no cache + all tools vs cache + mix

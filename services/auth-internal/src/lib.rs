@@ -11,6 +11,7 @@ pub mod mcp;
 pub mod missions;
 pub mod oauth;
 pub mod openapi;
+pub mod retention;
 pub mod routes;
 pub mod startup;
 pub mod state;

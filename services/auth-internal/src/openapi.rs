@@ -53,6 +53,8 @@ resource → 404 `not_found`; conflicts and stale leases → 409 (`conflict`, `e
         (name = "oauth", description = "OAuth 2.1 authorization server of `/mcp` (RFC 8414, 7591, 7636, 8707, 7009) and connected apps"),
         (name = "tokens", description = "Personal access tokens for `/mcp`"),
         (name = "internal-personas", description = "Persona catalogue, leases and audit rows (persona-runner)"),
+        (name = "internal-runs", description = "Persona run records with transcripts (persona-runner, operators)"),
+        (name = "internal-reports", description = "Ratings, failures and tokens over the runs (operators, the console)"),
         (name = "internal-missions", description = "Mission leases and write-back (mission-runner)"),
     ),
 )]

@@ -98,6 +98,8 @@ impl Application {
                     token_budget: settings.token_budget,
                     max_tokens: settings.max_tokens,
                     tools: settings.tools,
+                    worker: worker.clone(),
+                    app_version: settings.app_version.clone(),
                 },
                 worker: worker.clone(),
                 concurrency: settings.concurrency,

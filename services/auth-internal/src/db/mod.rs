@@ -13,6 +13,8 @@ pub mod missions;
 pub mod oauth;
 pub mod personas;
 pub mod records;
+pub mod reports;
+pub mod runs;
 pub mod schema;
 pub mod tokens;
 pub mod users;

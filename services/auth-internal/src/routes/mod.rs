@@ -43,7 +43,9 @@ pub mod metrics;
 pub mod missions;
 pub mod oauth_grants;
 pub mod personas;
+pub mod reports;
 pub mod responses;
+pub mod runs;
 pub mod sync;
 pub mod tokens;
 
@@ -78,6 +80,10 @@ where
             scope("/api/v1/internal")
                 .wrap(from_fn(require_service_key))
                 .configure(personas::routes)
+                // Runs and reports: the console will accept an operator session here as
+                // well; the guard is this scope's `require_service_key`.
+                .configure(runs::routes)
+                .configure(reports::routes)
                 .configure(missions::internal_routes),
         );
 }

@@ -11,5 +11,7 @@ mod oauth;
 mod openapi;
 mod personas;
 mod real_clients;
+mod reports;
+mod runs;
 mod sync;
 mod tokens;
