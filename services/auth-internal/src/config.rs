@@ -41,6 +41,9 @@ pub struct Settings {
     pub missions: MissionSettings,
     pub sync: SyncSettings,
     pub mcp: McpSettings,
+    /// The operator console (`MANA_CONSOLE__*`).
+    #[serde(default)]
+    pub console: crate::web::session::ConsoleSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -9,7 +9,9 @@
 //!   index in the same transaction as each change; `records` runs them
 //!   without naming any table.
 
+pub mod console;
 pub mod missions;
+pub mod operators;
 pub mod personas;
 pub mod records;
 pub mod schema;
