@@ -62,47 +62,58 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
             .app_data::<JsonLimit>()
             .or_else(|| req.app_data::<web::Data<JsonLimit>>().map(|d| d.get_ref()))
             .map_or(DEFAULT_LIMIT, |l| l.0);
-        let is_json = req
-            .mime_type()
-            .ok()
-            .flatten()
-            .is_some_and(|m| m.subtype() == "json" || m.suffix().is_some_and(|s| s == "json"));
-        let declared_len = req
-            .headers()
-            .get(actix_web::http::header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<usize>().ok());
-        let mut payload = payload.take();
-        Box::pin(async move {
-            if !is_json {
-                return Err(ErrorResponse::new(
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    codes::UNSUPPORTED_MEDIA_TYPE,
-                    "expected Content-Type: application/json",
-                )
-                .into());
-            }
-            let too_large = || {
-                ErrorResponse::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    codes::PAYLOAD_TOO_LARGE,
-                    format!("request body is larger than {limit} bytes"),
-                )
-            };
-            if declared_len.is_some_and(|n| n > limit) {
+        let read = read_json::<T>(req, payload, limit);
+        Box::pin(async move { read.await.map(Json) })
+    }
+}
+
+/// What the [`Json`] extractor does, with an explicit `limit`: for a route whose body
+/// limit differs from the application's (take `HttpRequest` and `web::Payload`).
+pub fn read_json<T: DeserializeOwned + 'static>(
+    req: &HttpRequest,
+    payload: &mut Payload,
+    limit: usize,
+) -> impl Future<Output = Result<T, actix_web::Error>> + 'static {
+    let is_json = req
+        .mime_type()
+        .ok()
+        .flatten()
+        .is_some_and(|m| m.subtype() == "json" || m.suffix().is_some_and(|s| s == "json"));
+    let declared_len = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    let mut payload = payload.take();
+    async move {
+        if !is_json {
+            return Err(ErrorResponse::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                codes::UNSUPPORTED_MEDIA_TYPE,
+                "expected Content-Type: application/json",
+            )
+            .into());
+        }
+        let too_large = || {
+            ErrorResponse::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                codes::PAYLOAD_TOO_LARGE,
+                format!("request body is larger than {limit} bytes"),
+            )
+        };
+        if declared_len.is_some_and(|n| n > limit) {
+            return Err(too_large().into());
+        }
+        let mut body = web::BytesMut::new();
+        while let Some(chunk) = payload.next().await {
+            let chunk = chunk.map_err(|e| {
+                ErrorResponse::bad_request(format!("could not read the request body: {e}"))
+            })?;
+            if body.len() + chunk.len() > limit {
                 return Err(too_large().into());
             }
-            let mut body = web::BytesMut::new();
-            while let Some(chunk) = payload.next().await {
-                let chunk = chunk.map_err(|e| {
-                    ErrorResponse::bad_request(format!("could not read the request body: {e}"))
-                })?;
-                if body.len() + chunk.len() > limit {
-                    return Err(too_large().into());
-                }
-                body.extend_from_slice(&chunk);
-            }
-            parse_json(&body).map(Json).map_err(Into::into)
-        })
+            body.extend_from_slice(&chunk);
+        }
+        parse_json(&body).map_err(Into::into)
     }
 }

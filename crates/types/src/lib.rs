@@ -15,6 +15,8 @@ pub mod error;
 pub mod missions;
 pub mod names;
 pub mod personas;
+pub mod reports;
+pub mod runs;
 pub mod sync;
 pub mod text;
 pub mod tick;

@@ -44,6 +44,7 @@ pub struct Settings {
     /// The operator console (`MANA_CONSOLE__*`).
     #[serde(default)]
     pub console: crate::web::session::ConsoleSettings,
+    pub runs: RunsSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -149,6 +150,20 @@ pub struct McpSettings {
     pub public_url: Option<String>,
 }
 
+#[derive(Debug, Clone, Deserialize)]
+pub struct RunsSettings {
+    /// Transcripts of runs started longer ago than this are dropped (`MANA_RUNS__RETENTION_DAYS`).
+    pub retention_days: u32,
+    /// How often the retention sweep runs.
+    pub retention_interval_secs: u64,
+    /// Transcripts dropped per statement of a sweep.
+    pub retention_batch: u32,
+    /// Largest raw body of a run upsert; larger → 413 (`MANA_RUNS__MAX_BODY_BYTES`).
+    pub max_body_bytes: usize,
+    /// Stored transcripts are cut to this many bytes of JSON (from the middle, with a marker).
+    pub transcript_cap_bytes: usize,
+}
+
 /// A setting that is missing or invalid.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -213,6 +228,14 @@ impl Settings {
             .set_default("sync.max_push_changes", 1000)?
             .set_default("sync.max_pull_limit", 1000)?
             .set_default("mcp.stateful", true)?
+            .set_default("runs.retention_days", 90)?
+            .set_default("runs.retention_interval_secs", 3600)?
+            .set_default("runs.retention_batch", 500)?
+            .set_default("runs.max_body_bytes", 4 * 1024 * 1024)?
+            .set_default(
+                "runs.transcript_cap_bytes",
+                i64::try_from(types::runs::TRANSCRIPT_CAP_BYTES).unwrap_or(262_144),
+            )?
             .set_default("mcp.allowed_hosts", Vec::<String>::new())?
             .add_source(
                 File::new(
@@ -345,6 +368,26 @@ impl Settings {
         }
         if self.sync.max_push_changes == 0 {
             return Err(invalid("sync.max_push_changes", "must be at least 1"));
+        }
+        if self.runs.retention_days == 0 {
+            return Err(invalid(
+                "runs.retention_days (MANA_RUNS__RETENTION_DAYS)",
+                "must be at least 1",
+            ));
+        }
+        if self.runs.retention_interval_secs == 0 || self.runs.retention_batch == 0 {
+            return Err(invalid(
+                "runs.retention_interval_secs",
+                "runs.retention_interval_secs and runs.retention_batch must be at least 1",
+            ));
+        }
+        if self.runs.transcript_cap_bytes < 4096
+            || self.runs.max_body_bytes < self.runs.transcript_cap_bytes
+        {
+            return Err(invalid(
+                "runs.transcript_cap_bytes",
+                "must be at least 4096 and at most runs.max_body_bytes",
+            ));
         }
         Ok(())
     }

@@ -12,6 +12,7 @@ pub mod lease;
 pub mod mcp;
 pub mod missions;
 pub mod openapi;
+pub mod retention;
 pub mod routes;
 pub mod startup;
 pub mod state;

@@ -49,6 +49,8 @@ resource → 404 `not_found`; conflicts and stale leases → 409 (`conflict`, `e
         (name = "missions", description = "The user's verdicts on proposed mission steps"),
         (name = "mcp", description = "The app's tools for agents over MCP"),
         (name = "internal-personas", description = "Persona catalogue, leases and audit rows (persona-runner)"),
+        (name = "internal-runs", description = "Persona run records with transcripts (persona-runner, operators)"),
+        (name = "internal-reports", description = "Ratings, failures and tokens over the runs (operators, the console)"),
         (name = "internal-missions", description = "Mission leases and write-back (mission-runner)"),
     ),
 )]

@@ -32,6 +32,7 @@ pub struct Application {
     port: u16,
     server: Server,
     state: web::Data<AppState>,
+    retention: tokio::task::JoinHandle<()>,
 }
 
 impl Application {
@@ -121,10 +122,12 @@ impl Application {
             server = server.workers(workers);
         }
         let server = server.run();
+        let retention = crate::retention::spawn(state.clone());
         Ok(Self {
             port,
             server,
             state,
+            retention,
         })
     }
 
@@ -143,6 +146,8 @@ impl Application {
 
     /// Run until SIGTERM/SIGINT (actix installs the signal handlers) or stop.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let result = self.server.await;
+        self.retention.abort();
+        result
     }
 }

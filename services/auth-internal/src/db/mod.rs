@@ -14,6 +14,8 @@ pub mod missions;
 pub mod operators;
 pub mod personas;
 pub mod records;
+pub mod reports;
+pub mod runs;
 pub mod schema;
 pub mod users;
 

@@ -63,7 +63,37 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    persona_runs (id) {
+        id -> Text,
+        persona_id -> Uuid,
+        tick_id -> Text,
+        revision -> Int4,
+        worker -> Text,
+        provider -> Text,
+        model -> Text,
+        app_version -> Text,
+        started_at -> Timestamptz,
+        finished_at -> Nullable<Timestamptz>,
+        outcome -> Nullable<Text>,
+        error -> Nullable<Text>,
+        error_class -> Nullable<Text>,
+        turns -> Int4,
+        tool_calls -> Int4,
+        tool_errors -> Int4,
+        tokens_input -> Int8,
+        tokens_output -> Int8,
+        tokens_cache_read -> Int8,
+        tokens_cache_write -> Int8,
+        first_prompt_tokens -> Nullable<Int8>,
+        transcript -> Nullable<Jsonb>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
 diesel::joinable!(personas -> users (user_id));
+diesel::joinable!(persona_runs -> personas (persona_id));
 diesel::joinable!(persona_actions -> personas (persona_id));
 diesel::joinable!(persona_feedback -> personas (persona_id));
 diesel::allow_tables_to_appear_in_same_query!(
@@ -71,6 +101,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     personas,
     persona_actions,
     persona_feedback,
+    persona_runs,
     sync_changes,
     records
 );

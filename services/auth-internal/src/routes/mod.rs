@@ -43,6 +43,8 @@ pub mod metrics;
 pub mod missions;
 pub mod personas;
 pub mod responses;
+pub mod reports;
+pub mod runs;
 pub mod sync;
 
 use actix_web::{
@@ -73,6 +75,8 @@ where
             scope("/api/v1/internal")
                 .wrap(from_fn(require_service_key))
                 .configure(personas::routes)
+                .configure(runs::routes)
+                .configure(reports::routes)
                 .configure(missions::internal_routes),
         );
 }

@@ -1,0 +1,320 @@
+//! Run records over HTTP (service key): the runner's upsert, the runs list and a run's
+//! detail. The queries live in `db::runs`; these handlers only validate and map.
+//!
+//! Rules:
+//! - Upsert checks, in order, before anything is written: raw body ≤
+//!   `runs.max_body_bytes` (413) → JSON shape (400 naming the field) → record rules
+//!   (422 naming the field) → persona exists (404). The transcript is then capped at
+//!   `runs.transcript_cap_bytes` by `Transcript::cap` (never refused for its size).
+//! - The run id must be `<tickId>.<personaId>` of the path's persona.
+//! - The first write of a run answers 201, later ones 200 with `written` saying
+//!   whether the stored snapshot changed (a retry or an older snapshot changes nothing).
+//! - Query errors are 400 naming the parameter.
+
+use actix_web::{HttpRequest, HttpResponse, dev::Payload, get, post, web};
+use types::{
+    ApiError,
+    runs::{RunDetail, RunOutcome, RunRecord, RunWritten, RunsPage},
+};
+use utoipa::IntoParams;
+use uuid::Uuid;
+
+use crate::{
+    db::{
+        personas as personas_db,
+        runs::{self as db, NewRun, RunCursor, RunFilter, RunWrite},
+    },
+    error::AppError,
+    routes::reports::{QueryParams, bad_param, period_of},
+    state::AppState,
+};
+
+pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig<'_>) {
+    cfg.service(record_run).service(list_runs).service(get_run);
+}
+
+/// Longest error text kept on a run.
+pub const MAX_ERROR_CHARS: usize = 20_000;
+
+fn check_text(field: &'static str, v: &str, min: usize, max: usize) -> Result<(), AppError> {
+    let n = v.chars().count();
+    if n < min || n > max || v.chars().any(char::is_control) {
+        return Err(AppError::Validation(format!(
+            "`{field}` must be {min}–{max} characters without control characters"
+        )));
+    }
+    Ok(())
+}
+
+/// An error class: snake_case, 1–64 characters.
+pub fn valid_error_class(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+/// The record rules (422), given the path's persona.
+fn validate(persona_id: Uuid, r: &RunRecord) -> Result<(), AppError> {
+    check_text("tickId", &r.tick_id, 1, 128)?;
+    if r.id != format!("{}.{persona_id}", r.tick_id) {
+        return Err(AppError::Validation(format!(
+            "`id` must be `<tickId>.<personaId>` = `{}.{persona_id}`",
+            r.tick_id
+        )));
+    }
+    check_text("worker", &r.worker, 1, 200)?;
+    check_text("provider", &r.provider, 1, 100)?;
+    check_text("model", &r.model, 1, 200)?;
+    check_text("appVersion", &r.app_version, 0, 100)?;
+    match (r.outcome, r.finished_at) {
+        (Some(_), None) => {
+            return Err(AppError::Validation(
+                "`finishedAt` is required once `outcome` is set".into(),
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(AppError::Validation(
+                "`outcome` is required once `finishedAt` is set".into(),
+            ));
+        }
+        _ => {}
+    }
+    if r.finished_at.is_some_and(|f| f < r.started_at) {
+        return Err(AppError::Validation(
+            "`finishedAt` must not be before `startedAt`".into(),
+        ));
+    }
+    if let Some(c) = &r.error_class
+        && !valid_error_class(c)
+    {
+        return Err(AppError::Validation(
+            "`errorClass` must be 1–64 characters of a-z, 0-9 and '_'".into(),
+        ));
+    }
+    if matches!(r.outcome, Some(RunOutcome::Failed)) && r.error_class.is_none() {
+        return Err(AppError::Validation(
+            "`errorClass` is required when `outcome` is `failed`".into(),
+        ));
+    }
+    if r.error
+        .as_ref()
+        .is_some_and(|e| e.chars().count() > MAX_ERROR_CHARS)
+    {
+        return Err(AppError::Validation(format!(
+            "`error` must be at most {MAX_ERROR_CHARS} characters"
+        )));
+    }
+    if r.tool_errors > r.tool_calls {
+        return Err(AppError::Validation(
+            "`toolErrors` must not exceed `toolCalls`".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// `POST /api/v1/internal/personas/{id}/runs`: insert or advance one run.
+#[utoipa::path(
+    tag = "internal-runs",
+    security(("serviceKey" = [])),
+    params(("id" = Uuid, Path, description = "The persona's user id")),
+    request_body = RunRecord,
+    responses(
+        (status = 201, description = "First snapshot of this run stored", body = RunWritten),
+        (status = 200, description = "A newer snapshot stored (`written: true`), or a retry / older snapshot ignored (`written: false`)", body = RunWritten),
+        (status = 400, description = "Malformed JSON or a wrong type (`invalid_body`), naming the field", body = ApiError),
+        (status = 401, description = "Missing or wrong `X-Service-Key` (`unauthorized`)", body = ApiError),
+        (status = 404, description = "No such persona (`not_found`)", body = ApiError),
+        (status = 413, description = "Raw body over `runs.max_body_bytes` (`payload_too_large`)", body = ApiError),
+        (status = 422, description = "The record breaks a rule (`validation_failed`), naming the field", body = ApiError),
+        (status = 503, description = "The database is unavailable (`service_unavailable`, `Retry-After`)", body = ApiError),
+    ),
+)]
+#[post("/personas/{id}/runs")]
+pub async fn record_run(
+    state: web::Data<AppState>,
+    id: web::Path<Uuid>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, actix_web::Error> {
+    let persona_id = id.into_inner();
+    let mut payload: Payload = payload.into_inner();
+    let record: RunRecord =
+        service_kit::json::read_json(&req, &mut payload, state.settings.runs.max_body_bytes)
+            .await?;
+    Ok(store_run(&state, persona_id, record).await?)
+}
+
+async fn store_run(
+    state: &AppState,
+    persona_id: Uuid,
+    record: RunRecord,
+) -> Result<HttpResponse, AppError> {
+    validate(persona_id, &record)?;
+    let mut transcript = record.transcript.clone();
+    let cut = transcript
+        .as_mut()
+        .is_some_and(|t| t.cap(state.settings.runs.transcript_cap_bytes));
+    let transcript = transcript
+        .map(|t| serde_json::to_value(&t))
+        .transpose()
+        .map_err(AppError::internal)?;
+    let now = state.clock.now();
+    let row = NewRun::from_record(persona_id, &record, transcript, now)
+        .map_err(|e| AppError::Validation(e.to_string()))?;
+    let mut conn = state.pool.get().await?;
+    if !personas_db::exists(&mut conn, persona_id).await? {
+        return Err(AppError::NotFound(format!("no persona {persona_id}")));
+    }
+    let write = db::upsert_run(&mut conn, &row).await?;
+    let (status, written, revision) = match write {
+        RunWrite::Inserted => (actix_web::http::StatusCode::CREATED, true, record.revision),
+        RunWrite::Updated => (actix_web::http::StatusCode::OK, true, record.revision),
+        RunWrite::Unchanged { stored_revision } => (
+            actix_web::http::StatusCode::OK,
+            false,
+            u32::try_from(stored_revision).unwrap_or(0),
+        ),
+    };
+    tracing::debug!(run.id = %record.id, persona.id = %persona_id, revision, written, transcript.cut = cut, "run upserted");
+    Ok(HttpResponse::build(status).json(RunWritten {
+        run_id: record.id,
+        written,
+        revision,
+        transcript_cut: cut && written,
+    }))
+}
+
+/// Query of `GET /api/v1/internal/runs`.
+#[derive(Debug, serde::Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(rename_all = "camelCase")]
+pub struct RunsQuery {
+    /// A persona's user id.
+    pub persona: Option<String>,
+    /// `ok`, `simulator_failure` or `failed`.
+    pub outcome: Option<String>,
+    /// An error class such as `llm` or `deadline`.
+    pub error_class: Option<String>,
+    /// Start of the period on `startedAt` (RFC 3339 or `YYYY-MM-DD`, UTC); default `to` − 7 days.
+    pub from: Option<String>,
+    /// End of the period, exclusive; default now.
+    pub to: Option<String>,
+    /// Case-insensitive text searched in the run's error and its rating notes.
+    pub q: Option<String>,
+    /// Runs per page, 1–500 (default 50).
+    pub limit: Option<String>,
+    /// `nextCursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// Parses the runs list's query (400 naming the parameter).
+pub fn run_filter(
+    q: &RunsQuery,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<RunFilter, AppError> {
+    let period = period_of(
+        &QueryParams {
+            from: q.from.as_deref(),
+            to: q.to.as_deref(),
+        },
+        now,
+    )?;
+    let persona = q
+        .persona
+        .as_deref()
+        .map(|p| Uuid::parse_str(p).map_err(|_| bad_param("persona", "must be a UUID")))
+        .transpose()?;
+    let outcome = q
+        .outcome
+        .as_deref()
+        .map(|o| {
+            RunOutcome::parse(o)
+                .ok_or_else(|| bad_param("outcome", "must be ok, simulator_failure or failed"))
+        })
+        .transpose()?;
+    if let Some(c) = &q.error_class
+        && !valid_error_class(c)
+    {
+        return Err(bad_param(
+            "errorClass",
+            "must be 1–64 characters of a-z, 0-9 and '_'",
+        ));
+    }
+    if q.q.as_ref().is_some_and(|t| t.chars().count() > 200) {
+        return Err(bad_param("q", "must be at most 200 characters"));
+    }
+    let limit = match q.limit.as_deref() {
+        None => 50,
+        Some(l) => l
+            .parse::<u32>()
+            .ok()
+            .filter(|l| (1..=500).contains(l))
+            .ok_or_else(|| bad_param("limit", "must be an integer from 1 to 500"))?,
+    };
+    let cursor = q
+        .cursor
+        .as_deref()
+        .map(|c| {
+            RunCursor::decode(c).ok_or_else(|| bad_param("cursor", "is not a cursor of this list"))
+        })
+        .transpose()?;
+    Ok(RunFilter {
+        persona,
+        outcome,
+        error_class: q.error_class.clone(),
+        from: period.from,
+        to: period.to,
+        q: q.q.clone().filter(|t| !t.trim().is_empty()),
+        limit,
+        cursor,
+    })
+}
+
+/// `GET /api/v1/internal/runs`: newest first, keyset-paged.
+#[utoipa::path(
+    tag = "internal-runs",
+    security(("serviceKey" = [])),
+    params(RunsQuery),
+    responses(
+        (status = 200, description = "One page of runs, newest first", body = RunsPage),
+        (status = 400, description = "A query parameter is invalid (`bad_request`), naming it", body = ApiError),
+        (status = 401, description = "Missing or wrong `X-Service-Key` (`unauthorized`)", body = ApiError),
+        (status = 503, description = "The database is unavailable (`service_unavailable`, `Retry-After`)", body = ApiError),
+    ),
+)]
+#[get("/runs")]
+pub async fn list_runs(
+    state: web::Data<AppState>,
+    query: web::Query<RunsQuery>,
+) -> Result<HttpResponse, AppError> {
+    let filter = run_filter(&query, state.clock.now())?;
+    let mut conn = state.pool.get().await?;
+    let page = db::list_runs(&mut conn, &filter).await?;
+    Ok(HttpResponse::Ok().json(page))
+}
+
+/// `GET /api/v1/internal/runs/{runId}`: summary, transcript, actions and feedback.
+#[utoipa::path(
+    tag = "internal-runs",
+    security(("serviceKey" = [])),
+    params(("runId" = String, Path, description = "`<tickId>.<personaId>`")),
+    responses(
+        (status = 200, description = "The run; `transcript` is null once retention dropped it", body = RunDetail),
+        (status = 401, description = "Missing or wrong `X-Service-Key` (`unauthorized`)", body = ApiError),
+        (status = 404, description = "No such run (`not_found`)", body = ApiError),
+        (status = 503, description = "The database is unavailable (`service_unavailable`, `Retry-After`)", body = ApiError),
+    ),
+)]
+#[get("/runs/{runId}")]
+pub async fn get_run(
+    state: web::Data<AppState>,
+    run_id: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let run_id = run_id.into_inner();
+    let mut conn = state.pool.get().await?;
+    let detail = db::get_run(&mut conn, &run_id)
+        .await?
+        .ok_or_else(|| AppError::NotFound(format!("no run {run_id}")))?;
+    Ok(HttpResponse::Ok().json(detail))
+}
