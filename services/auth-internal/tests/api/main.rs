@@ -10,4 +10,6 @@ mod mcp;
 mod missions;
 mod openapi;
 mod personas;
+mod reports;
+mod runs;
 mod sync;
