@@ -335,9 +335,20 @@ pub async fn logout(
     Ok(resp)
 }
 
-/// `from_fn` middleware for the JSON report routes: a valid `X-Service-Key`
-/// or an operator session. Otherwise 401 (403 for a non-operator session),
-/// as the usual JSON error.
+/// Whether a request reads a report or a run (the routes an operator
+/// session may read besides the service key).
+pub fn is_report_read(req: &ServiceRequest) -> bool {
+    let path = req.path();
+    req.method() == actix_web::http::Method::GET
+        && (path.starts_with("/api/v1/internal/reports/")
+            || path == "/api/v1/internal/runs"
+            || path.starts_with("/api/v1/internal/runs/"))
+}
+
+/// `from_fn` middleware of `/api/v1/internal`: a valid `X-Service-Key`, or,
+/// for reading reports and runs ([`is_report_read`]), an operator session.
+/// Otherwise 401 (403 for a session or token of a non-operator), as the usual
+/// JSON error.
 pub async fn require_service_key_or_operator(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
@@ -352,30 +363,38 @@ pub async fn require_service_key_or_operator(
     if key_ok {
         return Ok(next.call(req).await?.map_into_left_body());
     }
-    let http = req.request().clone();
-    let refused = match state_of(&http) {
-        Ok(state) => match access(&http, &state).await {
-            Ok(Access::Operator(op)) => {
-                req.extensions_mut().insert(op);
-                None
-            }
-            Ok(Access::NotOperator) => Some(json_error(
-                StatusCode::FORBIDDEN,
-                codes::FORBIDDEN,
-                "reports are for operators and services only",
-            )),
-            Ok(Access::Anonymous) => Some(json_error(
-                StatusCode::UNAUTHORIZED,
-                codes::UNAUTHORIZED,
-                "a valid X-Service-Key or an operator session is required",
-            )),
-            Err(ConsoleError::App(e)) => Some(actix_web::ResponseError::error_response(&e)),
-            Err(other) => Some(json_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                codes::INTERNAL,
-                other.to_string(),
-            )),
-        },
+    if !is_report_read(&req) {
+        let resp = json_error(
+            StatusCode::UNAUTHORIZED,
+            codes::UNAUTHORIZED,
+            "missing or invalid X-Service-Key",
+        );
+        return Ok(req.into_response(resp).map_into_right_body());
+    }
+    // The request clone must be gone before the request is passed on.
+    let verdict = {
+        let http = req.request().clone();
+        match state_of(&http) {
+            Ok(state) => access(&http, &state).await,
+            Err(e) => Err(e),
+        }
+    };
+    let refused = match verdict {
+        Ok(Access::Operator(op)) => {
+            req.extensions_mut().insert(op);
+            None
+        }
+        Ok(Access::NotOperator) => Some(json_error(
+            StatusCode::FORBIDDEN,
+            codes::FORBIDDEN,
+            "reports are for operators and services only",
+        )),
+        Ok(Access::Anonymous) => Some(json_error(
+            StatusCode::UNAUTHORIZED,
+            codes::UNAUTHORIZED,
+            "a valid X-Service-Key or an operator session is required",
+        )),
+        Err(ConsoleError::App(e)) => Some(actix_web::ResponseError::error_response(&e)),
         Err(_) => Some(json_error(
             StatusCode::INTERNAL_SERVER_ERROR,
             codes::INTERNAL,

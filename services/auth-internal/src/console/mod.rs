@@ -12,8 +12,12 @@
 
 pub mod auth;
 pub mod error;
+pub mod failures;
 pub mod fmt;
+pub mod modules;
+pub mod period;
 pub mod personas;
+pub mod runs;
 
 use actix_web::{HttpResponse, http::header, web};
 
@@ -21,6 +25,11 @@ use crate::web::{STYLESHEET, STYLESHEET_PATH};
 
 /// Every console route, as (method, path template), for the route table checks.
 pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/console"),
+    ("GET", "/console/modules/{module}"),
+    ("GET", "/console/runs/{runId}"),
+    ("GET", "/console/failures"),
+    ("GET", "/console/tokens"),
     ("GET", "/console/login"),
     ("POST", "/console/login"),
     ("POST", "/console/logout"),
@@ -44,6 +53,12 @@ pub fn config(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/console")
             .app_data(auth::form_config())
+            .route("", web::get().to(modules::scoreboard))
+            .route("/", web::get().to(modules::scoreboard))
+            .route("/modules/{module}", web::get().to(modules::module_page))
+            .route("/runs/{runId}", web::get().to(runs::run_page))
+            .route("/failures", web::get().to(failures::failures_page))
+            .route("/tokens", web::get().to(failures::tokens_page))
             .route("/static/console.css", web::get().to(stylesheet))
             .route("/login", web::get().to(auth::login_form))
             .route("/login", web::post().to(auth::login))

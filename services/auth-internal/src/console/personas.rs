@@ -28,14 +28,42 @@ pub struct PersonasQuery {
     status: Option<String>,
 }
 
-fn outcome_badge(row: &db::ConsolePersonaRow) -> Markup {
+/// The badge of a run outcome (`None`: still running).
+pub fn outcome_badge(outcome: Option<&str>, error_class: Option<&str>) -> Markup {
     html! {
-        @if row.last_active_at.is_none() && row.consecutive_failures == 0 {
-            span.badge.neutral { "never ran" }
+        @match outcome {
+            Some("ok") => span.badge.ok { "ok" },
+            Some("simulator_failure") => span.badge.warn title="the simulated user failed, not the product" {
+                "simulator failure" @if let Some(c) = error_class { " · " (c) }
+            },
+            Some(other) => span.badge.bad { (other) @if let Some(c) = error_class { " · " (c) } },
+            None => span.badge.neutral { "running" },
+        }
+    }
+}
+
+fn last_run(row: &db::ConsolePersonaRow, now: DateTime<Utc>) -> Markup {
+    html! {
+        @match (&row.last_run_id, row.last_run_at) {
+            (Some(id), Some(at)) => a href=(format!("/console/runs/{}", super::error::encode_query_value(id))) {
+                (maybe_time(Some(at), now))
+            },
+            // Runs recorded before run records existed: only the activity time.
+            _ => (maybe_time(row.last_active_at, now)),
+        }
+    }
+}
+
+fn last_outcome(row: &db::ConsolePersonaRow) -> Markup {
+    html! {
+        @if row.last_run_id.is_some() {
+            (outcome_badge(row.last_outcome.as_deref(), row.last_error_class.as_deref()))
         } @else if row.consecutive_failures > 0 {
             span.badge.bad title=[row.last_error.as_deref()] { "failed" }
-        } @else {
+        } @else if row.last_active_at.is_some() {
             span.badge.ok { "ok" }
+        } @else {
+            span.badge.neutral { "never ran" }
         }
     }
 }
@@ -121,8 +149,8 @@ pub async fn list_personas(
                             td { (row.archetype) }
                             td { (row.tick_cadence) }
                             td { (row.locale) }
-                            td { (maybe_time(row.last_active_at, now)) }
-                            td { (outcome_badge(row)) }
+                            td { (last_run(row, now)) }
+                            td { (last_outcome(row)) }
                             td.num { (row.consecutive_failures) }
                             td { (maybe_time(row.retry_after.filter(|t| *t > now), now)) }
                             td {

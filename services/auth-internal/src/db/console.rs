@@ -85,6 +85,16 @@ pub struct ConsolePersonaRow {
     pub lease_owner: Option<String>,
     #[diesel(sql_type = Nullable<Timestamptz>)]
     pub lease_expires_at: Option<DateTime<Utc>>,
+    /// The newest run (`persona_runs`), if any.
+    #[diesel(sql_type = Nullable<Text>)]
+    pub last_run_id: Option<String>,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    pub last_run_at: Option<DateTime<Utc>>,
+    /// `ok | simulator_failure | failed`, or NULL while in progress.
+    #[diesel(sql_type = Nullable<Text>)]
+    pub last_outcome: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub last_error_class: Option<String>,
 }
 
 /// The personas matching `status` at `now`, by slug.
@@ -98,8 +108,15 @@ pub async fn list_personas(
         r"SELECT p.user_id, p.slug, u.display_name, p.archetype, p.tick_cadence, p.locale, p.paused,
                  p.last_active_at, p.consecutive_failures, p.retry_after, p.last_error,
                  CASE WHEN p.lease_expires_at > $1 THEN p.lease_owner END AS lease_owner,
-                 CASE WHEN p.lease_expires_at > $1 THEN p.lease_expires_at END AS lease_expires_at
+                 CASE WHEN p.lease_expires_at > $1 THEN p.lease_expires_at END AS lease_expires_at,
+                 r.id AS last_run_id, r.started_at AS last_run_at, r.outcome AS last_outcome,
+                 r.error_class AS last_error_class
           FROM personas p JOIN users u ON u.id = p.user_id
+          -- The newest run of each persona, over persona_runs_persona_idx.
+          LEFT JOIN LATERAL (
+              SELECT id, started_at, outcome, error_class FROM persona_runs
+              WHERE persona_id = p.user_id ORDER BY started_at DESC, id DESC LIMIT 1
+          ) r ON true
           WHERE CASE $2
                   WHEN 'active' THEN NOT p.paused
                   WHEN 'paused' THEN p.paused
@@ -178,4 +195,107 @@ pub async fn run_now(
         None => RunNow::NotFound,
         Some(_) => RunNow::Paused,
     })
+}
+
+/// A rating note of a module, for the module page.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct ModuleNoteRow {
+    /// The run it belongs to (feedback `tick_id` is the run id).
+    #[diesel(sql_type = Text)]
+    pub run_id: String,
+    #[diesel(sql_type = Text)]
+    pub slug: String,
+    #[diesel(sql_type = Nullable<diesel::sql_types::SmallInt>)]
+    pub rating: Option<i16>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub notes: Option<String>,
+    #[diesel(sql_type = Timestamptz)]
+    pub created_at: DateTime<Utc>,
+}
+
+/// The newest notes of `module` in `[from, to)`, newest first, over
+/// `persona_feedback_module_idx` (module, created_at).
+pub async fn module_notes(
+    conn: &mut AsyncPgConnection,
+    module: &str,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    limit: i64,
+) -> QueryResult<Vec<ModuleNoteRow>> {
+    diesel::sql_query(
+        r"SELECT f.tick_id AS run_id, p.slug, f.rating, f.notes, f.created_at
+          FROM persona_feedback f JOIN personas p ON p.user_id = f.persona_id
+          WHERE f.module = $1 AND f.created_at >= $2 AND f.created_at < $3
+            AND f.notes IS NOT NULL AND f.notes <> ''
+          ORDER BY f.created_at DESC, f.id DESC
+          LIMIT $4",
+    )
+    .bind::<Text, _>(module)
+    .bind::<Timestamptz, _>(from)
+    .bind::<Timestamptz, _>(to)
+    .bind::<diesel::sql_types::BigInt, _>(limit)
+    .load(conn)
+    .await
+}
+
+/// Calls and errors of one tool.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct ToolErrorsRow {
+    #[diesel(sql_type = Text)]
+    pub tool_name: String,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub calls: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub errors: i64,
+    /// The newest error message of this tool in the period.
+    #[diesel(sql_type = Nullable<Text>)]
+    pub last_error: Option<String>,
+}
+
+/// Per tool of `module`: calls and errors in `[from, to)`, highest error share first.
+pub async fn module_tool_errors(
+    conn: &mut AsyncPgConnection,
+    module: &str,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> QueryResult<Vec<ToolErrorsRow>> {
+    diesel::sql_query(
+        r"SELECT a.tool_name, count(*) AS calls,
+                 count(*) FILTER (WHERE a.result = 'error') AS errors,
+                 (array_agg(a.error_message ORDER BY a.created_at DESC)
+                    FILTER (WHERE a.result = 'error'))[1] AS last_error
+          FROM persona_actions a
+          WHERE a.created_at >= $2 AND a.created_at < $3 AND a.module = $1
+          GROUP BY a.tool_name
+          ORDER BY count(*) FILTER (WHERE a.result = 'error')::float8 / count(*) DESC, a.tool_name",
+    )
+    .bind::<Text, _>(module)
+    .bind::<Timestamptz, _>(from)
+    .bind::<Timestamptz, _>(to)
+    .load(conn)
+    .await
+}
+
+#[derive(QueryableByName)]
+struct VersionRow {
+    #[diesel(sql_type = Text)]
+    app_version: String,
+}
+
+/// The app versions of runs started in `[from, to)` (for the version picker), newest first.
+pub async fn app_versions(
+    conn: &mut AsyncPgConnection,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> QueryResult<Vec<String>> {
+    let rows: Vec<VersionRow> = diesel::sql_query(
+        r"SELECT app_version FROM persona_runs
+          WHERE started_at >= $1 AND started_at < $2 AND app_version <> ''
+          GROUP BY app_version ORDER BY max(started_at) DESC LIMIT 50",
+    )
+    .bind::<Timestamptz, _>(from)
+    .bind::<Timestamptz, _>(to)
+    .load(conn)
+    .await?;
+    Ok(rows.into_iter().map(|r| r.app_version).collect())
 }

@@ -471,3 +471,240 @@ async fn pause_resume_and_run_now_steer_the_next_claim() {
         0
     );
 }
+
+/// What [`seed_console`] made.
+pub struct Seeded {
+    pub anna: uuid::Uuid,
+    pub ben: uuid::Uuid,
+    /// Anna's run with a transcript (one tool error).
+    pub ok_run: String,
+    /// Ben's failed run.
+    pub failed_run: String,
+}
+
+/// Personas, two runs through the real runs API, and ratings whose module
+/// means are known: notes 1.33 < journal 3.0 < todo 4.33 (worst first).
+pub async fn seed_console(app: &TestApp) -> Seeded {
+    app.upsert_personas(json!([
+        persona_spec("anna", "daily"),
+        persona_spec("ben", "daily")
+    ]))
+    .await;
+    let ids = app.seed_personas("anna", 0, "daily").await;
+    assert!(ids.is_empty());
+    let id_of = |slug: &'static str| async move {
+        use diesel::prelude::*;
+        use diesel_async::RunQueryDsl;
+        #[derive(QueryableByName)]
+        struct Id {
+            #[diesel(sql_type = diesel::sql_types::Uuid)]
+            user_id: uuid::Uuid,
+        }
+        let mut conn = app.db.conn().await;
+        diesel::sql_query("SELECT user_id FROM personas WHERE slug = $1")
+            .bind::<diesel::sql_types::Text, _>(slug)
+            .get_result::<Id>(&mut conn)
+            .await
+            .unwrap()
+            .user_id
+    };
+    let (anna, ben) = (id_of("anna").await, id_of("ben").await);
+    let ok_run = format!("tick-1.{anna}");
+    let failed_run = format!("tick-2.{ben}");
+    let transcript = json!({
+        "system": "Du bist Anna, 34, Projektleiterin.",
+        "messages": [
+            {"role": "user", "text": "Lebe einen Tag mit der App."},
+            {"role": "assistant", "text": "Ich lege meine Aufgaben an.",
+             "toolCalls": [{"id": "c1", "name": "todo_create", "arguments": {"title": "Steuererklärung"}}]},
+            {"role": "tool", "callId": "c1", "name": "todo_create", "content": "{\"id\":\"t-1\"}", "isError": false},
+            {"role": "assistant", "toolCalls": [{"id": "c2", "name": "notes_create", "arguments": {"body": "Idee"}}]},
+            {"role": "tool", "callId": "c2", "name": "notes_create", "content": "record store unavailable", "isError": true},
+            {"role": "assistant", "text": "Das Notizen-Modul hat nicht funktioniert."}
+        ],
+        "ratingPrompt": "Bewerte die Module.",
+        "ratingReply": "{\"todo\": 4, \"notes\": 1}"
+    });
+    let started = crate::helpers::wednesday_noon() - TimeDelta::days(2);
+    for (persona, id, outcome, transcript) in [
+        (anna, &ok_run, "ok", Some(transcript)),
+        (ben, &failed_run, "failed", None),
+    ] {
+        let mut body = json!({
+            "id": id, "tickId": id.split('.').next().unwrap(), "revision": 1,
+            "worker": "runner-a", "provider": "sim", "model": "sim-1", "appVersion": "2.1.0",
+            "startedAt": started, "finishedAt": started + TimeDelta::minutes(3), "outcome": outcome,
+            "turns": 3, "toolCalls": 2, "toolErrors": 1,
+            "tokens": {"input": 1200, "output": 300, "cacheRead": 800, "cacheWrite": 50},
+        });
+        if let Some(t) = transcript {
+            body["transcript"] = t;
+        } else {
+            body["errorClass"] = json!("llm");
+            body["error"] = json!("LLM failed: 500 from upstream");
+        }
+        let resp = app
+            .internal(reqwest::Method::POST, &format!("/personas/{persona}/runs"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(resp.status().is_success(), "{}", resp.text().await.unwrap());
+    }
+    let ratings: [(uuid::Uuid, &str, &str, i16, &str, i64); 8] = [
+        (anna, &ok_run, "notes", 1, "Notiz ging verloren", 12),
+        (ben, &failed_run, "notes", 2, "langsam", 13),
+        (anna, &ok_run, "notes", 1, "schon wieder weg", 14),
+        (anna, &ok_run, "todo", 4, "praktisch", 12),
+        (ben, &failed_run, "todo", 5, "super", 13),
+        (anna, &ok_run, "todo", 4, "gut", 15),
+        (ben, &failed_run, "journal", 3, "geht so", 14),
+        (anna, &ok_run, "journal", 3, "ok", 16),
+    ];
+    for (i, (persona, run, module, rating, notes, day)) in ratings.into_iter().enumerate() {
+        app.sql(&format!(
+            "INSERT INTO persona_feedback (id, persona_id, tick_id, module, rating, notes, created_at) \
+             VALUES ('{run}-{module}-{i}', '{persona}', '{run}', '{module}', {rating}, '{notes}', \
+             '2026-11-{day}T09:00:00Z')"
+        ))
+        .await;
+    }
+    for (i, (tool, module, ok)) in [
+        ("todo_create", "todo", true),
+        ("notes_create", "notes", false),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let (result, error) = if ok {
+            ("ok", "NULL")
+        } else {
+            ("error", "'record store unavailable'")
+        };
+        app.sql(&format!(
+            "INSERT INTO persona_actions (id, persona_id, tick_id, tool_name, module, input, result, \
+             error_message, latency_ms, created_at) VALUES ('{ok_run}-{i}-{tool}', '{anna}', '{ok_run}', \
+             '{tool}', '{module}', '{{\"title\":\"x\"}}', '{result}', {error}, 40, '2026-11-16T12:00:00Z')"
+        ))
+        .await;
+    }
+    Seeded {
+        anna,
+        ben,
+        ok_run,
+        failed_run,
+    }
+}
+
+#[tokio::test]
+async fn the_pages_render_the_reports_worst_first_with_transcripts() {
+    let app = TestApp::spawn().await;
+    add_operator(&app).await;
+    let seeded = seed_console(&app).await;
+    let mut b = Browser::new(&app);
+    b.sign_in(OPERATOR_EMAIL, OPERATOR_PASSWORD).await;
+
+    let board = b.get("/console").await;
+    assert_eq!(board.status(), StatusCode::OK);
+    let html = board.text().await.unwrap();
+    let pos = |m: &str| {
+        html.find(&format!(r#"data-module="{m}""#))
+            .unwrap_or_else(|| panic!("{m} missing"))
+    };
+    assert!(pos("notes") < pos("journal") && pos("journal") < pos("todo"));
+    assert!(
+        html.contains("1.33") && html.contains("4.33"),
+        "means shown"
+    );
+    assert!(html.contains("<svg class=\"sparkline\""));
+    assert!(
+        html.contains(r#"<option value="2.1.0""#),
+        "the app version picker"
+    );
+    // A version nobody ran: nothing to show, and still a page.
+    let none = b
+        .get("/console?appVersion=9.9.9")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(none.contains("No ratings or tool calls in this period"));
+    let bad = b.get("/console?from=yesterday").await;
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+
+    let module = b.get("/console/modules/notes?bucket=day").await;
+    assert_eq!(module.status(), StatusCode::OK);
+    let html = module.text().await.unwrap();
+    assert!(html.contains("<svg class=\"trend\""));
+    assert!(html.find("schon wieder weg").unwrap() < html.find("Notiz ging verloren").unwrap());
+    assert!(html.contains(&format!("/console/runs/{}", seeded.ok_run)));
+    assert!(
+        html.contains("notes_create") && html.contains("100.0 %"),
+        "tool error rate"
+    );
+
+    let run = b.get(&format!("/console/runs/{}", seeded.ok_run)).await;
+    assert_eq!(run.status(), StatusCode::OK);
+    let html = run.text().await.unwrap();
+    assert!(html.contains(r#"id="transcript""#));
+    assert!(html.contains("Steuererklärung") && html.contains("record store unavailable"));
+    assert!(
+        html.contains(r#"class="msg tool error""#),
+        "the tool error is highlighted"
+    );
+    assert!(html.contains("800 cache read"), "{html}");
+    assert!(html.contains("Notiz ging verloren"), "ratings with notes");
+    assert_eq!(
+        b.get("/console/runs/nope").await.status(),
+        StatusCode::NOT_FOUND
+    );
+
+    let failures = b.get("/console/failures").await.text().await.unwrap();
+    assert!(failures.contains("llm") && failures.contains(&seeded.failed_run));
+    let tokens = b.get("/console/tokens").await.text().await.unwrap();
+    assert!(
+        tokens.contains("sim-1") && tokens.contains("1\u{2009}600"),
+        "{tokens}"
+    );
+
+    let personas = b.get("/console/personas").await.text().await.unwrap();
+    assert!(personas.contains(&format!("/console/runs/{}", seeded.failed_run)));
+    assert!(personas.contains(&seeded.ben.to_string()));
+}
+
+#[tokio::test]
+async fn the_json_reports_accept_an_operator_session_but_not_other_users() {
+    let app = TestApp::spawn().await;
+    add_operator(&app).await;
+    seed_console(&app).await;
+    let mut b = Browser::new(&app);
+    b.sign_in(OPERATOR_EMAIL, OPERATOR_PASSWORD).await;
+    for path in ["/api/v1/internal/reports/modules", "/api/v1/internal/runs"] {
+        let resp = b.get(path).await;
+        assert_eq!(resp.status(), StatusCode::OK, "{path}");
+        let body: serde_json::Value = resp.json().await.unwrap();
+        assert!(body.is_object());
+    }
+    // Writes and other internal routes still need the service key.
+    let resp = b.get("/api/v1/internal/personas/due").await;
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    let anonymous = Browser::new(&app)
+        .get("/api/v1/internal/reports/modules")
+        .await;
+    assert_eq!(
+        crate::helpers::error_code(anonymous, StatusCode::UNAUTHORIZED).await,
+        "unauthorized"
+    );
+    let (_, token) = app.register_user("human@mana.test").await;
+    let resp = app
+        .client
+        .get(app.url("/api/v1/internal/reports/modules"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        crate::helpers::error_code(resp, StatusCode::FORBIDDEN).await,
+        "forbidden"
+    );
+}
