@@ -9,16 +9,26 @@ use auth_internal::{
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    match cli::parse(&args)? {
+    let command = match cli::parse(&args) {
+        Ok(c) => c,
+        Err(e) => fail(&e),
+    };
+    match command {
         Command::Serve => {}
         Command::Help => {
             println!("{}", cli::USAGE);
             return Ok(());
         }
         Command::OperatorAdd { email } => {
-            let settings = Settings::load()?;
-            let password = cli::read_password()?;
-            println!("{}", cli::add_operator(&settings, &email, password).await?);
+            let done = async {
+                let settings = Settings::load()?;
+                let password = cli::read_password()?;
+                cli::add_operator(&settings, &email, password).await
+            };
+            match done.await {
+                Ok(line) => println!("{line}"),
+                Err(e) => fail(&e),
+            }
             return Ok(());
         }
     }
@@ -30,4 +40,10 @@ async fn main() -> anyhow::Result<()> {
     app.run_until_stopped().await?;
     tracing::info!("auth-internal stopped");
     Ok(())
+}
+
+/// A subcommand's error: one line on stderr, exit status 2.
+fn fail(e: &cli::CliError) -> ! {
+    eprintln!("auth-internal: {e}");
+    std::process::exit(2)
 }
