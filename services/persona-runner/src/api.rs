@@ -26,6 +26,7 @@ use types::personas::{
     InsertedResponse, PersonaProfile, PersonaRatingsResponse, ReleaseOutcome, ReleaseRequest,
     ReleaseResponse,
 };
+use types::runs::{RunRecord, RunWritten};
 use uuid::Uuid;
 
 /// Most actions per batch (the server's limit).
@@ -222,6 +223,13 @@ impl PersonaApi {
             )
             .await?;
         Ok(r.inserted)
+    }
+
+    /// `POST /personas/{id}/runs`: one snapshot of the run (idempotent by its revision).
+    pub async fn post_run(&self, id: Uuid, run: &RunRecord) -> Result<RunWritten, ClientError> {
+        self.client
+            .post_internal(&format!("/personas/{id}/runs"), run, Retry::Idempotent)
+            .await
     }
 
     /// `POST /personas/{id}/release`.

@@ -1,7 +1,7 @@
 //! persona-runner settings: the common runner variables (runner-kit) plus
 //! `PERSONA_SEED_SECRET`, `PERSONA_CONCURRENCY` (2), `PERSONA_DEADLINE_SECS` (600),
-//! `PERSONA_MAX_TURNS` (15), `PERSONA_TOKEN_BUDGET` (200 000), `PERSONA_CLAIM_LIMIT` (50)
-//! and the LLM variables of `crates/llm`. `BIND_ADDR` defaults to `127.0.0.1:3070`.
+//! `PERSONA_MAX_TURNS` (15), `PERSONA_TOKEN_BUDGET` (200 000), `PERSONA_CLAIM_LIMIT` (50),
+//! `PERSONA_APP_VERSION` (empty: the app release under test, stored on every run row) and the LLM variables of `crates/llm`. `BIND_ADDR` defaults to `127.0.0.1:3070`.
 //!
 //! Rules: invalid values fail start-up naming the variable; a missing seed secret falls
 //! back to the development secret with a warning (logins then fail against a production
@@ -28,6 +28,7 @@ struct Raw {
     persona_token_budget: u64,
     persona_claim_limit: u32,
     persona_max_tokens: u32,
+    persona_app_version: Option<String>,
 }
 
 /// Everything persona-runner is configured with.
@@ -53,6 +54,8 @@ pub struct Settings {
     pub max_tokens: u32,
     /// The LLM configuration.
     pub llm: LlmSettings,
+    /// The app release under test (`PERSONA_APP_VERSION`), `""` when not set.
+    pub app_version: String,
 }
 
 fn invalid(var: &'static str, message: &str) -> SettingsError {
@@ -76,6 +79,7 @@ impl Settings {
                 ("PERSONA_TOKEN_BUDGET", Some("200000")),
                 ("PERSONA_CLAIM_LIMIT", Some("50")),
                 ("PERSONA_MAX_TOKENS", Some("1024")),
+                ("PERSONA_APP_VERSION", None),
             ],
         )?;
         if raw.persona_concurrency == 0 || raw.persona_concurrency > 1000 {
@@ -92,6 +96,13 @@ impl Settings {
         }
         if !(1..=500).contains(&raw.persona_claim_limit) {
             return Err(invalid("PERSONA_CLAIM_LIMIT", "must be 1 to 500"));
+        }
+        let app_version = raw.persona_app_version.unwrap_or_default();
+        if app_version.chars().count() > 100 || app_version.chars().any(char::is_control) {
+            return Err(invalid(
+                "PERSONA_APP_VERSION",
+                "must be at most 100 characters without control characters",
+            ));
         }
         if raw.persona_max_tokens == 0 {
             return Err(invalid("PERSONA_MAX_TOKENS", "must be at least 1"));
@@ -117,6 +128,7 @@ impl Settings {
             claim_limit: raw.persona_claim_limit,
             max_tokens: raw.persona_max_tokens,
             llm,
+            app_version,
         })
     }
 

@@ -15,13 +15,19 @@
 //!     with the error, which auth-internal turns into a capped, jittered backoff.
 //! - The run id (tick id of the rows) is `{tickId}.{personaId}`: unique per persona and
 //!   tick, identical on every retry of a write.
+//! - The run row (`persona_runs`) is written by [`write_run`] alone: a snapshot after every
+//!   model turn of the day (best effort) and the final one after actions and feedback and
+//!   before the release. Each snapshot carries a higher `revision`, so a retried older one
+//!   never overwrites a newer one. The transcript is built as the day goes: system prompt,
+//!   day prompt, every model turn with its tool calls, every tool result as the model saw
+//!   it, then the rating prompt and the raw rating reply.
 
 use std::{
     collections::BTreeSet,
     time::{Duration, Instant},
 };
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use llm::{ChatRequest, Llm, LlmError, Message, Purpose, RequestMeta, ToolResult};
 use rand::seq::SliceRandom;
 use runner_kit::{ClientError, Shutdown};
@@ -30,6 +36,10 @@ use sha2::{Digest, Sha256};
 use types::{
     names::sanitize_name as safe_tool_name,
     personas::{ActionResult, ActionRow, ClaimedPersona, FeedbackRow, ReleaseOutcome},
+    runs::{
+        RunOutcome, RunRecord, TRANSCRIPT_CAP_BYTES, Transcript, TranscriptMessage,
+        TranscriptToolCall, error_class,
+    },
     text::truncate_chars,
     tick::TokenUsage,
 };
@@ -58,6 +68,10 @@ pub struct DayConfig {
     pub token_budget: u64,
     /// `max_tokens` per request.
     pub max_tokens: u32,
+    /// This runner's worker id (the claim's `worker`), stored on the run row.
+    pub worker: String,
+    /// The app release under test (`PERSONA_APP_VERSION`), stored on the run row.
+    pub app_version: String,
 }
 
 /// Why a day failed (a product/infrastructure failure, not the simulated user).
@@ -91,6 +105,33 @@ pub enum DayError {
     WriteBack(ClientError),
 }
 
+impl DayError {
+    /// The run row's `errorClass` (see `types::runs::error_class`).
+    pub fn class(&self) -> &'static str {
+        match self {
+            Self::Login(_) => error_class::LOGIN,
+            Self::Mcp(_) => error_class::MCP,
+            Self::Llm(e) if is_context_length(e) => error_class::CONTEXT_LENGTH,
+            Self::Llm(_) => error_class::LLM,
+            Self::Deadline(_) => error_class::DEADLINE,
+            Self::Budget { .. } => error_class::BUDGET,
+            Self::Cancelled => error_class::SHUTDOWN,
+            Self::WriteBack(_) => error_class::WRITE_BACK,
+        }
+    }
+}
+
+/// Whether the vendor refused the request because the conversation outgrew the context
+/// window (the wording of Anthropic, OpenAI, vLLM and llama.cpp servers).
+fn is_context_length(e: &LlmError) -> bool {
+    let m = e.to_string().to_ascii_lowercase();
+    m.contains("context_length")
+        || m.contains("context length")
+        || m.contains("context window")
+        || m.contains("maximum context")
+        || m.contains("prompt is too long")
+}
+
 /// How one persona's run ended.
 #[derive(Debug)]
 pub struct PersonaRun {
@@ -115,6 +156,87 @@ struct DayState {
     tokens: TokenUsage,
     closing_text: Option<String>,
     feedback: Vec<FeedbackRow>,
+    transcript: Transcript,
+    /// Model turns of the main conversation.
+    turns: u32,
+    /// Prompt tokens of the first request (input + cache read + cache write).
+    first_prompt_tokens: Option<u64>,
+    /// Revision of the last run-row snapshot sent.
+    revision: u32,
+}
+
+/// The fixed facts of a run, for its run-row snapshots.
+pub struct RunMeta {
+    /// The persona.
+    pub persona_id: Uuid,
+    /// `{tickId}.{personaId}`.
+    pub run_id: String,
+    /// The tick.
+    pub tick_id: String,
+    /// This runner's worker id.
+    pub worker: String,
+    /// `anthropic`, `openai` or `sim`.
+    pub provider: String,
+    /// The configured model.
+    pub model: String,
+    /// `PERSONA_APP_VERSION`.
+    pub app_version: String,
+    /// When the run began.
+    pub started_at: DateTime<Utc>,
+}
+
+/// How a run ended, for its final snapshot.
+pub struct RunEnd {
+    /// The outcome.
+    pub outcome: RunOutcome,
+    /// What went wrong, if anything.
+    pub error: Option<String>,
+    /// One of `types::runs::error_class`.
+    pub error_class: Option<&'static str>,
+}
+
+/// The run-row snapshot of `state` (in progress when `end` is `None`).
+fn run_record(meta: &RunMeta, state: &DayState, end: Option<&RunEnd>) -> RunRecord {
+    let mut transcript = state.transcript.clone();
+    // The server caps too; capping here keeps the request small.
+    transcript.cap(TRANSCRIPT_CAP_BYTES);
+    let tool_errors = state
+        .actions
+        .iter()
+        .filter(|a| a.result == ActionResult::Error)
+        .count();
+    RunRecord {
+        id: meta.run_id.clone(),
+        tick_id: meta.tick_id.clone(),
+        revision: state.revision,
+        worker: meta.worker.clone(),
+        provider: meta.provider.clone(),
+        model: meta.model.clone(),
+        app_version: meta.app_version.clone(),
+        started_at: meta.started_at,
+        finished_at: end.map(|_| Utc::now()),
+        outcome: end.map(|e| e.outcome),
+        error: end.and_then(|e| e.error.clone()),
+        error_class: end.and_then(|e| e.error_class.map(str::to_owned)),
+        turns: state.turns,
+        tool_calls: u32::try_from(state.actions.len()).unwrap_or(u32::MAX),
+        tool_errors: u32::try_from(tool_errors).unwrap_or(u32::MAX),
+        tokens: state.tokens,
+        first_prompt_tokens: state.first_prompt_tokens,
+        transcript: Some(transcript),
+    }
+}
+
+/// Writes one snapshot of the run row (the next revision); the only writer of run rows.
+async fn write_run(
+    api: &PersonaApi,
+    meta: &RunMeta,
+    state: &mut DayState,
+    end: Option<&RunEnd>,
+) -> Result<(), ClientError> {
+    state.revision += 1;
+    let record = run_record(meta, state, end);
+    api.post_run(meta.persona_id, &record).await.map(|_| ())
 }
 
 /// The action row's input hash, the same one the MCP endpoint logs.
@@ -141,12 +263,22 @@ pub async fn run_persona(
     let run_id = format!("{tick_id}.{persona_id}");
     let mut state = DayState::default();
     let started = Instant::now();
+    let meta = RunMeta {
+        persona_id,
+        run_id: run_id.clone(),
+        tick_id: tick_id.to_owned(),
+        worker: cfg.worker.clone(),
+        provider: llm.provider_name().to_owned(),
+        model: llm.model().to_owned(),
+        app_version: cfg.app_version.clone(),
+        started_at: Utc::now(),
+    };
 
     let lived = if shutdown.is_draining() {
         Err(DayError::Cancelled)
     } else {
         tokio::select! {
-            r = live_day(api, llm, cfg, claimed, &run_id, &mut state) => r,
+            r = live_day(api, llm, cfg, claimed, &meta, &mut state) => r,
             () = tokio::time::sleep(cfg.deadline) => Err(DayError::Deadline(cfg.deadline)),
             () = shutdown.cancelled() => Err(DayError::Cancelled),
         }
@@ -178,6 +310,31 @@ pub async fn run_persona(
     // Write back whatever happened, even after a failure: the tool calls were real.
     if let Err(e) = write_back(api, persona_id, &run_id, &state).await {
         result = Err(DayError::WriteBack(e));
+    }
+
+    // The run row, final, before the lease goes.
+    let end = match (&result, &simulator_failure) {
+        (Err(e), _) => RunEnd {
+            outcome: RunOutcome::Failed,
+            error: Some(e.to_string()),
+            error_class: Some(e.class()),
+        },
+        (Ok(()), Some(why)) => RunEnd {
+            outcome: RunOutcome::SimulatorFailure,
+            error: Some(why.clone()),
+            error_class: Some(error_class::SIMULATOR),
+        },
+        (Ok(()), None) => RunEnd {
+            outcome: RunOutcome::Ok,
+            error: None,
+            error_class: None,
+        },
+    };
+    if let Err(e) = write_run(api, &meta, &mut state, Some(&end)).await {
+        tracing::warn!(persona.id = %persona_id, run.id = %run_id, error = %e, "writing the run row failed");
+        if result.is_ok() {
+            result = Err(DayError::WriteBack(e));
+        }
     }
 
     let (outcome, error) = match &result {
@@ -277,11 +434,13 @@ async fn live_day(
     llm: &Llm,
     cfg: &DayConfig,
     claimed: &ClaimedPersona,
-    run_id: &str,
+    meta: &RunMeta,
     state: &mut DayState,
 ) -> Result<(), DayError> {
     let p = &claimed.persona;
+    let run_id = meta.run_id.as_str();
     let lang = Lang::from_locale(&p.locale);
+    state.transcript.system = p.system_prompt.clone();
     let session = open_session(api, cfg, &p.email).await?;
     // The digest is a nicety: a failure to fetch it must not cost the day.
     let ratings = match api.ratings(p.user_id, 3).await {
@@ -299,11 +458,11 @@ async fn live_day(
         }
     };
     let digest = prompts::digest(lang, ratings.as_ref(), actions.as_ref());
-    let mut req = ChatRequest::new(
-        p.system_prompt.clone(),
-        prompts::day_prompt(lang, Utc::now(), &p.module_mix, &digest),
-        cfg.max_tokens,
-    );
+    let day_prompt = prompts::day_prompt(lang, Utc::now(), &p.module_mix, &digest);
+    state.transcript.messages.push(TranscriptMessage::User {
+        text: day_prompt.clone(),
+    });
+    let mut req = ChatRequest::new(p.system_prompt.clone(), day_prompt, cfg.max_tokens);
     req.tools = session.tools.clone();
     req.meta = RequestMeta {
         seed: seed_of(run_id),
@@ -313,13 +472,15 @@ async fn live_day(
         locale: p.locale.clone(),
         ..RequestMeta::default()
     };
-    let result = converse(&session, llm, cfg, &mut req, state).await;
+    let result = converse(&session, api, meta, llm, cfg, &mut req, state).await;
     session.close().await;
     result
 }
 
 async fn converse(
     session: &McpSession,
+    api: &PersonaApi,
+    meta: &RunMeta,
     llm: &Llm,
     cfg: &DayConfig,
     req: &mut ChatRequest,
@@ -328,6 +489,26 @@ async fn converse(
     for _turn in 0..cfg.max_turns {
         let resp = llm.chat(req).await?;
         state.tokens.add(resp.usage);
+        state.turns += 1;
+        if state.first_prompt_tokens.is_none() {
+            state.first_prompt_tokens =
+                Some(resp.usage.input + resp.usage.cache_read + resp.usage.cache_write);
+        }
+        state
+            .transcript
+            .messages
+            .push(TranscriptMessage::Assistant {
+                text: resp.text.clone(),
+                tool_calls: resp
+                    .tool_calls
+                    .iter()
+                    .map(|c| TranscriptToolCall {
+                        id: c.id.clone(),
+                        name: c.name.clone(),
+                        arguments: c.arguments.clone(),
+                    })
+                    .collect(),
+            });
         if let Some(t) = &resp.text {
             state.closing_text = Some(t.clone());
         }
@@ -362,6 +543,12 @@ async fn converse(
                 latency_ms,
                 created_at: Some(created_at),
             });
+            state.transcript.messages.push(TranscriptMessage::Tool {
+                call_id: call.id.clone(),
+                name: Some(call.name.clone()),
+                content: outcome_text.clone(),
+                is_error,
+            });
             results.push(ToolResult {
                 call_id: call.id.clone(),
                 content: outcome_text,
@@ -369,6 +556,10 @@ async fn converse(
             });
         }
         req.messages.push(Message::ToolResults(results));
+        // Write as the day goes; a failed snapshot costs nothing (the final one follows).
+        if let Err(e) = write_run(api, meta, state, None).await {
+            tracing::warn!(run.id = %meta.run_id, error = %e, "run snapshot not written");
+        }
     }
     Ok(())
 }
@@ -394,16 +585,14 @@ async fn rate_day(
     }
     // Models favour the last option of a list: shuffle so no module is always last.
     modules.shuffle(&mut rand::rng());
-    let mut req = ChatRequest::new(
-        p.system_prompt.clone(),
-        prompts::rating_prompt(
-            lang,
-            &state.actions,
-            state.closing_text.as_deref(),
-            &modules,
-        ),
-        cfg.max_tokens,
+    let rating_prompt = prompts::rating_prompt(
+        lang,
+        &state.actions,
+        state.closing_text.as_deref(),
+        &modules,
     );
+    state.transcript.rating_prompt = Some(rating_prompt.clone());
+    let mut req = ChatRequest::new(p.system_prompt.clone(), rating_prompt, cfg.max_tokens);
     req.meta = RequestMeta {
         seed: seed_of(run_id),
         purpose: Purpose::Rating,
@@ -414,6 +603,7 @@ async fn rate_day(
     };
     let resp = llm.chat(&req).await?;
     state.tokens.add(resp.usage);
+    state.transcript.rating_reply = Some(resp.text.clone().unwrap_or_default());
     check_budget(cfg, state)?;
     let parsed = rating::parse_ratings(resp.text.as_deref().unwrap_or_default(), &modules);
     for why in &parsed.dropped {

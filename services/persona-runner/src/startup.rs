@@ -97,6 +97,8 @@ impl Application {
                     deadline: settings.deadline,
                     token_budget: settings.token_budget,
                     max_tokens: settings.max_tokens,
+                    worker: worker.clone(),
+                    app_version: settings.app_version.clone(),
                 },
                 worker: worker.clone(),
                 concurrency: settings.concurrency,

@@ -42,8 +42,8 @@ pub mod health;
 pub mod metrics;
 pub mod missions;
 pub mod personas;
-pub mod responses;
 pub mod reports;
+pub mod responses;
 pub mod runs;
 pub mod sync;
 
@@ -74,7 +74,9 @@ where
             // Reading reports and runs also accepts an operator session (the
             // console's); the guard decides both in one place.
             scope("/api/v1/internal")
-                .wrap(from_fn(crate::console::auth::require_service_key_or_operator))
+                .wrap(from_fn(
+                    crate::console::auth::require_service_key_or_operator,
+                ))
                 .configure(personas::routes)
                 .configure(runs::routes)
                 .configure(reports::routes)

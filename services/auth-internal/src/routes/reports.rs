@@ -21,7 +21,10 @@ use crate::{
 };
 
 pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig<'_>) {
-    cfg.service(modules_report).service(module_trend_report).service(failures_report).service(tokens_report);
+    cfg.service(modules_report)
+        .service(module_trend_report)
+        .service(failures_report)
+        .service(tokens_report);
 }
 
 /// Default period length.

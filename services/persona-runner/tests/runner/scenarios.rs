@@ -23,6 +23,17 @@ fn day_handler(body: &Value) -> Reply {
     }
 }
 
+/// `GET /api/v1/internal/runs/{runId}` from auth-internal.
+async fn run_row(auth: &Auth, run_id: &str) -> Value {
+    let resp = auth
+        .internal(reqwest::Method::GET, &format!("/runs/{run_id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    resp.json().await.unwrap()
+}
+
 async fn scripted_day(provider: Api) {
     let auth = Auth::spawn().await;
     let ids = auth.seed("scripted", 1, "de").await;
@@ -45,10 +56,11 @@ async fn scripted_day(provider: Api) {
     push(Reply::text(
         "Bewertung: {\"ratings\":[{\"module\":\"notes\",\"rating\":5,\"notes\":\"schön\"},{\"module\":\"todo\",\"rating\":2,\"notes\":\"Fehler\"},{\"module\":\"calendar\",\"rating\":4}]}",
     ));
-    let env = match provider {
+    let mut env = match provider {
         Api::Anthropic => anthropic_env(&fake),
         Api::OpenAi => openai_env(&fake),
     };
+    env.push(("PERSONA_APP_VERSION", "2.3.1".to_owned()));
     let runner = Runner::spawn(&auth, &as_refs(&env)).await;
 
     let (status, report) = runner.tick_http().await;
@@ -128,6 +140,72 @@ async fn scripted_day(provider: Api) {
             .contains("Lebe einen Tag")
     );
 
+    // The run row: outcome, counts, tokens, app version and the whole conversation.
+    let run = run_row(&auth, &run_id).await;
+    assert_eq!(run["outcome"], "ok", "{run}");
+    assert!(run["errorClass"].is_null());
+    assert_eq!(run["personaId"], id.to_string());
+    assert_eq!(run["tickId"], tick_id);
+    assert_eq!(run["appVersion"], "2.3.1");
+    assert_eq!(
+        run["provider"],
+        if provider == Api::Anthropic {
+            "anthropic"
+        } else {
+            "openai"
+        }
+    );
+    assert_eq!(run["turns"], 4);
+    assert_eq!(run["toolCalls"], 3);
+    assert_eq!(run["toolErrors"], 1);
+    assert_eq!(run["tokens"], report["tokens"]);
+    assert_eq!(run["firstPromptTokens"], 10);
+    assert!(run["finishedAt"].is_string());
+    // Snapshots after each of the 3 tool turns, then the final one.
+    assert_eq!(run["revision"], 4);
+    let t = &run["transcript"];
+    assert!(t["system"].as_str().unwrap().starts_with("Du bist"), "{t}");
+    let roles: Vec<&str> = t["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        roles,
+        [
+            "user",
+            "assistant",
+            "tool",
+            "assistant",
+            "tool",
+            "assistant",
+            "tool",
+            "assistant"
+        ]
+    );
+    let m = t["messages"].as_array().unwrap();
+    assert!(m[0]["text"].as_str().unwrap().contains("Lebe einen Tag"));
+    assert_eq!(m[1]["toolCalls"][0]["name"], "todo_create");
+    assert_eq!(
+        m[1]["toolCalls"][0]["arguments"],
+        json!({"title": "Milch kaufen"})
+    );
+    assert_eq!(
+        m[4]["isError"], true,
+        "the failed call's result as the model saw it"
+    );
+    assert_eq!(m[7]["text"], "Ich habe eingekauft und eine Idee notiert.");
+    assert!(
+        t["ratingPrompt"]
+            .as_str()
+            .unwrap()
+            .contains("todo_create (todo)")
+    );
+    assert!(t["ratingReply"].as_str().unwrap().starts_with("Bewertung:"));
+    assert_eq!(run["actions"].as_array().unwrap().len(), 3);
+    assert_eq!(run["feedback"].as_array().unwrap().len(), 2);
+
     // The persona is released as done and not due again.
     let profile = auth.profile(id).await;
     assert_eq!(profile["lease"], Value::Null, "{profile}");
@@ -194,6 +272,16 @@ async fn zero_tool_calls_is_a_simulator_failure_released_done() {
     assert_eq!(report["failed"], json!([]));
     // No rating turn without actions.
     assert_eq!(fake.requests_to(Api::OpenAi).len(), 1);
+    let run_id = format!("{}.{}", report["tickId"].as_str().unwrap(), ids[0]);
+    let run = run_row(&auth, &run_id).await;
+    assert_eq!(run["outcome"], "simulator_failure", "{run}");
+    assert_eq!(run["errorClass"], "simulator");
+    assert!(run["error"].as_str().unwrap().contains("refused"), "{run}");
+    assert_eq!(run["toolCalls"], 0);
+    assert_eq!(
+        run["transcript"]["messages"][1]["text"],
+        "I'm sorry, but I can't pretend to be a person."
+    );
     let profile = auth.profile(ids[0]).await;
     assert_eq!(profile["consecutiveFailures"], 0, "{profile}");
     assert!(
@@ -312,6 +400,13 @@ async fn a_persona_whose_llm_keeps_failing_backs_off() {
     let profile = auth.profile(ids[0]).await;
     assert_eq!(profile["consecutiveFailures"], 1, "{profile}");
     assert!(profile["retryAfter"].is_string());
+    // The failed run has its row too, classed, with what happened before the failure.
+    let run_id = format!("{}.{}", first["tickId"].as_str().unwrap(), ids[0]);
+    let run = run_row(&auth, &run_id).await;
+    assert_eq!(run["outcome"], "failed", "{run}");
+    assert_eq!(run["errorClass"], "llm");
+    assert!(run["error"].as_str().unwrap().contains("LLM"));
+    assert_eq!(run["transcript"]["messages"][0]["role"], "user");
     assert_eq!(profile["lease"], Value::Null);
 
     // Immediately after, and a minute later: backing off, not claimed.
