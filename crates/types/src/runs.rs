@@ -212,11 +212,11 @@ impl Transcript {
             .iter()
             .position(|m| matches!(m, TranscriptMessage::Omitted { .. }));
         let (mut prior_msgs, mut prior_bytes) = (0u32, 0u64);
-        if let Some(i) = existing_marker {
-            if let TranscriptMessage::Omitted { messages, bytes } = self.messages.remove(i) {
-                prior_msgs = messages;
-                prior_bytes = bytes;
-            }
+        if let Some(i) = existing_marker
+            && let TranscriptMessage::Omitted { messages, bytes } = self.messages.remove(i)
+        {
+            prior_msgs = messages;
+            prior_bytes = bytes;
         }
         let fixed = json_len(&Transcript {
             messages: Vec::new(),

@@ -83,12 +83,11 @@ async fn access(req: &HttpRequest, state: &AppState) -> Result<Access, ConsoleEr
         }
     }
     // A user or persona presenting its access token is told no, not asked to sign in.
-    if req.headers().contains_key(header::AUTHORIZATION) {
-        if let Ok(user) = crate::auth::authenticate(req, state) {
-            if user.kind != operators::OPERATOR_KIND {
-                return Ok(Access::NotOperator);
-            }
-        }
+    if req.headers().contains_key(header::AUTHORIZATION)
+        && let Ok(user) = crate::auth::authenticate(req, state)
+        && user.kind != operators::OPERATOR_KIND
+    {
+        return Ok(Access::NotOperator);
     }
     Ok(Access::Anonymous)
 }

@@ -76,12 +76,11 @@ async fn start_driver() -> Option<Driver> {
     // Readiness of an external process: poll its status endpoint, bounded.
     let client = reqwest::Client::new();
     for _ in 0..200 {
-        if let Ok(resp) = client.get(format!("{}/status", driver.url)).send().await {
-            if let Ok(body) = resp.json::<Value>().await {
-                if body["value"]["ready"] == json!(true) {
-                    return Some(driver);
-                }
-            }
+        if let Ok(resp) = client.get(format!("{}/status", driver.url)).send().await
+            && let Ok(body) = resp.json::<Value>().await
+            && body["value"]["ready"] == json!(true)
+        {
+            return Some(driver);
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
