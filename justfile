@@ -49,6 +49,10 @@ seed:
         --data-binary @data/personas.json
     @echo
 
+# Create a console operator (or set a new password): prompts on a terminal, else reads one line of stdin.
+operator email:
+    cargo run --quiet --release -p auth-internal -- operator add "{{email}}"
+
 # Fire one tick on a runner now: `just tick persona` (port 3070) or `just tick mission` (port 3066).
 tick runner="persona":
     #!/usr/bin/env bash

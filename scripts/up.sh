@@ -43,6 +43,17 @@ curl -fsS -X PUT http://127.0.0.1:3001/api/v1/internal/personas \
   -H "x-service-key: ${MANA_SERVICE_KEY%%,*}" -H "content-type: application/json" \
   --data-binary @data/personas.json >/dev/null && echo "persona catalogue seeded (data/personas.json)"
 
+# Development only: one console operator, printed below with its password.
+operator_line=""
+if [ "${MANA_ENVIRONMENT:-development}" = "development" ]; then
+  op_email="${MANA_DEV_OPERATOR_EMAIL:-operator@mana.test}"
+  op_file="$run/operator-password"
+  [ -s "$op_file" ] || (umask 077; head -c 18 /dev/urandom | base64 | tr '+/' '-_' >"$op_file")
+  op_password="$(cat "$op_file")"
+  printf '%s\n' "$op_password" | "$bin/auth-internal" operator add "$op_email" >/dev/null
+  operator_line="Operator console: http://127.0.0.1:3001/console   sign in as $op_email / $op_password (development only; password in $op_file)"
+fi
+
 for runner in persona-runner:3070 mission-runner:3066; do
   name="${runner%%:*}"; port="${runner##*:}"
   start "$name" "$port" "$name" BIND_ADDR="127.0.0.1:$port" AUTH_INTERNAL_URL=http://127.0.0.1:3001
@@ -58,3 +69,4 @@ Service key for internal routes and ticks: \$MANA_SERVICE_KEY (default dev-servi
   mission-runner  http://127.0.0.1:3066   fire a tick: just tick mission
 Stop everything: just down
 EOT
+[ -z "$operator_line" ] || echo "$operator_line"

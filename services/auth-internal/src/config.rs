@@ -42,6 +42,9 @@ pub struct Settings {
     pub sync: SyncSettings,
     pub mcp: McpSettings,
     pub oauth: crate::oauth::OAuthSettings,
+    /// The operator console (`MANA_CONSOLE__*`).
+    #[serde(default)]
+    pub console: crate::web::session::ConsoleSettings,
     pub runs: RunsSettings,
 }
 

@@ -75,7 +75,7 @@ impl AppError {
         Self::Internal(e.to_string())
     }
 
-    fn code(&self) -> &'static str {
+    pub(crate) fn code(&self) -> &'static str {
         match self {
             Self::BadRequest(_) => codes::BAD_REQUEST,
             Self::Unauthorized(_) => codes::UNAUTHORIZED,

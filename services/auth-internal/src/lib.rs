@@ -3,7 +3,9 @@
 //! It is the only owner of the Postgres schema.
 
 pub mod auth;
+pub mod cli;
 pub mod config;
+pub mod console;
 pub mod db;
 pub mod error;
 pub mod lease;
@@ -16,6 +18,7 @@ pub mod routes;
 pub mod startup;
 pub mod state;
 pub mod store;
+pub mod web;
 
 pub use config::Settings;
 pub use startup::Application;

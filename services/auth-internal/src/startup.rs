@@ -109,6 +109,7 @@ impl Application {
                         mcp_service.clone().scope(),
                     );
                 })
+                .configure(crate::console::config)
                 .default_service(web::to(routes::unmatched))
         })
         .listen(listener)

@@ -9,8 +9,10 @@
 //!   index in the same transaction as each change; `records` runs them
 //!   without naming any table.
 
+pub mod console;
 pub mod missions;
 pub mod oauth;
+pub mod operators;
 pub mod personas;
 pub mod records;
 pub mod reports;

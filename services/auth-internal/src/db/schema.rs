@@ -235,3 +235,16 @@ diesel::allow_tables_to_appear_in_same_query!(
     oauth_refresh_tokens,
     users
 );
+
+diesel::table! {
+    console_sessions (id_hash) {
+        id_hash -> Bytea,
+        user_id -> Uuid,
+        csrf_token -> Text,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+    }
+}
+
+diesel::joinable!(console_sessions -> users (user_id));
+diesel::allow_tables_to_appear_in_same_query!(console_sessions, users);

@@ -55,7 +55,6 @@ use actix_web::{
     http::header,
     middleware::from_fn,
 };
-use service_kit::require_service_key;
 use utoipa_actix_web::{OpenApiFactory, scope, service_config::ServiceConfig};
 
 /// Every route of the service. `mcp` is what serves `/mcp` (the rmcp
@@ -77,8 +76,12 @@ where
         .service(
             // One scope for every service-key route: an unknown internal path
             // is 401 without the key, never a hint that it does not exist.
+            // Reading reports and runs also accepts an operator session (the
+            // console's); the guard decides both in one place.
             scope("/api/v1/internal")
-                .wrap(from_fn(require_service_key))
+                .wrap(from_fn(
+                    crate::console::auth::require_service_key_or_operator,
+                ))
                 .configure(personas::routes)
                 // Runs and reports: the console will accept an operator session here as
                 // well; the guard is this scope's `require_service_key`.
