@@ -328,7 +328,7 @@ pub async fn exists(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<bool>
         .await
 }
 
-#[derive(Debug, Insertable)]
+#[derive(Debug, Clone, Insertable)]
 #[diesel(table_name = persona_actions)]
 pub struct NewAction {
     pub id: String,
@@ -383,6 +383,13 @@ pub async fn record_executed(conn: &mut AsyncPgConnection, row: &NewAction) -> Q
         .execute(conn)
         .await?;
     Ok(n == 1)
+}
+
+/// Whether an action row with this id exists.
+pub async fn action_exists(conn: &mut AsyncPgConnection, id: &str) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(persona_actions::table.find(id)))
+        .get_result(conn)
+        .await
 }
 
 /// Extend the lease held with `token` to `now + lease_seconds`. `None`: the token is

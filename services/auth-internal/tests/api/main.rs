@@ -9,4 +9,5 @@ mod mcp;
 mod missions;
 mod openapi;
 mod personas;
+mod reliability;
 mod sync;
