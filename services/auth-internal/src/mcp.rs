@@ -26,6 +26,7 @@
 //! - On shutdown the service's cancellation token closes every session and stream.
 
 use std::{
+    future::Future,
     sync::{Arc, LazyLock},
     time::Instant,
 };
@@ -79,6 +80,7 @@ where
         .service(Documented::new(
             web::scope("/mcp")
                 .wrap(actix_web::middleware::from_fn(require_json_rpc))
+                .wrap(actix_web::middleware::from_fn(end_streams_on_shutdown))
                 .wrap(actix_web::middleware::from_fn(require_bearer))
                 .service(transport),
             __path_mcp_endpoint,
@@ -581,6 +583,49 @@ fn json_rpc_problem(v: &Value) -> Option<&'static str> {
         return Some("Invalid Request: `params` must be an object");
     }
     None
+}
+
+/// A response body that ends when shutdown begins (an MCP event stream would
+/// otherwise keep its connection, and the server, alive until the grace runs out).
+struct EndsOnShutdown {
+    body: actix_web::body::BoxBody,
+    cancelled: std::pin::Pin<Box<tokio_util::sync::WaitForCancellationFutureOwned>>,
+}
+
+impl MessageBody for EndsOnShutdown {
+    type Error = Box<dyn std::error::Error>;
+
+    fn size(&self) -> actix_web::body::BodySize {
+        self.body.size()
+    }
+
+    fn poll_next(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<web::Bytes, Self::Error>>> {
+        let this = self.get_mut();
+        if this.cancelled.as_mut().poll(cx).is_ready() {
+            return std::task::Poll::Ready(None);
+        }
+        std::pin::Pin::new(&mut this.body).poll_next(cx)
+    }
+}
+
+/// `from_fn` middleware on `/mcp`: every response body (event streams above all) ends
+/// as soon as shutdown begins.
+pub async fn end_streams_on_shutdown(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    let token = req
+        .app_data::<web::Data<AppState>>()
+        .map(|s| s.lifecycle.token())
+        .unwrap_or_default();
+    let resp = next.call(req).await?;
+    Ok(resp.map_body(move |_, body| EndsOnShutdown {
+        body: actix_web::body::BoxBody::new(body),
+        cancelled: Box::pin(token.cancelled_owned()),
+    }))
 }
 
 /// `from_fn` middleware on `/mcp`: a POST body must be one JSON-RPC 2.0 message sent

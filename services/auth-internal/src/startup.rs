@@ -36,12 +36,40 @@ impl Drop for InFlight {
     }
 }
 
-/// `from_fn` middleware: track requests in flight for the drain, except the
-/// long-lived `GET /mcp` event stream (closed by the cancellation token instead).
+/// A response body that holds its request's [`InFlight`] count until it is fully
+/// written (or dropped), so the drain waits for answers, not only handlers.
+struct Counted {
+    body: actix_web::body::BoxBody,
+    guard: Option<InFlight>,
+}
+
+impl actix_web::body::MessageBody for Counted {
+    type Error = Box<dyn std::error::Error>;
+
+    fn size(&self) -> actix_web::body::BodySize {
+        self.body.size()
+    }
+
+    fn poll_next(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<web::Bytes, Self::Error>>> {
+        let this = self.get_mut();
+        let polled = std::pin::Pin::new(&mut this.body).poll_next(cx);
+        if matches!(polled, std::task::Poll::Ready(None | Some(Err(_)))) {
+            this.guard.take();
+        }
+        polled
+    }
+}
+
+/// `from_fn` middleware: track requests in flight (until their answer is written) for
+/// the drain, except the long-lived `GET /mcp` event stream, which ends by the
+/// cancellation token instead.
 async fn track_in_flight(
     req: actix_web::dev::ServiceRequest,
-    next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
-) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
+) -> Result<actix_web::dev::ServiceResponse<Counted>, actix_web::Error> {
     let stream = req.method() == actix_web::http::Method::GET && req.path().starts_with("/mcp");
     let guard = match (stream, req.app_data::<web::Data<AppState>>()) {
         (false, Some(state)) => {
@@ -51,9 +79,11 @@ async fn track_in_flight(
         }
         _ => None,
     };
-    let resp = next.call(req).await;
-    drop(guard);
-    resp
+    let resp = next.call(req).await?;
+    Ok(resp.map_body(move |_, body| Counted {
+        body: actix_web::body::BoxBody::new(body),
+        guard,
+    }))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -220,8 +250,11 @@ impl Application {
             r = &mut server => return r,
             () = lifecycle.settle(grace) => {}
         }
-        handle.stop(true).await;
-        server.await
+        // Every answer is written (or the grace is over): close the remaining
+        // connections (idle keep-alives, event streams) now instead of waiting for them.
+        // The server future handles the stop command, so both run together.
+        let (_, r) = tokio::join!(handle.stop(false), server);
+        r
     }
 }
 

@@ -606,3 +606,66 @@ async fn draining_answers_health_503_at_once() {
     assert_eq!(resp.json::<Value>().await.unwrap()["status"], "draining");
     assert!(started.elapsed() < Duration::from_secs(1));
 }
+
+/// The release/debug binary: SIGTERM with an open MCP session (its event stream
+/// included) exits in well under 2 s, answering `/health` 503 `draining` meanwhile
+/// if it is asked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_with_an_open_mcp_session_exits_fast() {
+    let db = test_support::TestDb::new(auth_internal::db::MIGRATIONS).await;
+    let port = test_support::free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut server = test_support::Spawned::start(
+        std::path::Path::new(env!("CARGO_BIN_EXE_auth-internal")),
+        &[
+            ("DATABASE_URL", db.url().to_owned()),
+            ("BIND_ADDR", format!("127.0.0.1:{port}")),
+            ("MANA_SERVICE_KEY", "k".to_owned()),
+            ("PERSONA_SEED_SECRET", SEED_SECRET.to_owned()),
+            ("MANA_CONFIG", String::new()),
+            ("MANA_LOG_FORMAT", "pretty".to_owned()),
+            ("MANA_HTTP__WORKERS", "2".to_owned()),
+            ("MANA_PASSWORD__MEMORY_KIB", "64".to_owned()),
+            ("MANA_PASSWORD__ITERATIONS", "1".to_owned()),
+            ("SHUTDOWN_GRACE_SECS", "10".to_owned()),
+        ],
+    );
+    let http = reqwest::Client::new();
+    let mut up = false;
+    for _ in 0..300 {
+        if let Ok(r) = http.get(format!("{base}/health")).send().await
+            && r.status() == StatusCode::OK
+        {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(up, "auth-internal did not come up");
+    let body: Value = http
+        .post(format!("{base}/api/v1/auth/register"))
+        .json(&json!({"email": "term@example.com", "password": "a good password"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = body["accessToken"].as_str().unwrap().to_owned();
+    let transport = StreamableHttpClientTransport::from_config(
+        StreamableHttpClientTransportConfig::with_uri(format!("{base}/mcp")).auth_header(token),
+    );
+    let client = ClientConfig::default().serve(transport).await.unwrap();
+    assert!(!client.list_all_tools().await.unwrap().is_empty());
+    // Give the client's GET event stream a moment to be open on the server.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let started = std::time::Instant::now();
+    server.signal("TERM");
+    let status = server.wait_exit(Duration::from_secs(5)).await;
+    let took = started.elapsed();
+    assert!(status.is_some(), "still running 5 s after SIGTERM");
+    assert!(status.unwrap().success(), "{status:?}");
+    assert!(took < Duration::from_secs(2), "exit took {took:?}");
+    drop(client);
+}
