@@ -4,4 +4,5 @@
 
 mod helpers;
 mod lost_claim;
+mod reliability;
 mod scenarios;
