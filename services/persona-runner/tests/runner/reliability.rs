@@ -50,7 +50,9 @@ async fn count(db: &TestDb, sql: &str) -> i64 {
 async fn executed_vs_rows(db: &TestDb, persona: uuid::Uuid) -> (i64, i64) {
     let executed = count(
         db,
-        &format!("SELECT count(*) AS n FROM sync_changes WHERE user_id = '{persona}' AND origin = 'mcp'"),
+        &format!(
+            "SELECT count(*) AS n FROM sync_changes WHERE user_id = '{persona}' AND origin = 'mcp'"
+        ),
     )
     .await;
     let rows = count(
@@ -81,7 +83,11 @@ async fn a_day_failing_on_its_third_turn_runs_again_after_the_backoff_and_is_rat
     let retry: chrono::DateTime<chrono::Utc> =
         profile["retryAfter"].as_str().unwrap().parse().unwrap();
     let (executed, rows) = executed_vs_rows(&auth.db, ids[0]).await;
-    assert_eq!((executed, rows), (2, 2), "the failed day's calls are recorded");
+    assert_eq!(
+        (executed, rows),
+        (2, 2),
+        "the failed day's calls are recorded"
+    );
 
     // Not before the backoff ends …
     let (_, early) = runner.tick_http().await;
@@ -148,7 +154,11 @@ async fn unstarted_personas_of_a_stopping_runner_are_abandoned_not_failed() {
         .json()
         .await
         .unwrap();
-    assert_eq!(claimed["personas"].as_array().unwrap().len(), 2, "{claimed}");
+    assert_eq!(
+        claimed["personas"].as_array().unwrap().len(),
+        2,
+        "{claimed}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -189,7 +199,11 @@ async fn a_runner_killed_mid_day_leaves_a_row_for_every_executed_call() {
             let http = http.clone();
             let url = tick_url.clone();
             tokio::spawn(async move {
-                let _ = http.post(url).header("x-service-key", SERVICE_KEY).send().await;
+                let _ = http
+                    .post(url)
+                    .header("x-service-key", SERVICE_KEY)
+                    .send()
+                    .await;
             });
             fired = true;
             break;
@@ -340,7 +354,10 @@ async fn an_auth_internal_restart_mid_day_costs_no_call_rating_or_day() {
             s.id
         };
         let (executed, rows) = executed_vs_rows(&db, id).await;
-        assert_eq!(executed, 6, "{slug}: every planned call ran once (no loss, no duplicate)");
+        assert_eq!(
+            executed, 6,
+            "{slug}: every planned call ran once (no loss, no duplicate)"
+        );
         assert_eq!(rows, 6, "{slug}: one row per executed call");
         assert_eq!(
             count(
