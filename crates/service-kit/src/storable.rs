@@ -239,6 +239,25 @@ mod tests {
     proptest! {
         /// The walker finds a NUL exactly when there is one, and the byte pre-check
         /// never misses one.
+        /// The JSON extractor's core refuses exactly the bodies holding a NUL, as 422
+        /// naming a path, and otherwise parses as plain serde_json does.
+        #[test]
+        fn the_json_extractor_refuses_nul_and_nothing_else(v in json_value()) {
+            let bytes = serde_json::to_vec(&v).unwrap();
+            match crate::json::parse_json::<Value>(&bytes) {
+                Ok(parsed) => {
+                    prop_assert!(!contains_nul(&v));
+                    prop_assert_eq!(parsed, v);
+                }
+                Err(e) => {
+                    prop_assert!(contains_nul(&v));
+                    prop_assert_eq!(e.status, StatusCode::UNPROCESSABLE_ENTITY);
+                    prop_assert_eq!(e.code, codes::VALIDATION_FAILED);
+                    prop_assert!(e.message.contains('`') && e.message.contains("NUL"));
+                }
+            }
+        }
+
         #[test]
         fn walker_agrees_with_the_value(v in json_value()) {
             let bytes = serde_json::to_vec(&v).unwrap();
