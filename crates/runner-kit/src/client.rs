@@ -13,7 +13,10 @@
 //!   first attempt would lease *other* work, and the first batch would stay leased to
 //!   nobody) repeats only what certainly did not happen — a connection that was never
 //!   made, 429, 503. 4xx are never repeated. Waits are equal-jitter exponential
-//!   ([`types::backoff::Backoff`]) up to [`RetryPolicy::max_attempts`] attempts.
+//!   ([`types::backoff::Backoff`], capped at [`RetryPolicy::max_delay`]) for at least
+//!   [`RetryPolicy::max_attempts`] attempts and, beyond that, as long as
+//!   [`RetryPolicy::budget`] has not run out (`AUTH_INTERNAL_RETRY_SECS`: an
+//!   auth-internal restart is ridden out).
 //! - The service key never appears in errors or `Debug` output.
 
 use std::time::Duration;
@@ -156,6 +159,9 @@ pub struct RetryPolicy {
     pub max_delay: Duration,
     /// Limit of one attempt.
     pub timeout: Duration,
+    /// After `max_attempts`, keep retrying while the time since the first attempt
+    /// plus the next wait stays within this (zero: attempts only).
+    pub budget: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -165,11 +171,27 @@ impl Default for RetryPolicy {
             base_delay: Duration::from_millis(200),
             max_delay: Duration::from_secs(5),
             timeout: Duration::from_secs(15),
+            budget: Duration::ZERO,
         }
     }
 }
 
 impl RetryPolicy {
+    /// The same policy limited to its attempts (for calls that must not wait long or
+    /// must not be repeated much, such as a claim).
+    pub fn without_budget(self) -> Self {
+        Self {
+            budget: Duration::ZERO,
+            ..self
+        }
+    }
+
+    /// Whether another attempt is allowed after failed attempt `attempt` (1-based),
+    /// `elapsed` after the first one began, when the next wait would be `wait`.
+    pub fn allows(&self, attempt: u32, elapsed: Duration, wait: Duration) -> bool {
+        attempt < self.max_attempts.max(1) || elapsed + wait <= self.budget
+    }
+
     /// The wait after failed attempt `attempt` (1-based): `base * 2^(attempt-1)` capped,
     /// with equal jitter (between half and all of it) so replicas do not retry in step.
     pub fn backoff(&self, attempt: u32) -> Duration {
@@ -236,6 +258,14 @@ impl InternalClient {
     /// The retry policy in force.
     pub fn retry_policy(&self) -> RetryPolicy {
         self.retry
+    }
+
+    /// The same client with another retry policy (shares the HTTP client).
+    pub fn with_retry(&self, retry: RetryPolicy) -> Self {
+        Self {
+            retry,
+            ..self.clone()
+        }
     }
 
     /// `GET {path}` under `/api/v1/internal`, with the service key.
@@ -320,12 +350,16 @@ impl InternalClient {
         } else {
             None
         };
-        let max = self.retry.max_attempts.max(1);
+        let started = std::time::Instant::now();
         let mut attempt = 1;
         loop {
-            match self.attempt(&method, path, body, key).await {
-                Err(e) if e.may_retry(retry) && attempt < max => {
-                    let wait = self.retry.backoff(attempt);
+            let result = self.attempt(&method, path, body, key).await;
+            let wait = self.retry.backoff(attempt);
+            match result {
+                Err(e)
+                    if e.may_retry(retry)
+                        && self.retry.allows(attempt, started.elapsed(), wait) =>
+                {
                     tracing::warn!(
                         method = %method,
                         path,
@@ -476,6 +510,7 @@ mod tests {
             base_delay: Duration::from_millis(100),
             max_delay: Duration::from_millis(350),
             timeout: Duration::from_secs(1),
+            budget: Duration::ZERO,
         };
         for _ in 0..50 {
             let d1 = p.backoff(1);
@@ -485,6 +520,44 @@ mod tests {
             let d9 = p.backoff(9);
             assert!(d9 >= Duration::from_millis(175) && d9 <= Duration::from_millis(350));
         }
+    }
+
+    #[test]
+    fn the_budget_extends_retries_beyond_the_attempts() {
+        let p = RetryPolicy {
+            max_attempts: 2,
+            budget: Duration::from_secs(10),
+            ..RetryPolicy::default()
+        };
+        let w = Duration::from_secs(1);
+        assert!(p.allows(1, Duration::ZERO, w));
+        assert!(p.allows(7, Duration::from_secs(9), w));
+        assert!(!p.allows(7, Duration::from_secs(9) + Duration::from_millis(1), w));
+        assert!(!p.without_budget().allows(2, Duration::ZERO, w));
+    }
+
+    #[tokio::test]
+    async fn transport_errors_are_retried_for_the_whole_budget() {
+        let c = InternalClient::new(
+            reqwest::Client::new(),
+            "http://127.0.0.1:9",
+            Some("k"),
+            RetryPolicy {
+                max_attempts: 1,
+                base_delay: Duration::from_millis(20),
+                max_delay: Duration::from_millis(40),
+                timeout: Duration::from_secs(1),
+                budget: Duration::from_millis(300),
+            },
+        );
+        let started = std::time::Instant::now();
+        let err = c.get_internal::<serde_json::Value>("/x").await.unwrap_err();
+        assert!(err.is_retryable());
+        assert!(
+            started.elapsed() >= Duration::from_millis(200),
+            "{:?}",
+            started.elapsed()
+        );
     }
 
     #[test]
@@ -523,6 +596,7 @@ mod tests {
                 base_delay: Duration::from_millis(1),
                 max_delay: Duration::from_millis(2),
                 timeout: Duration::from_secs(2),
+                budget: Duration::ZERO,
             },
         );
         let err = c.get_internal::<serde_json::Value>("/x").await.unwrap_err();
@@ -592,6 +666,7 @@ mod tests {
                 base_delay: Duration::from_millis(1),
                 max_delay: Duration::from_millis(2),
                 timeout,
+                budget: Duration::ZERO,
             },
         )
     }

@@ -73,6 +73,7 @@ struct RawRunner {
     mana_diag: String,
     shutdown_grace_secs: u64,
     internal_http_timeout_secs: u64,
+    auth_internal_retry_secs: u64,
 }
 
 /// What every runner needs.
@@ -97,6 +98,10 @@ pub struct RunnerSettings {
     pub shutdown_grace: Duration,
     /// `INTERNAL_HTTP_TIMEOUT_SECS`: per-request timeout towards auth-internal.
     pub http_timeout: Duration,
+    /// `AUTH_INTERNAL_RETRY_SECS` (default 120): how long a call to auth-internal keeps
+    /// being retried (capped backoff) before it fails, so a restart of auth-internal
+    /// costs no day.
+    pub retry_budget: Duration,
 }
 
 fn truthy(var: &'static str, v: &str) -> Result<bool, SettingsError> {
@@ -128,6 +133,7 @@ impl RunnerSettings {
                 ("MANA_DIAG", Some("0")),
                 ("SHUTDOWN_GRACE_SECS", Some("30")),
                 ("INTERNAL_HTTP_TIMEOUT_SECS", Some("15")),
+                ("AUTH_INTERNAL_RETRY_SECS", Some("120")),
             ],
         )?;
         let url = raw
@@ -177,6 +183,7 @@ impl RunnerSettings {
             diag: truthy("MANA_DIAG", &raw.mana_diag)?,
             shutdown_grace: Duration::from_secs(raw.shutdown_grace_secs),
             http_timeout: Duration::from_secs(raw.internal_http_timeout_secs),
+            retry_budget: Duration::from_secs(raw.auth_internal_retry_secs),
         })
     }
 

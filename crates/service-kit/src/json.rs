@@ -3,7 +3,9 @@
 //! Rules: the body must be `application/json` (415 otherwise); bodies over the
 //! configured limit are 413 `payload_too_large` before anything is parsed;
 //! malformed JSON or a wrong type is 400 `invalid_body` with the JSON path of
-//! the offending field (via `serde_path_to_error`).
+//! the offending field (via `serde_path_to_error`); a string or key holding NUL
+//! (`\u0000`, which Postgres cannot store) is 422 `validation_failed` naming its
+//! JSON path (see [`crate::storable`]).
 
 use std::{future::Future, pin::Pin};
 
@@ -40,6 +42,16 @@ impl<T> std::ops::Deref for Json<T> {
 
 /// Deserialize bytes, naming the failing field in the error.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ErrorResponse> {
+    if crate::storable::may_hold_nul(bytes)
+        && let Ok(value) = serde_json::from_slice::<serde_json::Value>(bytes)
+        && let Some(path) = crate::storable::find_nul(&value, "")
+    {
+        return Err(ErrorResponse::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            codes::VALIDATION_FAILED,
+            format!("`{path}` {}", crate::storable::NUL_MESSAGE),
+        ));
+    }
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(de).map_err(|err| {
         let path = err.path().to_string();

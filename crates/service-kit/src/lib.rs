@@ -8,6 +8,7 @@ pub mod json;
 pub mod metrics;
 pub mod persona_password;
 pub mod service_key;
+pub mod storable;
 pub mod telemetry;
 
 pub use clock::Clock;

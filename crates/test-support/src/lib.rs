@@ -237,3 +237,105 @@ async fn sweep(admin: &mut AsyncPgConnection) {
         }
     }
 }
+
+/// A free TCP port on 127.0.0.1 in 40000–60000 (for a spawned binary, which is told
+/// its port): probed by binding, then released.
+pub fn free_port() -> u16 {
+    let seed = u32::from_le_bytes(
+        uuid::Uuid::new_v4().as_bytes()[..4]
+            .try_into()
+            .unwrap_or_default(),
+    );
+    for i in 0..2000u32 {
+        let port =
+            40_000 + u16::try_from((seed.wrapping_add(i.wrapping_mul(7919))) % 20_000).unwrap_or(0);
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in 40000–60000");
+}
+
+/// A spawned binary, killed (SIGKILL) when dropped so a failing test leaves nothing.
+pub struct Spawned {
+    child: std::process::Child,
+}
+
+impl Spawned {
+    /// Start `program` with exactly `env` added to a cleared environment (plus `PATH`).
+    pub fn start(program: &std::path::Path, env: &[(&str, String)]) -> Self {
+        let mut cmd = std::process::Command::new(program);
+        cmd.env_clear();
+        if let Ok(path) = std::env::var("PATH") {
+            cmd.env("PATH", path);
+        }
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.stdout(std::process::Stdio::null());
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display()));
+        Self { child }
+    }
+
+    /// The process id.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Send a signal (`TERM`, `KILL`) with kill(1).
+    pub fn signal(&self, name: &str) {
+        let status = std::process::Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap_or_else(|e| panic!("kill: {e}"));
+        assert!(status.success(), "kill -{name} failed");
+    }
+
+    /// Wait up to `limit` for the process to exit; its status, or `None` if it did not.
+    pub async fn wait_exit(
+        &mut self,
+        limit: std::time::Duration,
+    ) -> Option<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if std::time::Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The path of a workspace binary next to the running test (`target/<profile>/<name>`),
+/// built first with cargo if it is not there (when only another package was built).
+pub fn workspace_binary(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap_or_else(|e| panic!("current_exe: {e}"));
+    // target/<profile>/deps/<test> → target/<profile>/<name>
+    let dir = exe
+        .parent()
+        .and_then(std::path::Path::parent)
+        .unwrap_or_else(|| panic!("unexpected test path {}", exe.display()));
+    let bin = dir.join(name);
+    if !bin.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+        let status = std::process::Command::new(cargo)
+            .args(["build", "-p", name, "--bin", name])
+            .status()
+            .unwrap_or_else(|e| panic!("cargo build {name}: {e}"));
+        assert!(status.success(), "cargo build -p {name} failed");
+    }
+    bin
+}

@@ -201,8 +201,33 @@ pub struct InsertedResponse {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum ReleaseOutcome {
+    /// The day ran: the persona moves to its next cadence slot.
     Done,
+    /// The day failed: the persona is due again after a capped, jittered backoff.
     Failed,
+    /// Claimed but never started (the runner is stopping): the lease is cleared with
+    /// no backoff and no failure counted, so the persona is claimable at once.
+    Abandoned,
+}
+
+/// Body of `POST /api/v1/internal/personas/{id}/heartbeat`: extend a held lease.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HeartbeatRequest {
+    /// The token of the claim; a stale one answers 409 `lease_lost`.
+    pub lease_token: Uuid,
+    /// The lease runs this long from now (1 to `personas.max_lease_secs`).
+    pub lease_seconds: u32,
+}
+
+/// Answer of the heartbeat.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct HeartbeatResponse {
+    /// The new expiry of the lease.
+    pub lease_expires_at: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -79,6 +79,10 @@ pub struct PersonaTickReport {
     pub failed: Vec<PersonaFailure>,
     /// Runs in which the simulated user failed (refused, no tool call, broke character).
     pub simulator_failures: u32,
+    /// Claimed personas not started because the runner was stopping (released
+    /// `abandoned`: neither failed nor done).
+    #[serde(default)]
+    pub abandoned: u32,
     pub tokens: TokenUsage,
     pub duration_ms: u64,
 }

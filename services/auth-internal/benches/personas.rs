@@ -503,6 +503,7 @@ fn raw_rows(persona_id: Uuid, batch: &ActionsBatch) -> Vec<NewAction> {
             error_message: a.error_message.clone(),
             latency_ms: a.latency_ms,
             created_at: now,
+            completed_at: Some(now),
         })
         .collect()
 }

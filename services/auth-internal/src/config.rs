@@ -1,7 +1,8 @@
 //! Settings: defaults → optional TOML file → `MANA_*` environment variables
 //! (`__` between sections, e.g. `MANA_DATABASE__MAX_CONNECTIONS=16`) → the plain
 //! variables the rest of the system uses: `DATABASE_URL`, `BIND_ADDR`,
-//! `MANA_SERVICE_KEY` (comma-separated for rotation) and `PERSONA_SEED_SECRET`.
+//! `MANA_SERVICE_KEY` (comma-separated for rotation), `PERSONA_SEED_SECRET` and
+//! `SHUTDOWN_GRACE_SECS`.
 //!
 //! The TOML file is `MANA_CONFIG` if set, else `config/auth-internal.toml` if it
 //! exists. Invalid settings fail start-up with a message naming the setting.
@@ -54,6 +55,9 @@ pub struct HttpSettings {
     pub workers: usize,
     /// Largest accepted JSON body, bytes.
     pub max_body_bytes: usize,
+    /// On SIGTERM/SIGINT: how long in-flight requests may take before the server
+    /// stops anyway (`SHUTDOWN_GRACE_SECS`).
+    pub shutdown_grace_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -208,6 +212,7 @@ impl Settings {
             .set_default("log_format", "json")?
             .set_default("http.workers", 0)?
             .set_default("http.max_body_bytes", 4 * 1024 * 1024)?
+            .set_default("http.shutdown_grace_secs", 10)?
             .set_default("database.max_connections", 16)?
             .set_default("database.statement_timeout_ms", 15_000)?
             .set_default("database.acquire_timeout_ms", 5_000)?
@@ -269,6 +274,7 @@ impl Settings {
             ("BIND_ADDR", "bind_addr"),
             ("MANA_SERVICE_KEY", "service_key"),
             ("PERSONA_SEED_SECRET", "persona_seed_secret"),
+            ("SHUTDOWN_GRACE_SECS", "http.shutdown_grace_secs"),
         ] {
             builder = builder.set_override_option(key, env.get(var).cloned())?;
         }

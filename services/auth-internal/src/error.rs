@@ -94,14 +94,24 @@ impl AppError {
     }
 }
 
-/// Whether a diesel error means "the database is not there (right now)".
-fn db_unavailable(e: &DieselError) -> bool {
+/// Whether a diesel error means "the database is not there (right now)": a lost or
+/// closed connection, a command that could not be sent (diesel-async reports a
+/// connection that died mid-request as `UnableToSendCommand`, "connection closed"),
+/// an administrator's termination, or a statement timeout.
+pub fn db_unavailable(e: &DieselError) -> bool {
     match e {
-        DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, _) => true,
+        DieselError::DatabaseError(
+            DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+            _,
+        ) => true,
         DieselError::DatabaseError(_, info) => {
             let m = info.message();
-            // 57014 query_canceled (statement_timeout) surfaces as Unknown with this text.
-            m.contains("statement timeout") || m.contains("terminating connection")
+            // 57014 query_canceled (statement_timeout) surfaces as Unknown with this text;
+            // 57P01 admin_shutdown / pg_terminate_backend as "terminating connection …".
+            m.contains("statement timeout")
+                || m.contains("terminating connection")
+                || m.contains("connection closed")
+                || m.contains("the database system is")
         }
         DieselError::BrokenTransactionManager => true,
         _ => false,
@@ -182,6 +192,22 @@ mod tests {
                 "service_unavailable",
             ),
             (AppError::Database(DieselError::NotFound), 500, "internal"),
+            (
+                AppError::Database(DieselError::DatabaseError(
+                    DatabaseErrorKind::UnableToSendCommand,
+                    Box::new("connection closed".to_owned()),
+                )),
+                503,
+                "service_unavailable",
+            ),
+            (
+                AppError::Database(DieselError::DatabaseError(
+                    DatabaseErrorKind::ClosedConnection,
+                    Box::new("gone".to_owned()),
+                )),
+                503,
+                "service_unavailable",
+            ),
             (AppError::Internal("boom".into()), 500, "internal"),
         ];
         for (err, status, code) in cases {

@@ -37,7 +37,7 @@ async fn main() -> anyhow::Result<()> {
     let bind = settings.bind_addr.clone();
     let app = Application::build(settings).await?;
     tracing::info!(bind = %bind, port = app.port(), "auth-internal listening");
-    app.run_until_stopped().await?;
+    app.run_until_signalled().await?;
     tracing::info!("auth-internal stopped");
     Ok(())
 }

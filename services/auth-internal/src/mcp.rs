@@ -14,8 +14,20 @@
 //!   unknown tool is a protocol error.
 //! - `mcp.stateful = false` serves every request statelessly (replicas behind a load
 //!   balancer); the current protocol revision is sessionless either way.
+//! - A persona caller's `tools/call` may carry `_meta` `mana/actionId` and
+//!   `mana/tickId` (the runner's deterministic action row id and the row's tick id).
+//!   The action row is then written here, in the same transaction as the tool's
+//!   effect (a read tool: right after it ran), so no executed call is ever without
+//!   its row; an id already recorded means the call ran before (a re-sent request)
+//!   and it is not run again. The runner's own write of the id completes the row.
+//! - Arguments and `_meta` holding NUL (`\u0000`, which Postgres cannot store) are a
+//!   tool error naming the argument; a POST body that is not JSON-RPC gets a
+//!   JSON-RPC error object with status 400 (`-32700` parse error, `-32600` invalid
+//!   request) from [`require_json_rpc`], before rmcp sees it.
+//! - On shutdown the service's cancellation token closes every session and stream.
 
 use std::{
+    future::Future,
     sync::{Arc, LazyLock},
     time::Instant,
 };
@@ -53,10 +65,11 @@ use types::{ApiError, error::codes};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::{routes::Documented, state::AppState, store::PgRecordStore};
+use crate::{db::personas::NewAction, routes::Documented, state::AppState, store::PgRecordStore};
 
 /// The protected-resource metadata and `/mcp` itself (served by `transport`,
-/// the rmcp service, behind [`require_bearer`]; documented by [`mcp_endpoint`]).
+/// the rmcp service, behind [`require_bearer`] then [`require_json_rpc`], with every
+/// body ending on shutdown; documented by [`mcp_endpoint`]).
 pub fn routes<M>(cfg: &mut utoipa_actix_web::service_config::ServiceConfig<'_>, transport: M)
 where
     M: actix_web::dev::HttpServiceFactory + 'static,
@@ -65,6 +78,8 @@ where
         .service(protected_resource_metadata_mcp)
         .service(Documented::new(
             web::scope("/mcp")
+                .wrap(actix_web::middleware::from_fn(require_json_rpc))
+                .wrap(actix_web::middleware::from_fn(end_streams_on_shutdown))
                 .wrap(actix_web::middleware::from_fn(require_bearer))
                 .service(transport),
             __path_mcp_endpoint,
@@ -75,6 +90,44 @@ where
 #[derive(Debug, Clone)]
 pub struct McpUser {
     pub id: Uuid,
+    /// `human`, `persona` …: only personas' calls write action rows.
+    pub kind: String,
+}
+
+/// `_meta` key of the action row id a persona-runner assigns to a call.
+pub const META_ACTION_ID: &str = "mana/actionId";
+/// `_meta` key of the tick id of that row.
+pub const META_TICK_ID: &str = "mana/tickId";
+
+/// The action row a call must leave, from its `_meta`; `Err` says what to fix.
+fn action_meta(meta: Option<&JsonObject>, tool: &str) -> Result<Option<(String, String)>, String> {
+    let Some(meta) = meta else { return Ok(None) };
+    let (Some(id), Some(tick)) = (meta.get(META_ACTION_ID), meta.get(META_TICK_ID)) else {
+        return Ok(None);
+    };
+    let (Some(id), Some(tick)) = (id.as_str(), tick.as_str()) else {
+        return Err(format!(
+            "`_meta.{META_ACTION_ID}` and `_meta.{META_TICK_ID}` must be strings"
+        ));
+    };
+    if tick.is_empty() || tick.len() > 128 || tick.chars().any(char::is_control) {
+        return Err(format!(
+            "`_meta.{META_TICK_ID}` must be 1–128 characters without control characters"
+        ));
+    }
+    let index = id
+        .strip_prefix(tick)
+        .and_then(|rest| rest.strip_prefix('-'))
+        .and_then(|rest| rest.strip_suffix(tool))
+        .and_then(|rest| rest.strip_suffix('-'));
+    if !index
+        .is_some_and(|i| !i.is_empty() && i.len() <= 6 && i.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return Err(format!(
+            "`_meta.{META_ACTION_ID}` must be `{{tickId}}-{{index}}-{{toolName}}` for this call"
+        ));
+    }
+    Ok(Some((id.to_owned(), tick.to_owned())))
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -178,6 +231,11 @@ impl ServerHandler for ManaMcp {
         let exposed = registry
             .get(&name)
             .is_some_and(|t| t.policy != Policy::Destructive);
+        let meta: Option<JsonObject> = request
+            .meta
+            .as_ref()
+            .map(|m| m.0.0.clone())
+            .or_else(|| (!ctx.meta.0.0.is_empty()).then(|| ctx.meta.0.0.clone()));
         let args = Value::Object(request.arguments.unwrap_or_default());
         let hash = service_kit::input_hash(&args);
         if !exposed {
@@ -194,11 +252,82 @@ impl ServerHandler for ManaMcp {
                 None,
             ));
         }
+        let fix = |what: String| {
+            tracing::info!(user.id = %user.id, tool = %name, input.hash = %hash, result = "invalid_input", "mcp tool call refused");
+            Ok(CallToolResult::error(vec![ContentBlock::text(what)]).into())
+        };
+        if let Some(path) = service_kit::storable::find_nul(&args, "arguments") {
+            return fix(format!("`{path}` {}", service_kit::storable::NUL_MESSAGE));
+        }
+        if let Some(path) = meta
+            .as_ref()
+            .and_then(|m| service_kit::storable::find_nul(&Value::Object(m.clone()), "_meta"))
+        {
+            return fix(format!("`{path}` {}", service_kit::storable::NUL_MESSAGE));
+        }
+        let action = if user.kind == "persona" {
+            match action_meta(meta.as_ref(), &name) {
+                Ok(a) => a,
+                Err(what) => return fix(what),
+            }
+        } else {
+            None
+        };
+        let now = self.state.clock.now();
+        let pending = action.map(|(id, tick_id)| NewAction {
+            id,
+            persona_id: user.id,
+            tick_id,
+            tool_name: name.clone(),
+            module: registry
+                .get(&name)
+                .map_or_else(String::new, |t| t.module.to_owned()),
+            input: Some(args.clone()),
+            input_hash: Some(hash.clone()),
+            result: "ok",
+            error_message: None,
+            latency_ms: None,
+            created_at: now,
+            completed_at: None,
+        });
+        if let Some(row) = &pending {
+            match self.already_ran(&row.id).await {
+                Ok(false) => {}
+                Ok(true) => {
+                    tracing::info!(user.id = %user.id, tool = %name, action.id = %row.id, "mcp tool call already ran; not repeated");
+                    return Ok(CallToolResult::structured(serde_json::json!({
+                        "alreadyExecuted": true,
+                        "actionId": row.id,
+                        "message": "This call already ran (a re-sent request); its effect is kept and it was not repeated.",
+                    }))
+                    .into());
+                }
+                Err(e) => {
+                    tracing::warn!(user.id = %user.id, tool = %name, error.cause = %e, "mcp action lookup failed");
+                    return Ok(CallToolResult::error(vec![ContentBlock::text(
+                        "The app could not complete this right now; try again in a moment.",
+                    )])
+                    .into());
+                }
+            }
+        }
         let started = Instant::now();
-        let store = PgRecordStore::new(self.state.clone(), user.id, "mcp", "mcp");
-        let ctx = CallContext::new(self.state.clock.now());
+        let store =
+            PgRecordStore::new(self.state.clone(), user.id, "mcp", "mcp").with_action(pending);
+        let ctx = CallContext::new(now);
         let outcome = registry.call(&name, args, &store, &ctx).await;
         let duration = started.elapsed();
+        // A call that wrote nothing (a read, a refused write) still leaves its row.
+        if let Some(mut row) = store.take_action() {
+            if let Err(e) = &outcome {
+                row.result = "error";
+                row.error_message = Some(e.to_string().chars().take(4000).collect());
+            }
+            row.latency_ms = Some(i32::try_from(duration.as_millis()).unwrap_or(i32::MAX));
+            if let Err(e) = self.record_action(&row).await {
+                tracing::error!(user.id = %user.id, tool = %name, action.id = %row.id, error.cause = %e, "mcp action row not recorded");
+            }
+        }
         let (result, response) = match outcome {
             Ok(value) => ("ok", CallToolResult::structured(value)),
             Err(ToolError::UnknownTool(_) | ToolError::NotCallable(_)) => {
@@ -239,6 +368,18 @@ impl ServerHandler for ManaMcp {
             .get_or_create(&labels)
             .observe(duration.as_secs_f64());
         Ok(response.into())
+    }
+}
+
+impl ManaMcp {
+    async fn already_ran(&self, id: &str) -> Result<bool, crate::error::AppError> {
+        let mut conn = self.state.pool.get().await?;
+        Ok(crate::db::personas::action_exists(&mut conn, id).await?)
+    }
+
+    async fn record_action(&self, row: &NewAction) -> Result<bool, crate::error::AppError> {
+        let mut conn = self.state.pool.get().await?;
+        Ok(crate::db::personas::record_executed(&mut conn, row).await?)
     }
 }
 
@@ -402,10 +543,225 @@ pub fn build_service(
         .session_manager(Arc::new(LocalSessionManager::default()))
         .stateful_mode(stateful)
         .allowed_hosts(hosts)
+        .cancellation_token(state.lifecycle.token())
         .on_request_fn(|http_req: &HttpRequest, ext| {
             if let Some(user) = http_req.extensions().get::<McpUser>() {
                 ext.insert(user.clone());
             }
         })
         .build()
+}
+
+/// A JSON-RPC error answer (`id: null`: the request could not be read).
+fn json_rpc_error(status: actix_web::http::StatusCode, code: i32, message: &str) -> HttpResponse {
+    HttpResponse::build(status)
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(serde_json::json!({
+            "jsonrpc": "2.0",
+            "id": null,
+            "error": {"code": code, "message": message},
+        }))
+}
+
+/// Why a parsed body is not one JSON-RPC 2.0 message, if it is not.
+fn json_rpc_problem(v: &Value) -> Option<&'static str> {
+    let Value::Object(m) = v else {
+        return Some(
+            "Invalid Request: expected one JSON-RPC 2.0 object (batches are not supported)",
+        );
+    };
+    if m.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
+        return Some("Invalid Request: `jsonrpc` must be \"2.0\"");
+    }
+    if m.get("id")
+        .is_some_and(|id| !(id.is_string() || id.is_number() || id.is_null()))
+    {
+        return Some("Invalid Request: `id` must be a string or a number");
+    }
+    let is_request = m.get("method").is_some_and(Value::is_string);
+    let is_response = m.contains_key("id") && (m.contains_key("result") || m.contains_key("error"));
+    if !is_request && !is_response {
+        return Some(
+            "Invalid Request: a message needs a string `method` (or `id` with `result`/`error`)",
+        );
+    }
+    if m.get("params")
+        .is_some_and(|p| !(p.is_object() || p.is_array()))
+    {
+        return Some("Invalid Request: `params` must be an object");
+    }
+    None
+}
+
+/// A response body that ends when shutdown begins (an MCP event stream would
+/// otherwise keep its connection, and the server, alive until the grace runs out).
+struct EndsOnShutdown {
+    body: actix_web::body::BoxBody,
+    cancelled: std::pin::Pin<Box<tokio_util::sync::WaitForCancellationFutureOwned>>,
+}
+
+impl MessageBody for EndsOnShutdown {
+    type Error = Box<dyn std::error::Error>;
+
+    fn size(&self) -> actix_web::body::BodySize {
+        self.body.size()
+    }
+
+    fn poll_next(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<web::Bytes, Self::Error>>> {
+        let this = self.get_mut();
+        if this.cancelled.as_mut().poll(cx).is_ready() {
+            return std::task::Poll::Ready(None);
+        }
+        std::pin::Pin::new(&mut this.body).poll_next(cx)
+    }
+}
+
+/// `from_fn` middleware on `/mcp`: every response body (event streams above all) ends
+/// as soon as shutdown begins.
+pub async fn end_streams_on_shutdown(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    let token = req
+        .app_data::<web::Data<AppState>>()
+        .map(|s| s.lifecycle.token())
+        .unwrap_or_default();
+    let resp = next.call(req).await?;
+    Ok(resp.map_body(move |_, body| EndsOnShutdown {
+        body: actix_web::body::BoxBody::new(body),
+        cancelled: Box::pin(token.cancelled_owned()),
+    }))
+}
+
+/// `from_fn` middleware on `/mcp`: a POST body must be one JSON-RPC 2.0 message sent
+/// as `application/json`; anything else is answered here with a JSON-RPC error object
+/// and status 400 (`-32700` unparsable JSON, `-32600` not a valid request), or 413 over
+/// the body limit. Valid bodies are handed on to rmcp unchanged.
+pub async fn require_json_rpc(
+    mut req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, Error> {
+    use actix_web::http::StatusCode;
+    use futures::StreamExt;
+
+    if req.method() != actix_web::http::Method::POST {
+        return next
+            .call(req)
+            .await
+            .map(ServiceResponse::map_into_left_body);
+    }
+    let reject = |req: ServiceRequest, status: StatusCode, code: i32, message: &str| {
+        Ok(req
+            .into_response(json_rpc_error(status, code, message))
+            .map_into_right_body())
+    };
+    let is_json = req
+        .mime_type()
+        .ok()
+        .flatten()
+        .is_some_and(|m| m.subtype() == "json" || m.suffix().is_some_and(|s| s == "json"));
+    if !is_json {
+        return reject(
+            req,
+            StatusCode::BAD_REQUEST,
+            -32600,
+            "Invalid Request: send the JSON-RPC message with Content-Type: application/json",
+        );
+    }
+    let limit = req
+        .app_data::<service_kit::json::JsonLimit>()
+        .map_or(service_kit::json::DEFAULT_LIMIT, |l| l.0);
+    let mut payload = req.take_payload();
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let Ok(chunk) = chunk else {
+            return reject(
+                req,
+                StatusCode::BAD_REQUEST,
+                -32700,
+                "Parse error: the body could not be read",
+            );
+        };
+        if body.len() + chunk.len() > limit {
+            return reject(
+                req,
+                StatusCode::PAYLOAD_TOO_LARGE,
+                -32600,
+                "Invalid Request: the body is larger than the server accepts",
+            );
+        }
+        body.extend_from_slice(&chunk);
+    }
+    let body = body.freeze();
+    match serde_json::from_slice::<Value>(&body) {
+        Err(_) => reject(
+            req,
+            StatusCode::BAD_REQUEST,
+            -32700,
+            "Parse error: the body is not valid JSON",
+        ),
+        Ok(v) => match json_rpc_problem(&v) {
+            Some(problem) => reject(req, StatusCode::BAD_REQUEST, -32600, problem),
+            None => {
+                req.set_payload(actix_web::dev::Payload::from(body));
+                next.call(req)
+                    .await
+                    .map(ServiceResponse::map_into_left_body)
+            }
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn action_meta_must_name_this_call() {
+        let meta = |id: &str, tick: &str| {
+            let Value::Object(m) = json!({META_ACTION_ID: id, META_TICK_ID: tick}) else {
+                unreachable!()
+            };
+            m
+        };
+        assert_eq!(
+            action_meta(Some(&meta("t.p-3-todo_create", "t.p")), "todo_create"),
+            Ok(Some(("t.p-3-todo_create".into(), "t.p".into())))
+        );
+        assert!(action_meta(Some(&meta("t.p-3-notes_create", "t.p")), "todo_create").is_err());
+        assert!(action_meta(Some(&meta("t.p-x-todo_create", "t.p")), "todo_create").is_err());
+        assert!(action_meta(Some(&meta("u.p-3-todo_create", "t.p")), "todo_create").is_err());
+        assert_eq!(action_meta(None, "todo_create"), Ok(None));
+    }
+
+    #[test]
+    fn only_json_rpc_messages_pass() {
+        assert_eq!(
+            json_rpc_problem(&json!({"jsonrpc": "2.0", "id": 1, "method": "ping"})),
+            None
+        );
+        assert_eq!(
+            json_rpc_problem(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"})),
+            None
+        );
+        assert_eq!(
+            json_rpc_problem(&json!({"jsonrpc": "2.0", "id": 1, "result": {}})),
+            None
+        );
+        for bad in [
+            json!([]),
+            json!(1),
+            json!({"id": 1, "method": "ping"}),
+            json!({"jsonrpc": "2.0", "id": {}, "method": "ping"}),
+            json!({"jsonrpc": "2.0", "id": 1}),
+            json!({"jsonrpc": "2.0", "id": 1, "method": "x", "params": 3}),
+        ] {
+            assert!(json_rpc_problem(&bad).is_some(), "{bad}");
+        }
+    }
 }

@@ -100,6 +100,13 @@ static DOCUMENT: LazyLock<utoipa::openapi::OpenApi> = LazyLock::new(|| {
 });
 
 /// The document as served.
+/// Every path template of the document (`/api/v1/missions/{id}/…`), for naming
+/// path parameters in errors.
+pub fn path_templates() -> Vec<String> {
+    document().paths.paths.keys().cloned().collect()
+}
+
+/// The document as served.
 pub fn document() -> &'static utoipa::openapi::OpenApi {
     &DOCUMENT
 }

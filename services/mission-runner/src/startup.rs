@@ -74,6 +74,7 @@ impl Application {
             runner.service_keys.primary(),
             RetryPolicy {
                 timeout: runner.http_timeout,
+                budget: runner.retry_budget,
                 ..RetryPolicy::default()
             },
         );

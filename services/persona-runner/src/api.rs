@@ -23,11 +23,24 @@ use service_kit::persona_password::persona_password;
 use types::auth::{LoginRequest, TokenResponse};
 use types::personas::{
     ActionRow, ActionsBatch, ClaimPersonasResponse, ClaimRequest, FeedbackBatch, FeedbackRow,
-    InsertedResponse, PersonaProfile, PersonaRatingsResponse, ReleaseOutcome, ReleaseRequest,
-    ReleaseResponse,
+    HeartbeatRequest, HeartbeatResponse, InsertedResponse, PersonaProfile, PersonaRatingsResponse,
+    ReleaseOutcome, ReleaseRequest, ReleaseResponse,
 };
 use types::runs::{RunRecord, RunWritten};
 use uuid::Uuid;
+
+/// The row id the server gives action number `n` (0-based) of run `run_id`, and the
+/// tick id of its batch: `({tickId}-{i}-{tool}, tickId)` with the batching of
+/// [`PersonaApi::post_actions`].
+pub fn action_row_id(run_id: &str, n: usize, tool: &str) -> (String, String) {
+    let (k, i) = (n / MAX_ACTIONS_PER_BATCH, n % MAX_ACTIONS_PER_BATCH);
+    let tick = if k == 0 {
+        run_id.to_owned()
+    } else {
+        format!("{run_id}~{k}")
+    };
+    (format!("{tick}-{i}-{tool}"), tick)
+}
 
 /// Most actions per batch (the server's limit).
 pub const MAX_ACTIONS_PER_BATCH: usize = 500;
@@ -146,7 +159,9 @@ impl PersonaApi {
             .remove(email);
     }
 
-    /// `POST /personas/claim`.
+    /// `POST /personas/claim` (`NotIfSent`: a repeated claim whose first attempt landed
+    /// would lease other personas; within the budget only what certainly did not land
+    /// is repeated).
     pub async fn claim(
         &self,
         worker: &str,
@@ -254,6 +269,25 @@ impl PersonaApi {
             .await
     }
 
+    /// `POST /personas/{id}/heartbeat`: extend the lease to now + `lease_seconds`.
+    pub async fn heartbeat(
+        &self,
+        id: Uuid,
+        lease_token: Uuid,
+        lease_seconds: u32,
+    ) -> Result<HeartbeatResponse, ClientError> {
+        self.client
+            .post_internal(
+                &format!("/personas/{id}/heartbeat"),
+                &HeartbeatRequest {
+                    lease_token,
+                    lease_seconds,
+                },
+                Retry::Idempotent,
+            )
+            .await
+    }
+
     /// `GET /personas/{id}/ratings?last=N`.
     pub async fn ratings(
         &self,
@@ -286,6 +320,18 @@ impl PersonaApi {
 mod token_cache_tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
+
+    #[test]
+    fn action_ids_follow_the_batching() {
+        assert_eq!(
+            action_row_id("t.p", 3, "todo_create"),
+            ("t.p-3-todo_create".into(), "t.p".into())
+        );
+        assert_eq!(
+            action_row_id("t.p", MAX_ACTIONS_PER_BATCH + 2, "x"),
+            ("t.p~1-2-x".into(), "t.p~1".into())
+        );
+    }
 
     fn token(expires_at: Instant) -> AccessToken {
         AccessToken {

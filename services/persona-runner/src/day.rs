@@ -24,6 +24,16 @@
 //!   never overwrites a newer one. The transcript is built as the day goes: system prompt,
 //!   day prompt, every model turn with its tool calls, every tool result as the model saw
 //!   it, then the rating prompt and the raw rating reply.
+//! - Nothing executed is lost: each tool call carries its action row id in MCP `_meta`,
+//!   so auth-internal records the row with the tool's effect; the runner's rows (result
+//!   and latency as the model saw them) are written after every turn and once more at
+//!   the end, and complete the server's rows.
+//! - An auth-internal restart is ridden out: calls retry for `AUTH_INTERNAL_RETRY_SECS`
+//!   (the client's budget); a lost MCP session is reopened (logging in again) and the
+//!   call re-sent under the same action id, which the server never runs twice.
+//! - While the day runs its lease is extended by a heartbeat every third of the lease,
+//!   fenced by the lease token, so a finished day's rows are never abandoned to
+//!   another worker while this one still holds the persona.
 
 use std::{
     collections::BTreeSet,
@@ -49,7 +59,7 @@ use types::{
 use uuid::Uuid;
 
 use crate::{
-    api::PersonaApi,
+    api::{PersonaApi, action_row_id},
     mcp::{McpError, McpSession, UNKNOWN_MODULE},
     offer::{self, ToolScope},
     prompts::{self, Lang},
@@ -58,6 +68,8 @@ use crate::{
 
 /// Longest error message kept per action.
 const MAX_ACTION_ERROR: usize = 500;
+/// Longest wait for the after-each-turn write of the actions.
+const PROGRESS_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What a day needs besides the persona.
 #[derive(Clone)]
@@ -78,6 +90,8 @@ pub struct DayConfig {
     pub worker: String,
     /// The app release under test (`PERSONA_APP_VERSION`), stored on the run row.
     pub app_version: String,
+    /// Length of the lease the heartbeat renews (the claim's `leaseSeconds`).
+    pub lease_seconds: u32,
 }
 
 /// Why a day failed (a product/infrastructure failure, not the simulated user).
@@ -152,6 +166,8 @@ pub struct PersonaRun {
     pub actions: Vec<ActionRow>,
     /// Feedback rows written.
     pub feedback: Vec<FeedbackRow>,
+    /// Claimed but never started (the runner was stopping): released `abandoned`.
+    pub abandoned: bool,
 }
 
 /// What the day collected, kept outside the day's future so a stop loses nothing.
@@ -279,43 +295,17 @@ pub async fn run_persona(
         started_at: Utc::now(),
     };
 
-    let lived = if shutdown.is_draining() {
-        Err(DayError::Cancelled)
-    } else {
+    let (mut result, simulator_failure) = {
+        let day = std::pin::pin!(live_rate_and_write(
+            api, llm, cfg, claimed, &meta, shutdown, started, &mut state
+        ));
+        let mut day = day;
         tokio::select! {
-            r = live_day(api, llm, cfg, claimed, &meta, &mut state) => r,
-            () = tokio::time::sleep(cfg.deadline) => Err(DayError::Deadline(cfg.deadline)),
-            () = shutdown.cancelled() => Err(DayError::Cancelled),
+            r = &mut day => r,
+            () = keep_lease(api, persona_id, claimed.lease_token, cfg.lease_seconds) => day.await,
         }
     };
 
-    let mut simulator_failure = None;
-    let mut result = match lived {
-        Ok(()) if state.actions.is_empty() => {
-            let text = state.closing_text.clone().unwrap_or_default();
-            let why = if prompts::looks_like_refusal(&text) {
-                "refused or broke character without using the app"
-            } else {
-                "ended the day without a single tool call"
-            };
-            simulator_failure = Some(format!("{why}: {}", truncate_chars(text.trim(), 200)));
-            Ok(())
-        }
-        Ok(()) => {
-            let remaining = cfg.deadline.saturating_sub(started.elapsed());
-            tokio::select! {
-                r = rate_day(llm, cfg, claimed, &run_id, &mut state) => r,
-                () = tokio::time::sleep(remaining) => Err(DayError::Deadline(cfg.deadline)),
-                () = shutdown.cancelled() => Err(DayError::Cancelled),
-            }
-        }
-        Err(e) => Err(e),
-    };
-
-    // Write back whatever happened, even after a failure: the tool calls were real.
-    if let Err(e) = write_back(api, persona_id, &run_id, &state).await {
-        result = Err(DayError::WriteBack(e));
-    }
 
     // The run row, final, before the lease goes.
     let end = match (&result, &simulator_failure) {
@@ -387,6 +377,104 @@ pub async fn run_persona(
         error_class,
         actions: state.actions,
         feedback: state.feedback,
+        abandoned: false,
+    }
+}
+
+/// The day itself (main turn, rating turn, write-back), without the release.
+#[expect(clippy::too_many_arguments, reason = "the day's inputs, passed once")]
+async fn live_rate_and_write(
+    api: &PersonaApi,
+    llm: &Llm,
+    cfg: &DayConfig,
+    claimed: &ClaimedPersona,
+    meta: &RunMeta,
+    shutdown: &Shutdown,
+    started: Instant,
+    state: &mut DayState,
+) -> (Result<(), DayError>, Option<String>) {
+    let persona_id = claimed.persona.user_id;
+    let run_id = meta.run_id.as_str();
+    let lived = if shutdown.is_draining() {
+        Err(DayError::Cancelled)
+    } else {
+        tokio::select! {
+            r = live_day(api, llm, cfg, claimed, meta, state) => r,
+            () = tokio::time::sleep(cfg.deadline) => Err(DayError::Deadline(cfg.deadline)),
+            () = shutdown.cancelled() => Err(DayError::Cancelled),
+        }
+    };
+
+    let mut simulator_failure = None;
+    let mut result = match lived {
+        Ok(()) if state.actions.is_empty() => {
+            let text = state.closing_text.clone().unwrap_or_default();
+            let why = if prompts::looks_like_refusal(&text) {
+                "refused or broke character without using the app"
+            } else {
+                "ended the day without a single tool call"
+            };
+            simulator_failure = Some(format!("{why}: {}", truncate_chars(text.trim(), 200)));
+            Ok(())
+        }
+        Ok(()) => {
+            let remaining = cfg.deadline.saturating_sub(started.elapsed());
+            tokio::select! {
+                r = rate_day(llm, cfg, claimed, run_id, state) => r,
+                () = tokio::time::sleep(remaining) => Err(DayError::Deadline(cfg.deadline)),
+                () = shutdown.cancelled() => Err(DayError::Cancelled),
+            }
+        }
+        Err(e) => Err(e),
+    };
+
+    // Write back whatever happened, even after a failure: the tool calls were real.
+    if let Err(e) = write_back(api, persona_id, run_id, state).await {
+        result = Err(DayError::WriteBack(e));
+    }
+    (result, simulator_failure)
+}
+
+/// Renews the lease every third of its length while the day runs; never returns.
+/// A `lease_lost` answer (another worker holds the persona now) stops the renewals.
+async fn keep_lease(api: &PersonaApi, persona_id: Uuid, token: Uuid, lease_seconds: u32) {
+    let every = Duration::from_secs(u64::from(lease_seconds / 3).max(1));
+    loop {
+        tokio::time::sleep(every).await;
+        match api.heartbeat(persona_id, token, lease_seconds).await {
+            Ok(r) => {
+                tracing::debug!(persona.id = %persona_id, lease.expires_at = %r.lease_expires_at, "lease extended");
+            }
+            Err(e) if e.code() == Some(types::error::codes::LEASE_LOST) => {
+                tracing::warn!(persona.id = %persona_id, "lease lost: another worker holds this persona now");
+                std::future::pending::<()>().await;
+            }
+            Err(e) => {
+                tracing::warn!(persona.id = %persona_id, error = %e, "lease heartbeat failed");
+            }
+        }
+    }
+}
+
+/// Best-effort write of the actions so far (the end of the day writes them again,
+/// with retries): bounded so an outage slows the day by seconds, not minutes.
+async fn write_progress(api: &PersonaApi, persona_id: Uuid, run_id: &str, actions: &[ActionRow]) {
+    if actions.is_empty() {
+        return;
+    }
+    match tokio::time::timeout(
+        PROGRESS_WRITE_TIMEOUT,
+        api.post_actions(persona_id, run_id, actions),
+    )
+    .await
+    {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => {
+            tracing::warn!(persona.id = %persona_id, error = %e, "actions not written yet; retried at the end of the day");
+        }
+        Err(_) => {
+            tracing::warn!(persona.id = %persona_id, "actions write timed out; retried at the end of the day");
+        }
     }
 }
 
@@ -427,6 +515,76 @@ async fn open_session(
     }
 }
 
+/// [`open_session`] retried with the client's backoff until its budget runs out (the
+/// login inside is retried by the client itself).
+async fn reopen_session(
+    api: &PersonaApi,
+    cfg: &DayConfig,
+    email: &str,
+) -> Result<McpSession, DayError> {
+    let policy = api.client().retry_policy();
+    let started = Instant::now();
+    let mut attempt = 1;
+    loop {
+        match open_session(api, cfg, email).await {
+            Ok(s) => return Ok(s),
+            Err(e) => {
+                let wait = policy.backoff(attempt);
+                if !policy.allows(attempt, started.elapsed(), wait) {
+                    return Err(e);
+                }
+                tracing::warn!(error = %e, attempt, wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX), "MCP session not open; retrying");
+                tokio::time::sleep(wait).await;
+                attempt += 1;
+            }
+        }
+    }
+}
+
+/// The day's MCP session, reopened when its transport is lost.
+struct Live<'a> {
+    api: &'a PersonaApi,
+    cfg: &'a DayConfig,
+    email: &'a str,
+    session: McpSession,
+}
+
+impl Live<'_> {
+    /// Calls a tool; a lost transport reopens the session and re-sends the call under
+    /// the same action id (auth-internal never runs an id twice), within the budget.
+    async fn call(
+        &mut self,
+        name: &str,
+        args: &serde_json::Value,
+        id: &str,
+        tick: &str,
+    ) -> crate::mcp::ToolOutcome {
+        let policy = self.api.client().retry_policy();
+        let started = Instant::now();
+        let mut attempt = 1;
+        loop {
+            let outcome = self.session.call(name, args, Some((id, tick))).await;
+            let wait = policy.backoff(attempt);
+            if !outcome.lost || !policy.allows(attempt, started.elapsed(), wait) {
+                return outcome;
+            }
+            tracing::warn!(tool = %name, action.id = %id, error = %outcome.content, "MCP transport lost; reopening the session");
+            tokio::time::sleep(wait).await;
+            attempt += 1;
+            match reopen_session(self.api, self.cfg, self.email).await {
+                Ok(fresh) => {
+                    let old = std::mem::replace(&mut self.session, fresh);
+                    old.close().await;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "MCP session could not be reopened");
+                    return outcome;
+                }
+            }
+        }
+    }
+}
+
 fn check_budget(cfg: &DayConfig, state: &DayState) -> Result<(), DayError> {
     let used = state.tokens.billed_equivalent();
     if used > cfg.token_budget {
@@ -450,7 +608,7 @@ async fn live_day(
     let run_id = meta.run_id.as_str();
     let lang = Lang::from_locale(&p.locale);
     state.transcript.system = p.system_prompt.clone();
-    let session = open_session(api, cfg, &p.email).await?;
+    let session = reopen_session(api, cfg, &p.email).await?;
     // The digest is a nicety: a failure to fetch it must not cost the day.
     let ratings = match api.ratings(p.user_id, 3).await {
         Ok(r) => Some(r),
@@ -498,17 +656,35 @@ async fn live_day(
         locale: p.locale.clone(),
         ..RequestMeta::default()
     };
-    let result = converse(&session, api, meta, llm, cfg, &mut req, state).await;
-    session.close().await;
+    let modules = session.modules.clone();
+    let mut live = Live {
+        api,
+        cfg,
+        email: &p.email,
+        session,
+    };
+    let result = converse(
+        &mut live,
+        &modules,
+        meta,
+        llm,
+        cfg,
+        (p.user_id, run_id),
+        &mut req,
+        state,
+    )
+    .await;
+    live.session.close().await;
     result
 }
 
 async fn converse(
-    session: &McpSession,
-    api: &PersonaApi,
+    live: &mut Live<'_>,
+    modules: &std::collections::BTreeMap<String, String>,
     meta: &RunMeta,
     llm: &Llm,
     cfg: &DayConfig,
+    (persona_id, run_id): (Uuid, &str),
     req: &mut ChatRequest,
     state: &mut DayState,
 ) -> Result<(), DayError> {
@@ -541,17 +717,20 @@ async fn converse(
         if resp.tool_calls.is_empty() {
             return Ok(());
         }
+        // The previous turn's calls, written before this turn's run.
+        write_progress(live.api, persona_id, run_id, &state.actions).await;
         req.messages.push(Message::assistant_from(&resp));
         let mut results = Vec::with_capacity(resp.tool_calls.len());
         for call in &resp.tool_calls {
             let created_at = Utc::now();
-            let known = session.modules.get(&call.name);
+            let known = modules.get(&call.name);
             let (outcome_text, is_error, latency_ms) = if let Some(why) = &call.arguments_error {
                 (format!("invalid arguments: {why}"), true, None)
             } else if known.is_none() {
                 (format!("unknown tool: {}", call.name), true, None)
             } else {
-                let o = session.call(&call.name, &call.arguments).await;
+                let (id, tick) = action_row_id(run_id, state.actions.len(), &call.name);
+                let o = live.call(&call.name, &call.arguments, &id, &tick).await;
                 (o.content, o.is_error, Some(o.latency_ms))
             };
             state.actions.push(ActionRow {
@@ -582,7 +761,7 @@ async fn converse(
         }
         req.messages.push(Message::ToolResults(results));
         // Write as the day goes; a failed snapshot costs nothing (the final one follows).
-        if let Err(e) = write_run(api, meta, state, None).await {
+        if let Err(e) = write_run(live.api, meta, state, None).await {
             tracing::warn!(run.id = %meta.run_id, error = %e, "run snapshot not written");
         }
     }

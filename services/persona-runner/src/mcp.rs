@@ -8,6 +8,11 @@
 //! - A tool result with `isError: true` is an error result; a protocol error (unknown
 //!   tool, bad arguments at the protocol level) and a transport error are error results
 //!   too — the model sees them, the action is marked `error`.
+//! - A call carries its action row id and tick id in `_meta` (`mana/actionId`,
+//!   `mana/tickId`): auth-internal records the row with the tool's effect and does not
+//!   run an id twice, so a call whose transport failed may be re-sent on a new session.
+//! - A transport failure (not a protocol error) is marked [`ToolOutcome::lost`]: the
+//!   caller reopens the session (auth-internal may have restarted) and re-sends.
 
 use std::{collections::BTreeMap, time::Instant};
 
@@ -47,7 +52,14 @@ pub struct ToolOutcome {
     pub is_error: bool,
     /// Wall-clock latency of the call.
     pub latency_ms: i32,
+    /// The transport failed (the session may be gone): re-send on a new session.
+    pub lost: bool,
 }
+
+/// `_meta` key of the action row id (the same on auth-internal).
+pub const META_ACTION_ID: &str = "mana/actionId";
+/// `_meta` key of the action row's tick id.
+pub const META_TICK_ID: &str = "mana/tickId";
 
 /// An open MCP session.
 pub struct McpSession {
@@ -106,13 +118,26 @@ impl McpSession {
         })
     }
 
-    /// Calls `name` with `arguments` (an object; anything else is sent as `{}`).
-    pub async fn call(&self, name: &str, arguments: &Value) -> ToolOutcome {
+    /// Calls `name` with `arguments` (an object; anything else is sent as `{}`), with
+    /// the action row `(id, tick id)` in `_meta` when given.
+    pub async fn call(
+        &self,
+        name: &str,
+        arguments: &Value,
+        action: Option<(&str, &str)>,
+    ) -> ToolOutcome {
         let started = Instant::now();
         let mut params = CallToolRequestParams::new(name.to_owned());
         if let Value::Object(args) = arguments {
             params = params.with_arguments(args.clone());
         }
+        if let Some((id, tick)) = action {
+            let mut meta = serde_json::Map::new();
+            meta.insert(META_ACTION_ID.to_owned(), Value::String(id.to_owned()));
+            meta.insert(META_TICK_ID.to_owned(), Value::String(tick.to_owned()));
+            params.meta = Some(rmcp::model::RequestMetaObject::from(meta));
+        }
+        let mut lost = false;
         let (content, is_error) = match self.client.call_tool(params).await {
             Ok(result) => {
                 let is_error = result.is_error == Some(true);
@@ -129,12 +154,16 @@ impl McpSession {
                 };
                 (content, is_error)
             }
-            Err(e) => (format!("tool call failed: {e}"), true),
+            Err(e) => {
+                lost = !matches!(e, rmcp::ServiceError::McpError(_));
+                (format!("tool call failed: {e}"), true)
+            }
         };
         ToolOutcome {
             content: types::text::truncate_chars(&content, MAX_TOOL_OUTPUT),
             is_error,
             latency_ms: i32::try_from(started.elapsed().as_millis()).unwrap_or(i32::MAX),
+            lost,
         }
     }
 

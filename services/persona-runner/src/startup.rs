@@ -79,6 +79,7 @@ impl Application {
             runner.service_keys.primary(),
             RetryPolicy {
                 timeout: runner.http_timeout,
+                budget: runner.retry_budget,
                 ..RetryPolicy::default()
             },
         );
@@ -92,6 +93,7 @@ impl Application {
                 api: api.clone(),
                 llm: llm.clone(),
                 day: DayConfig {
+                    lease_seconds: settings.lease_seconds(),
                     mcp_url: format!("{}/mcp", runner.auth_internal_url),
                     max_turns: settings.max_turns,
                     deadline: settings.deadline,

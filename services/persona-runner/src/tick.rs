@@ -2,9 +2,9 @@
 //! them with bounded concurrency as a stream → report.
 //!
 //! Rules: one persona's failure never stops the others; personas not started when
-//! shutdown begins are released `failed` at once (so they are claimable again after
-//! the backoff instead of waiting for the lease to expire); the report never panics and
-//! carries a claim error in `error`.
+//! shutdown begins are released `abandoned` at once (claimable again right away, with
+//! no backoff, counted in `abandoned`, neither failed nor done); the report never
+//! panics and carries a claim error in `error`.
 
 use std::{sync::Arc, time::Instant};
 
@@ -91,6 +91,7 @@ impl PersonaMetrics {
 
     fn record(&self, run: &PersonaRun) {
         let outcome = match (&run.result, &run.simulator_failure) {
+            _ if run.abandoned => "abandoned",
             (Err(_), _) => "failed",
             (Ok(()), Some(_)) => "simulator_failure",
             (Ok(()), None) => "ok",
@@ -192,6 +193,7 @@ impl Tick for PersonaTick {
             ran_successfully: 0,
             failed: Vec::new(),
             simulator_failures: 0,
+            abandoned: 0,
             tokens: TokenUsage::default(),
             duration_ms: 0,
         };
@@ -229,6 +231,10 @@ impl Tick for PersonaTick {
         for run in runs {
             self.metrics.record(&run);
             report.tokens.add(run.tokens);
+            if run.abandoned {
+                report.abandoned += 1;
+                continue;
+            }
             match (run.result, run.simulator_failure) {
                 (Err(error), _) => report.failed.push(PersonaFailure {
                     persona_id: run.persona_id,
@@ -278,7 +284,7 @@ impl PersonaTick {
             .release(
                 id,
                 p.lease_token,
-                ReleaseOutcome::Failed,
+                ReleaseOutcome::Abandoned,
                 Some(error.clone()),
             )
             .await
@@ -294,6 +300,7 @@ impl PersonaTick {
             error_class: Some("cancelled"),
             actions: Vec::new(),
             feedback: Vec::new(),
+            abandoned: true,
         }
     }
 }

@@ -20,7 +20,7 @@ use diesel::{
     prelude::*,
     sql_types::{Bool, Double, Integer, Nullable, Text, Timestamptz, Uuid as SqlUuid},
 };
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
 use super::schema::{persona_actions, persona_feedback, personas};
@@ -219,23 +219,36 @@ impl Backoff {
     }
 }
 
-/// End a lease. `done` records the run (`last_active_at = now`, failures reset);
-/// `failed` leaves `last_active_at` and sets `retry_after` by the backoff.
+/// How a lease ends (the `outcome` of a release).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReleaseKind {
+    /// `last_active_at = now` (the due rule's "last completed day"), failures reset.
+    Done,
+    /// `last_active_at` kept, failures counted, `retry_after` set by the backoff.
+    Failed,
+    /// Lease cleared, nothing else changes: due again at once.
+    Abandoned,
+}
+
+/// End a lease; see [`ReleaseKind`] for what each outcome records.
 pub async fn release(
     conn: &mut AsyncPgConnection,
     id: Uuid,
     token: Uuid,
-    done: bool,
+    kind: ReleaseKind,
     error: Option<&str>,
     now: DateTime<Utc>,
     backoff: Backoff,
 ) -> QueryResult<Release> {
+    let (done, failed) = match kind {
+        ReleaseKind::Done => (true, false),
+        ReleaseKind::Failed => (false, true),
+        ReleaseKind::Abandoned => (false, false),
+    };
     // A failure's backoff depends on the failures so far: read them under the lease,
     // and update only if they are unchanged (a concurrent retry of this release then
     // finds the lease gone and is answered as already released).
-    let failures: Option<i32> = if done {
-        None
-    } else {
+    let failures: Option<i32> = if failed {
         personas::table
             .find(id)
             .filter(personas::lease_token.eq(token))
@@ -244,6 +257,8 @@ pub async fn release(
             .first(conn)
             .await
             .optional()?
+    } else {
+        None
     };
     let retry_after = failures.map(|n| {
         let n = u32::try_from(n).unwrap_or(0).saturating_add(1);
@@ -251,18 +266,20 @@ pub async fn release(
     });
     // Only the holder of the current token may release; the token stays in the
     // row after release so a retried release is recognised and answered alike.
-    let released: Option<ReleasedRow> = if done || failures.is_some() {
+    // `abandoned` (claimed, never started) only clears the lease.
+    let released: Option<ReleasedRow> = if !failed || failures.is_some() {
         diesel::sql_query(
             r"UPDATE personas SET
                 lease_owner = NULL,
                 lease_expires_at = NULL,
                 last_active_at = CASE WHEN $3 THEN $4 ELSE last_active_at END,
-                consecutive_failures = CASE WHEN $3 THEN 0 ELSE consecutive_failures + 1 END,
-                retry_after = $5,
-                last_error = CASE WHEN $3 THEN NULL ELSE $6 END,
+                consecutive_failures = CASE WHEN $3 THEN 0 WHEN $8 THEN consecutive_failures + 1
+                    ELSE consecutive_failures END,
+                retry_after = CASE WHEN $8 THEN $5 WHEN $3 THEN NULL ELSE retry_after END,
+                last_error = CASE WHEN $3 THEN NULL WHEN $8 THEN $6 ELSE last_error END,
                 updated_at = $4
               WHERE user_id = $1 AND lease_token = $2 AND lease_expires_at IS NOT NULL
-                AND ($3 OR consecutive_failures = $7)
+                AND (NOT $8 OR consecutive_failures = $7)
               RETURNING last_active_at, retry_after",
         )
         .bind::<SqlUuid, _>(id)
@@ -272,6 +289,7 @@ pub async fn release(
         .bind::<Nullable<Timestamptz>, _>(retry_after)
         .bind::<Nullable<Text>, _>(error)
         .bind::<diesel::sql_types::Integer, _>(failures.unwrap_or(0))
+        .bind::<Bool, _>(failed)
         .get_result(conn)
         .await
         .optional()?
@@ -310,7 +328,7 @@ pub async fn exists(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<bool>
         .await
 }
 
-#[derive(Debug, Insertable)]
+#[derive(Debug, Clone, Insertable)]
 #[diesel(table_name = persona_actions)]
 pub struct NewAction {
     pub id: String,
@@ -324,33 +342,79 @@ pub struct NewAction {
     pub error_message: Option<String>,
     pub latency_ms: Option<i32>,
     pub created_at: DateTime<Utc>,
+    /// Set by the runner's write; `None` for a row recorded at execution time.
+    pub completed_at: Option<DateTime<Utc>>,
 }
 
-/// Insert a batch of actions (retries insert nothing: ids are deterministic)
-/// and bump `last_active_at`, in one transaction. Returns rows inserted.
+/// Write a batch of the runner's actions. A new id is inserted; an id auth-internal
+/// already recorded at execution time (see [`record_executed`]) is *completed*: its
+/// result, error and latency become the runner's (what the model saw) and
+/// `completed_at` is set. A row already completed is left alone, so a retried batch
+/// changes nothing. Returns rows inserted or completed. `last_active_at` is not
+/// touched: only a `done` release moves it (the due rule must not skip a failed day).
 pub async fn insert_actions(
     conn: &mut AsyncPgConnection,
-    persona_id: Uuid,
     rows: &[NewAction],
-    now: DateTime<Utc>,
 ) -> QueryResult<usize> {
-    conn.transaction::<_, diesel::result::Error, _>(async |conn| {
-        let inserted = diesel::insert_into(persona_actions::table)
-            .values(rows)
-            .on_conflict_do_nothing()
-            .execute(conn)
-            .await?;
-        diesel::sql_query(
-            "UPDATE personas SET last_active_at = GREATEST(coalesce(last_active_at, '-infinity'::timestamptz), $2) \
-             WHERE user_id = $1",
-        )
-        .bind::<SqlUuid, _>(persona_id)
-        .bind::<Timestamptz, _>(now)
+    use diesel::{query_dsl::methods::FilterDsl, upsert::excluded};
+    let upsert = diesel::insert_into(persona_actions::table)
+        .values(rows)
+        .on_conflict(persona_actions::id)
+        .do_update()
+        .set((
+            persona_actions::result.eq(excluded(persona_actions::result)),
+            persona_actions::error_message.eq(excluded(persona_actions::error_message)),
+            persona_actions::latency_ms.eq(excluded(persona_actions::latency_ms)),
+            persona_actions::completed_at.eq(excluded(persona_actions::completed_at)),
+        ));
+    // Only a server-recorded row is completed, and only once.
+    FilterDsl::filter(upsert, persona_actions::completed_at.is_null())
+        .execute(conn)
+        .await
+}
+
+/// Record a tool call auth-internal is executing for a persona, inside the
+/// transaction of its effect. `false`: the id is already recorded, i.e. this call
+/// ran before (a re-sent request) and its effect must not happen twice.
+pub async fn record_executed(conn: &mut AsyncPgConnection, row: &NewAction) -> QueryResult<bool> {
+    let n = diesel::insert_into(persona_actions::table)
+        .values(row)
+        .on_conflict_do_nothing()
         .execute(conn)
         .await?;
-        Ok(inserted)
-    })
+    Ok(n == 1)
+}
+
+/// Whether an action row with this id exists.
+pub async fn action_exists(conn: &mut AsyncPgConnection, id: &str) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(persona_actions::table.find(id)))
+        .get_result(conn)
+        .await
+}
+
+/// Extend the lease held with `token` to `now + lease_seconds`. `None`: the token is
+/// not the persona's current, unreleased lease (or no such persona).
+pub async fn heartbeat(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    token: Uuid,
+    lease_seconds: u32,
+    now: DateTime<Utc>,
+) -> QueryResult<Option<DateTime<Utc>>> {
+    // An expired lease that nobody re-claimed still holds its token, so the holder
+    // may revive it; a re-claim changed the token, which fences the old holder out.
+    diesel::update(
+        personas::table
+            .find(id)
+            .filter(personas::lease_token.eq(token))
+            .filter(personas::lease_expires_at.is_not_null()),
+    )
+    .set(personas::lease_expires_at.eq(now + chrono::TimeDelta::seconds(i64::from(lease_seconds))))
+    .returning(personas::lease_expires_at)
+    .get_result::<Option<DateTime<Utc>>>(conn)
     .await
+    .optional()
+    .map(Option::flatten)
 }
 
 #[derive(Debug, Insertable)]

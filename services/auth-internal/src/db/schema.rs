@@ -48,6 +48,7 @@ diesel::table! {
         error_message -> Nullable<Text>,
         latency_ms -> Nullable<Int4>,
         created_at -> Timestamptz,
+        completed_at -> Nullable<Timestamptz>,
     }
 }
 

@@ -44,7 +44,11 @@ pub async fn authenticate_mcp(req: &HttpRequest, state: &AppState) -> Result<Mcp
         {
             log_touch_failure(&e);
         }
-        return Ok(McpUser { id: pat.user_id });
+        // Only human accounts can hold personal access tokens (routes/tokens.rs).
+        return Ok(McpUser {
+            id: pat.user_id,
+            kind: "human".to_owned(),
+        });
     }
     let resource = super::mcp_resource(req, state);
     let claims = state
@@ -66,7 +70,10 @@ pub async fn authenticate_mcp(req: &HttpRequest, state: &AppState) -> Result<Mcp
             log_touch_failure(&e);
         }
     }
-    Ok(McpUser { id: claims.sub })
+    Ok(McpUser {
+        id: claims.sub,
+        kind: claims.kind,
+    })
 }
 
 /// Whether `last_used_at` is due for a bump (never, or over a minute ago):

@@ -132,101 +132,109 @@ pub async fn claim_missions(
     )?;
     let now = state.clock.now();
     let mut conn = state.pool.get().await?;
-    let claimed = db::claim(&mut conn, now, &req.worker, req.limit, req.lease_seconds).await?;
-    let proposable: Vec<String> = Registry::global()
-        .proposable()
-        .map(|t| t.name.to_owned())
-        .collect();
-    let mut missions = Vec::with_capacity(claimed.len());
-    for row in claimed {
-        let record = records::get(&mut conn, mission_key(row.user_id, &row.mission_id)).await?;
-        let Some(mission) = record
-            .as_ref()
-            .and_then(|r| MissionRecord::new(&r.data_map()).parse(&row.mission_id))
-        else {
-            // Unreadable or vanished: give the lease back, try again in an hour.
-            tracing::warn!(mission.id = %row.mission_id, user.id = %row.user_id, "claimed mission is not readable; skipping");
-            db::end_lease(
-                &mut conn,
-                row.user_id,
-                &row.mission_id,
-                Some(now + chrono::TimeDelta::hours(1)),
-            )
-            .await?;
-            continue;
-        };
-        let mut resolved = Vec::with_capacity(mission.inputs.len());
-        for input in &mission.inputs {
-            let key = RecordKey {
-                user_id: row.user_id,
-                app_id: &input.module,
-                table: &input.table,
-                record_id: &input.id,
-            };
-            let found = if store::valid_name(&input.module) && store::valid_name(&input.table) {
-                records::get(&mut conn, key).await?
-            } else {
-                None
-            };
-            resolved.push(match found {
-                Some(r) => {
-                    let data = r.data_map();
-                    let content = text_field(
-                        &data,
-                        &["content", "description", "notes", "objective", "body"],
-                    );
-                    let (content, truncated) = match content {
-                        Some(c) => {
-                            let (c, t) = truncate(&c, INPUT_CONTENT_CHARS);
-                            (Some(c), t)
-                        }
-                        None => (None, false),
+    // The lease and the reads it answers with are one transaction: a failure between
+    // them (a lost connection, a timeout) rolls the lease back, so nothing stays leased
+    // that no runner was told about.
+    let missions = conn
+        .transaction::<_, AppError, _>(async |conn| {
+            let claimed = db::claim(conn, now, &req.worker, req.limit, req.lease_seconds).await?;
+            let proposable: Vec<String> = Registry::global()
+                .proposable()
+                .map(|t| t.name.to_owned())
+                .collect();
+            let mut missions = Vec::with_capacity(claimed.len());
+            for row in claimed {
+                let record = records::get(conn, mission_key(row.user_id, &row.mission_id)).await?;
+                let Some(mission) = record
+                    .as_ref()
+                    .and_then(|r| MissionRecord::new(&r.data_map()).parse(&row.mission_id))
+                else {
+                    // Unreadable or vanished: give the lease back, try again in an hour.
+                    tracing::warn!(mission.id = %row.mission_id, user.id = %row.user_id, "claimed mission is not readable; skipping");
+                    db::end_lease(
+                        conn,
+                        row.user_id,
+                        &row.mission_id,
+                        Some(now + chrono::TimeDelta::hours(1)),
+                    )
+                    .await?;
+                    continue;
+                };
+                let mut resolved = Vec::with_capacity(mission.inputs.len());
+                for input in &mission.inputs {
+                    let key = RecordKey {
+                        user_id: row.user_id,
+                        app_id: &input.module,
+                        table: &input.table,
+                        record_id: &input.id,
                     };
-                    ResolvedInput {
-                        module: input.module.clone(),
-                        table: input.table.clone(),
-                        id: input.id.clone(),
-                        found: true,
-                        title: text_field(&data, &["title", "name"]).map(|t| truncate(&t, 300).0),
-                        content,
-                        truncated,
-                    }
+                    let found = if store::valid_name(&input.module) && store::valid_name(&input.table) {
+                        records::get(conn, key).await?
+                    } else {
+                        None
+                    };
+                    resolved.push(match found {
+                        Some(r) => {
+                            let data = r.data_map();
+                            let content = text_field(
+                                &data,
+                                &["content", "description", "notes", "objective", "body"],
+                            );
+                            let (content, truncated) = match content {
+                                Some(c) => {
+                                    let (c, t) = truncate(&c, INPUT_CONTENT_CHARS);
+                                    (Some(c), t)
+                                }
+                                None => (None, false),
+                            };
+                            ResolvedInput {
+                                module: input.module.clone(),
+                                table: input.table.clone(),
+                                id: input.id.clone(),
+                                found: true,
+                                title: text_field(&data, &["title", "name"]).map(|t| truncate(&t, 300).0),
+                                content,
+                                truncated,
+                            }
+                        }
+                        None => ResolvedInput {
+                            module: input.module.clone(),
+                            table: input.table.clone(),
+                            id: input.id.clone(),
+                            found: false,
+                            title: None,
+                            content: None,
+                            truncated: false,
+                        },
+                    });
                 }
-                None => ResolvedInput {
-                    module: input.module.clone(),
-                    table: input.table.clone(),
-                    id: input.id.clone(),
-                    found: false,
-                    title: None,
-                    content: None,
-                    truncated: false,
-                },
-            });
-        }
-        let recent: Vec<MissionIteration> = mission
-            .iterations
-            .iter()
-            .rev()
-            .take(RECENT_ITERATIONS)
-            .rev()
-            .cloned()
-            .collect();
-        let tokens_used_today = db::tokens_used(&mut conn, row.user_id, now.date_naive()).await?;
-        missions.push(ClaimedMission {
-            user_id: row.user_id,
-            mission: Mission {
-                iterations: Vec::new(),
-                ..mission
-            },
-            scheduled_for: row.leased_slot,
-            lease_token: row.lease_token,
-            lease_expires_at: row.lease_expires_at,
-            resolved_inputs: resolved,
-            recent_iterations: recent,
-            proposable_tools: proposable.clone(),
-            tokens_used_today,
-        });
-    }
+                let recent: Vec<MissionIteration> = mission
+                    .iterations
+                    .iter()
+                    .rev()
+                    .take(RECENT_ITERATIONS)
+                    .rev()
+                    .cloned()
+                    .collect();
+                let tokens_used_today = db::tokens_used(conn, row.user_id, now.date_naive()).await?;
+                missions.push(ClaimedMission {
+                    user_id: row.user_id,
+                    mission: Mission {
+                        iterations: Vec::new(),
+                        ..mission
+                    },
+                    scheduled_for: row.leased_slot,
+                    lease_token: row.lease_token,
+                    lease_expires_at: row.lease_expires_at,
+                    resolved_inputs: resolved,
+                    recent_iterations: recent,
+                    proposable_tools: proposable.clone(),
+                    tokens_used_today,
+                });
+            }
+            Ok(missions)
+        })
+        .await?;
     tracing::info!(worker = %req.worker, claimed = missions.len(), "missions claimed");
     Ok(HttpResponse::Ok().json(MissionClaimResponse {
         missions,

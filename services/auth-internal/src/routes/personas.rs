@@ -17,10 +17,11 @@ use types::{
     ApiError,
     personas::{
         ActionResult, ActionsBatch, ClaimPersonasResponse, ClaimRequest, ClaimedPersona,
-        DuePersona, DuePersonasResponse, FeedbackBatch, InsertedResponse, LeaseInfo, ModuleRatings,
-        PARSE_FAILURE_MODULE, PersonaProfile, PersonaRatingsResponse, RatingNote, RecentAction,
-        RecentActionsResponse, ReleaseOutcome, ReleaseRequest, ReleaseResponse, TickCadence,
-        UpsertPersonasRequest, UpsertPersonasResponse,
+        DuePersona, DuePersonasResponse, FeedbackBatch, HeartbeatRequest, HeartbeatResponse,
+        InsertedResponse, LeaseInfo, ModuleRatings, PARSE_FAILURE_MODULE, PersonaProfile,
+        PersonaRatingsResponse, RatingNote, RecentAction, RecentActionsResponse, ReleaseOutcome,
+        ReleaseRequest, ReleaseResponse, TickCadence, UpsertPersonasRequest,
+        UpsertPersonasResponse,
     },
 };
 use utoipa::IntoParams;
@@ -29,7 +30,8 @@ use uuid::Uuid;
 use super::responses::{BodyErrors, InternalErrors, LeaseErrors, PersonaNotFound};
 use crate::{
     db::personas::{
-        self as db, Backoff, DueRow, NewAction, NewFeedback, PersonaUpsert, Release, Upserted,
+        self as db, Backoff, DueRow, NewAction, NewFeedback, PersonaUpsert, Release, ReleaseKind,
+        Upserted,
     },
     error::AppError,
     state::AppState,
@@ -53,7 +55,8 @@ pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig<'_>) {
         .service(list_persona_actions)
         .service(record_actions)
         .service(record_feedback)
-        .service(release_persona);
+        .service(release_persona)
+        .service(extend_persona_lease);
 }
 
 use types::names::is_valid_name_up_to as valid_name;
@@ -403,11 +406,12 @@ pub async fn record_actions(
             error_message: a.error_message.map(|m| truncate(m, 4000)),
             latency_ms: a.latency_ms,
             created_at: a.created_at.unwrap_or(now),
+            completed_at: Some(now),
         });
     }
     let mut conn = state.pool.get().await?;
     ensure_persona(&mut conn, id).await?;
-    let inserted = db::insert_actions(&mut conn, id, &rows, now).await?;
+    let inserted = db::insert_actions(&mut conn, &rows).await?;
     Ok(HttpResponse::Ok().json(inserted_response(inserted, rows.len())))
 }
 
@@ -492,7 +496,7 @@ pub async fn record_feedback(
     params(("id" = Uuid, Path, description = "The persona's user id")),
     request_body = ReleaseRequest,
     responses(
-        (status = 200, description = "The lease is released (also when it already was)", body = ReleaseResponse),
+        (status = 200, description = "The lease is released (also when it already was). `done` moves `lastActiveAt`; `failed` sets a backoff; `abandoned` (claimed, never started) only clears the lease", body = ReleaseResponse),
         InternalErrors,
         BodyErrors,
         LeaseErrors,
@@ -508,14 +512,18 @@ pub async fn release_persona(
     let id = id.into_inner();
     let req = body.into_inner();
     let s = &state.settings.personas;
-    let done = req.outcome == ReleaseOutcome::Done;
+    let kind = match req.outcome {
+        ReleaseOutcome::Done => ReleaseKind::Done,
+        ReleaseOutcome::Failed => ReleaseKind::Failed,
+        ReleaseOutcome::Abandoned => ReleaseKind::Abandoned,
+    };
     let error = req.error.map(|e| truncate(e, 2000));
     let mut conn = state.pool.get().await?;
     let outcome = db::release(
         &mut conn,
         id,
         req.lease_token,
-        done,
+        kind,
         error.as_deref(),
         state.clock.now(),
         Backoff {
@@ -534,6 +542,55 @@ pub async fn release_persona(
         }
         Release::LeaseLost => Err(AppError::LeaseLost),
         Release::NotFound => Err(AppError::NotFound(format!("no persona {id}"))),
+    }
+}
+
+/// `POST /api/v1/internal/personas/{id}/heartbeat`: extend the lease held with
+/// `leaseToken` to now + `leaseSeconds`, so a long day's rows are never abandoned.
+#[utoipa::path(
+    tag = "internal-personas",
+    security(("serviceKey" = [])),
+    params(("id" = Uuid, Path, description = "The persona's user id")),
+    request_body = HeartbeatRequest,
+    responses(
+        (status = 200, description = "The lease now runs until `leaseExpiresAt`", body = HeartbeatResponse),
+        InternalErrors,
+        BodyErrors,
+        LeaseErrors,
+        PersonaNotFound,
+    ),
+)]
+#[post("/personas/{id}/heartbeat")]
+pub async fn extend_persona_lease(
+    state: web::Data<AppState>,
+    id: web::Path<Uuid>,
+    body: Json<HeartbeatRequest>,
+) -> Result<HttpResponse, AppError> {
+    let id = id.into_inner();
+    let req = body.into_inner();
+    let max = state.settings.personas.max_lease_secs;
+    if !(1..=max).contains(&req.lease_seconds) {
+        return Err(AppError::Validation(format!(
+            "`leaseSeconds` must be 1 to {max}"
+        )));
+    }
+    let mut conn = state.pool.get().await?;
+    match db::heartbeat(
+        &mut conn,
+        id,
+        req.lease_token,
+        req.lease_seconds,
+        state.clock.now(),
+    )
+    .await?
+    {
+        Some(lease_expires_at) => {
+            Ok(HttpResponse::Ok().json(HeartbeatResponse { lease_expires_at }))
+        }
+        None => {
+            ensure_persona(&mut conn, id).await?;
+            Err(AppError::LeaseLost)
+        }
     }
 }
 

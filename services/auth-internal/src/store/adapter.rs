@@ -6,6 +6,10 @@
 //!   server-stamped, with the caller's origin (`mcp`, `approval`, …).
 //! - Record errors map to [`tools::StoreError`] here, once: not live →
 //!   `NotFound`, already live → `Invalid`, anything else → `Backend`.
+//! - An attached persona action row commits in the transaction of the first write
+//!   (see [`PgRecordStore`]); addresses and filters holding NUL are `Invalid`.
+
+use std::sync::{Arc, Mutex, PoisonError};
 
 use diesel_async::AsyncConnection;
 use lww::Op;
@@ -14,18 +18,61 @@ use uuid::Uuid;
 
 use super::stamp::{server_change, valid_name, valid_record_id};
 use crate::{
-    db::records::{self, Author, RecordError, RecordKey},
+    db::{
+        personas::NewAction,
+        records::{self, Author, RecordError, RecordKey},
+    },
     state::AppState,
 };
 
 /// The tool registry's view of one user's records, writing through the same
 /// LWW path as sync with the given origin (`mcp`, `mission-runner` …).
+///
+/// With an action row attached ([`PgRecordStore::with_action`]) the first write
+/// inserts that row in its own transaction, so the effect and its audit row commit
+/// together or not at all; an id already present aborts the write (the call ran
+/// before) with nothing changed.
 #[derive(Clone)]
 pub struct PgRecordStore {
     state: actix_web::web::Data<AppState>,
     user_id: Uuid,
     client_id: String,
     origin: String,
+    action: Arc<Mutex<Option<NewAction>>>,
+}
+
+/// A write's failure, or the attached action id was recorded already.
+enum WriteError {
+    Record(RecordError),
+    AlreadyRan,
+}
+
+impl From<diesel::result::Error> for WriteError {
+    fn from(e: diesel::result::Error) -> Self {
+        Self::Record(RecordError::Db(e))
+    }
+}
+
+impl From<RecordError> for WriteError {
+    fn from(e: RecordError) -> Self {
+        Self::Record(e)
+    }
+}
+
+fn nul_error(path: &str) -> tools::StoreError {
+    tools::StoreError::Invalid(format!("`{path}` {}", service_kit::storable::NUL_MESSAGE))
+}
+
+fn valid_address(app: &str, table: &str, id: Option<&str>) -> Result<(), tools::StoreError> {
+    if !valid_name(app) || !valid_name(table) || id.is_some_and(|id| !valid_record_id(id)) {
+        return Err(tools::StoreError::Invalid(format!(
+            "bad record address {}/{}/{}: names match ^[a-zA-Z0-9_-]{{1,64}}$, ids are 1–200 characters without control characters",
+            app.escape_debug(),
+            table.escape_debug(),
+            id.unwrap_or_default().escape_debug()
+        )));
+    }
+    Ok(())
 }
 
 impl PgRecordStore {
@@ -40,7 +87,23 @@ impl PgRecordStore {
             user_id,
             client_id: client_id.to_owned(),
             origin: origin.to_owned(),
+            action: Arc::new(Mutex::new(None)),
         }
+    }
+
+    /// Attach the action row the first write records with its effect.
+    pub fn with_action(self, row: Option<NewAction>) -> Self {
+        *self.action.lock().unwrap_or_else(PoisonError::into_inner) = row;
+        self
+    }
+
+    /// The attached action row if no write has recorded it (a read-only call, a
+    /// refused or failed write).
+    pub fn take_action(&self) -> Option<NewAction> {
+        self.action
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
     }
 
     fn stored(id: &str, row: &records::RecordRow) -> tools::StoredRecord {
@@ -63,11 +126,7 @@ impl PgRecordStore {
         data: Map<String, Value>,
         expect: records::Expect,
     ) -> Result<tools::StoredRecord, tools::StoreError> {
-        if !valid_name(app) || !valid_name(table) || !valid_record_id(id) {
-            return Err(tools::StoreError::Invalid(format!(
-                "bad record address {app}/{table}/{id}"
-            )));
-        }
+        valid_address(app, table, Some(id))?;
         let now = self.state.clock.now();
         let change = server_change(&self.state, op, data, now);
         lww::validate_change(&change).map_err(|e| tools::StoreError::Invalid(e.to_string()))?;
@@ -87,18 +146,35 @@ impl PgRecordStore {
             .get()
             .await
             .map_err(|e| tools::StoreError::Backend(e.to_string()))?;
+        let action = self
+            .action
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
         let appended = conn
-            .transaction::<_, RecordError, _>(async |conn| {
-                records::append_if(conn, key, &change, author, now, expect).await
+            .transaction::<_, WriteError, _>(async |conn| {
+                if let Some(row) = &action
+                    && !crate::db::personas::record_executed(conn, row).await?
+                {
+                    return Err(WriteError::AlreadyRan);
+                }
+                Ok(records::append_if(conn, key, &change, author, now, expect).await?)
             })
             .await
             .map_err(|e| match e {
-                RecordError::NotLive => tools::StoreError::NotFound,
-                RecordError::AlreadyLive => {
+                WriteError::AlreadyRan => tools::StoreError::Invalid(
+                    "this call already ran (a re-sent request); it was not repeated".into(),
+                ),
+                WriteError::Record(RecordError::NotLive) => tools::StoreError::NotFound,
+                WriteError::Record(RecordError::AlreadyLive) => {
                     tools::StoreError::Invalid("a record with this id already exists".into())
                 }
-                other => tools::StoreError::Backend(other.to_string()),
+                WriteError::Record(other) => tools::StoreError::Backend(other.to_string()),
             })?;
+        if action.is_some() {
+            // Committed with the effect: nothing left to record.
+            self.take_action();
+        }
         Ok(tools::StoredRecord {
             id: id.to_owned(),
             data: if appended.state.is_visible() {
@@ -154,6 +230,7 @@ impl tools::RecordStore for PgRecordStore {
         table: &str,
         id: &str,
     ) -> Result<Option<tools::StoredRecord>, tools::StoreError> {
+        valid_address(app, table, Some(id))?;
         let mut conn = self
             .state
             .pool
@@ -178,6 +255,19 @@ impl tools::RecordStore for PgRecordStore {
         table: &str,
         query: &tools::ListQuery,
     ) -> Result<Vec<tools::StoredRecord>, tools::StoreError> {
+        valid_address(app, table, None)?;
+        for filter in [&query.contains, &query.not_contains] {
+            if let Some(path) =
+                service_kit::storable::find_nul(&Value::Object(filter.clone()), "filter")
+            {
+                return Err(nul_error(&path));
+            }
+        }
+        if let Some(search) = &query.search
+            && service_kit::storable::has_nul(&search.text)
+        {
+            return Err(nul_error("search text"));
+        }
         let filter = records::ListFilter {
             contains: query.contains.clone(),
             not_contains: query.not_contains.clone(),

@@ -15,5 +15,6 @@ mod personas;
 mod real_clients;
 mod reports;
 mod runs;
+mod reliability;
 mod sync;
 mod tokens;

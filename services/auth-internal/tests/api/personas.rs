@@ -5,9 +5,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::helpers::{
-    OLD_SERVICE_KEY, TestApp, error_body, error_code, persona_spec, wednesday_noon,
-};
+use crate::helpers::{OLD_SERVICE_KEY, TestApp, error_body, error_code, persona_spec};
 
 fn action(tool: &str) -> Value {
     json!({ "toolName": tool, "module": tool.split('_').next().unwrap(), "result": "ok", "latencyMs": 12,
@@ -420,13 +418,17 @@ async fn actions_are_written_once_and_bump_last_active() {
         1
     );
     assert_eq!(app.sql_count("SELECT count(*) AS n FROM persona_actions WHERE result = 'error' AND error_message = 'boom'").await, 1);
+    // Only a `done` release moves last_active_at (the due rule's last completed day):
+    // a day that fails after writing actions is still retried after its backoff.
     assert_eq!(
-        app.sql_count(&format!(
-            "SELECT count(*) AS n FROM personas WHERE last_active_at = '{}'",
-            wednesday_noon().to_rfc3339()
-        ))
-        .await,
+        app.sql_count("SELECT count(*) AS n FROM personas WHERE last_active_at IS NULL")
+            .await,
         1
+    );
+    assert_eq!(
+        app.sql_count("SELECT count(*) AS n FROM persona_actions WHERE completed_at IS NOT NULL")
+            .await,
+        3
     );
 }
 

@@ -237,6 +237,7 @@ pub fn fast_client_retry() -> runner_kit::RetryPolicy {
         base_delay: Duration::from_millis(1),
         max_delay: Duration::from_millis(10),
         timeout: Duration::from_secs(10),
+        budget: Duration::ZERO,
     }
 }
 

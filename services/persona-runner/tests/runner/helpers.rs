@@ -148,8 +148,13 @@ pub struct Runner {
 impl Runner {
     /// A runner against `auth` with the loop off; `extra` adds or overrides variables.
     pub async fn spawn(auth: &Auth, extra: &[(&str, &str)]) -> Self {
+        Self::spawn_at(&auth.base, extra).await
+    }
+
+    /// A runner against auth-internal at `base`.
+    pub async fn spawn_at(base: &str, extra: &[(&str, &str)]) -> Self {
         let mut env: HashMap<String, String> = [
-            ("AUTH_INTERNAL_URL", auth.base.as_str()),
+            ("AUTH_INTERNAL_URL", base),
             ("MANA_SERVICE_KEY", SERVICE_KEY),
             ("PERSONA_SEED_SECRET", SEED_SECRET),
             ("BIND_ADDR", "127.0.0.1:0"),

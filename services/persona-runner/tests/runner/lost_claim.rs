@@ -87,6 +87,7 @@ async fn a_claim_whose_answer_is_lost_reaches_auth_internal_once() {
                 base_delay: Duration::from_millis(1),
                 max_delay: Duration::from_millis(5),
                 timeout: Duration::from_secs(10),
+                budget: Duration::ZERO,
             },
         ),
         SecretString::from(SEED_SECRET),

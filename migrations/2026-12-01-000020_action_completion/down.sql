@@ -1,0 +1,1 @@
+ALTER TABLE persona_actions DROP COLUMN completed_at;
