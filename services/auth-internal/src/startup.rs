@@ -95,6 +95,7 @@ impl Application {
         let mut server = HttpServer::new(move || {
             App::new()
                 .wrap(from_fn(service_kit::metrics::track_http))
+                .wrap(from_fn(service_kit::telemetry::trace_http))
                 .app_data(server_state.clone())
                 .app_data(service_keys.clone())
                 .app_data(metrics.clone())

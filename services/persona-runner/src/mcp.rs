@@ -8,18 +8,23 @@
 //! - A tool result with `isError: true` is an error result; a protocol error (unknown
 //!   tool, bad arguments at the protocol level) and a transport error are error results
 //!   too — the model sees them, the action is marked `error`.
+//! - Every call carries the current span's W3C `traceparent` in `_meta`.
 
-use std::{collections::BTreeMap, time::Instant};
+use std::{
+    collections::{BTreeMap, HashMap},
+    time::Instant,
+};
 
 use llm::{ToolDef, is_valid_tool_name};
 use rmcp::{
     RoleClient, ServiceExt,
-    model::{CallToolRequestParams, ClientConfig},
+    model::{CallToolRequestParams, ClientConfig, RequestMetaObject},
     service::RunningService,
     transport::{
         StreamableHttpClientTransport, streamable_http_client::StreamableHttpClientTransportConfig,
     },
 };
+use reqwest::header::{HeaderName, HeaderValue};
 use serde_json::Value;
 
 /// Module recorded for a tool the registry does not know.
@@ -68,10 +73,23 @@ pub fn module_of(tool: &str) -> String {
 impl McpSession {
     /// Connects to `url` with `token` as bearer and lists the tools.
     pub async fn open(http: reqwest::Client, url: &str, token: &str) -> Result<Self, McpError> {
+        // The session's HTTP requests carry the day's trace context too (per request, the
+        // tool call's own context travels in `_meta`).
+        let headers: HashMap<HeaderName, HeaderValue> =
+            service_kit::telemetry::trace_context_of(&tracing::Span::current())
+                .into_iter()
+                .filter_map(|(k, v)| {
+                    Some((
+                        HeaderName::from_bytes(k.as_bytes()).ok()?,
+                        HeaderValue::from_str(&v).ok()?,
+                    ))
+                })
+                .collect();
         let transport = StreamableHttpClientTransport::with_client(
             http,
             StreamableHttpClientTransportConfig::with_uri(url.to_owned())
-                .auth_header(token.to_owned()),
+                .auth_header(token.to_owned())
+                .custom_headers(headers),
         );
         let client = ClientConfig::default()
             .serve(transport)
@@ -112,6 +130,17 @@ impl McpSession {
         let mut params = CallToolRequestParams::new(name.to_owned());
         if let Value::Object(args) = arguments {
             params = params.with_arguments(args.clone());
+        }
+        // W3C trace context of the current (`execute_tool`) span in `_meta` (SEP-414), so
+        // auth-internal's `tools/call` span is its child.
+        let trace = service_kit::telemetry::trace_context_of(&tracing::Span::current());
+        if let Some(tp) = trace.get("traceparent") {
+            let mut meta = RequestMetaObject::new();
+            meta.set_traceparent(tp.clone());
+            if let Some(ts) = trace.get("tracestate") {
+                meta.set_tracestate(ts.clone());
+            }
+            params.meta = Some(meta);
         }
         let (content, is_error) = match self.client.call_tool(params).await {
             Ok(result) => {
