@@ -10,6 +10,7 @@
 use diesel_async::AsyncConnection;
 use lww::Op;
 use serde_json::{Map, Value};
+use tracing::Instrument;
 use uuid::Uuid;
 
 use super::stamp::{server_change, valid_name, valid_record_id};
@@ -91,6 +92,7 @@ impl PgRecordStore {
             .transaction::<_, RecordError, _>(async |conn| {
                 records::append_if(conn, key, &change, author, now, expect).await
             })
+            .instrument(super::db_write_span(1))
             .await
             .map_err(|e| match e {
                 RecordError::NotLive => tools::StoreError::NotFound,
