@@ -16,7 +16,7 @@
 
 use opentelemetry::{Array, KeyValue, StringValue, Value as OtelValue, trace::Status};
 use serde_json::{Value, json};
-use service_kit::telemetry::{GenAiOptions, genai};
+use service_kit::telemetry::{GenAiOptions, genai, int};
 use tracing::{Span, field::Empty};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
@@ -32,7 +32,7 @@ pub(crate) fn chat_span(provider: &'static str, model: &str, req: &ChatRequest) 
         gen_ai.operation.name = "chat",
         gen_ai.provider.name = provider,
         gen_ai.request.model = model,
-        gen_ai.request.max_tokens = req.max_tokens,
+        gen_ai.request.max_tokens = i64::from(req.max_tokens),
         gen_ai.request.temperature = Empty,
         gen_ai.response.model = Empty,
         gen_ai.usage.input_tokens = Empty,
@@ -65,12 +65,12 @@ fn finish_reason(stop: &StopReason) -> String {
 /// Records the answer on the span.
 pub(crate) fn record_response(span: &Span, resp: &ChatResponse) {
     span.record("gen_ai.response.model", resp.model.as_str());
-    span.record("gen_ai.usage.input_tokens", resp.usage.input);
-    span.record("gen_ai.usage.output_tokens", resp.usage.output);
-    span.record("gen_ai.usage.cache_read.input_tokens", resp.usage.cache_read);
+    span.record("gen_ai.usage.input_tokens", int(resp.usage.input));
+    span.record("gen_ai.usage.output_tokens", int(resp.usage.output));
+    span.record("gen_ai.usage.cache_read.input_tokens", int(resp.usage.cache_read));
     span.record(
         "gen_ai.usage.cache_creation.input_tokens",
-        resp.usage.cache_write,
+        int(resp.usage.cache_write),
     );
     span.set_attribute(
         "gen_ai.response.finish_reasons",

@@ -344,7 +344,7 @@ impl InternalClient {
                 otel.kind = "client",
                 http.request.method = %method,
                 url.path = path,
-                http.request.resend_count = attempt - 1,
+                http.request.resend_count = i64::from(attempt - 1),
                 http.response.status_code = tracing::field::Empty,
                 error.type = tracing::field::Empty,
             );
@@ -420,7 +420,7 @@ impl InternalClient {
         };
         let resp = req.send().await.map_err(transport)?;
         let status = resp.status();
-        tracing::Span::current().record("http.response.status_code", status.as_u16());
+        tracing::Span::current().record("http.response.status_code", i64::from(status.as_u16()));
         let bytes = resp.bytes().await.map_err(transport)?;
         if !status.is_success() {
             return Err(api_error(m(), p(), status, &bytes));

@@ -43,7 +43,11 @@ use opentelemetry::{
     trace::{TraceContextExt, TracerProvider as _},
 };
 use opentelemetry_otlp::{Protocol, WithExportConfig};
-use opentelemetry_sdk::{Resource, propagation::TraceContextPropagator, trace::SdkTracerProvider};
+use opentelemetry_sdk::{
+    Resource,
+    propagation::TraceContextPropagator,
+    trace::{BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider},
+};
 use tracing::{Dispatch, Instrument, Span, Subscriber, dispatcher::WeakDispatch, field::Empty};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::{
@@ -111,6 +115,8 @@ pub struct OtelSettings {
     pub default_service_name: Option<String>,
     /// Per-export timeout (`None`: `OTEL_EXPORTER_OTLP_TIMEOUT` or the exporter's 10 s).
     pub timeout: Option<Duration>,
+    /// Delay between batch exports (`None`: `OTEL_BSP_SCHEDULE_DELAY` or 5 s).
+    pub batch_delay: Option<Duration>,
     /// GenAI switches.
     pub genai: GenAiOptions,
 }
@@ -137,6 +143,7 @@ impl OtelSettings {
             headers: HashMap::new(),
             default_service_name: (!env_names_service).then(|| default_service.to_owned()),
             timeout: None,
+            batch_delay: None,
             genai: GenAiOptions {
                 capture_content: truthy(lookup("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT")),
                 latest_experimental: lookup("OTEL_SEMCONV_STABILITY_OPT_IN").is_some_and(|v| {
@@ -191,7 +198,17 @@ pub fn build_provider(settings: &OtelSettings) -> Result<SdkTracerProvider, Tele
     let exporter = exporter
         .build()
         .map_err(|e| TelemetryError::Exporter(e.to_string()))?;
-    Ok(builder.with_batch_exporter(exporter).build())
+    let processor = match settings.batch_delay {
+        Some(delay) => BatchSpanProcessor::builder(exporter)
+            .with_batch_config(
+                BatchConfigBuilder::default()
+                    .with_scheduled_delay(delay)
+                    .build(),
+            )
+            .build(),
+        None => BatchSpanProcessor::builder(exporter).build(),
+    };
+    Ok(builder.with_span_processor(processor).build())
 }
 
 /// The ids of a span, cached in its extensions for the JSON log lines.
@@ -366,6 +383,12 @@ impl Telemetry {
     }
 }
 
+/// A count as an OTLP integer attribute: tracing-opentelemetry exports `u64` fields as
+/// strings, `i64` as integers.
+pub fn int(v: impl TryInto<i64>) -> i64 {
+    v.try_into().unwrap_or(i64::MAX)
+}
+
 /// Installs the global subscriber without a service name (kept for callers that only log).
 pub fn init(format: LogFormat) {
     let _ = Telemetry::init(format, "mana");
@@ -475,7 +498,7 @@ pub async fn trace_http(
         Ok(r) => r.status().as_u16(),
         Err(e) => e.as_response_error().status_code().as_u16(),
     };
-    span.record("http.response.status_code", status);
+    span.record("http.response.status_code", i64::from(status));
     if status >= 500 {
         span.record("error.type", status.to_string());
         span.record("otel.status_code", "ERROR");

@@ -10,6 +10,7 @@
 //!   its reason, and the tokens used; an LLM or parse failure sets `error.type`.
 
 use opentelemetry::{KeyValue, trace::Status, trace::TraceContextExt};
+use service_kit::telemetry::int;
 use tracing::{Span, field::Empty};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use types::missions::ClaimedMission;
@@ -78,13 +79,13 @@ pub fn record_mission(span: &Span, result: &MissionResult) {
     };
     span.record("mana.plan.outcome", outcome.label());
     let t = outcome.tokens();
-    span.record("gen_ai.usage.input_tokens", t.input);
-    span.record("gen_ai.usage.output_tokens", t.output);
-    span.record("gen_ai.usage.cache_read.input_tokens", t.cache_read);
-    span.record("gen_ai.usage.cache_creation.input_tokens", t.cache_write);
+    span.record("gen_ai.usage.input_tokens", int(t.input));
+    span.record("gen_ai.usage.output_tokens", int(t.output));
+    span.record("gen_ai.usage.cache_read.input_tokens", int(t.cache_read));
+    span.record("gen_ai.usage.cache_creation.input_tokens", int(t.cache_write));
     if let Some(it) = outcome.iteration() {
-        span.record("mana.plan.steps_kept", it.plan.len() as u64);
-        span.record("mana.plan.steps_dropped", it.dropped_steps.len() as u64);
+        span.record("mana.plan.steps_kept", int(it.plan.len()));
+        span.record("mana.plan.steps_dropped", int(it.dropped_steps.len()));
         for d in &it.dropped_steps {
             let mut attrs = vec![KeyValue::new("mana.plan.drop_reason", d.reason.clone())];
             if let Some(tool) = &d.tool_name {

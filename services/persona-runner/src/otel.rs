@@ -13,7 +13,7 @@
 //! - Tool arguments and results reach spans only when message capture is on.
 
 use opentelemetry::{KeyValue, trace::Status, trace::TraceContextExt};
-use service_kit::telemetry::genai;
+use service_kit::telemetry::{genai, int};
 use tracing::{Span, field::Empty};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use types::{
@@ -67,11 +67,11 @@ pub fn record_day(
     actions: usize,
     feedback: &[FeedbackRow],
 ) {
-    span.record("gen_ai.usage.input_tokens", tokens.input);
-    span.record("gen_ai.usage.output_tokens", tokens.output);
-    span.record("gen_ai.usage.cache_read.input_tokens", tokens.cache_read);
-    span.record("gen_ai.usage.cache_creation.input_tokens", tokens.cache_write);
-    span.record("mana.actions", actions as u64);
+    span.record("gen_ai.usage.input_tokens", int(tokens.input));
+    span.record("gen_ai.usage.output_tokens", int(tokens.output));
+    span.record("gen_ai.usage.cache_read.input_tokens", int(tokens.cache_read));
+    span.record("gen_ai.usage.cache_creation.input_tokens", int(tokens.cache_write));
+    span.record("mana.actions", int(actions));
     if let Some(why) = simulator_failure {
         span.record("mana.simulator_failure", why);
     }

@@ -5,4 +5,5 @@
 mod caching;
 mod helpers;
 mod lost_claim;
+mod otel;
 mod scenarios;
