@@ -67,7 +67,10 @@ pub(crate) fn record_response(span: &Span, resp: &ChatResponse) {
     span.record("gen_ai.response.model", resp.model.as_str());
     span.record("gen_ai.usage.input_tokens", int(resp.usage.input));
     span.record("gen_ai.usage.output_tokens", int(resp.usage.output));
-    span.record("gen_ai.usage.cache_read.input_tokens", int(resp.usage.cache_read));
+    span.record(
+        "gen_ai.usage.cache_read.input_tokens",
+        int(resp.usage.cache_read),
+    );
     span.record(
         "gen_ai.usage.cache_creation.input_tokens",
         int(resp.usage.cache_write),
@@ -125,7 +128,9 @@ fn assistant_parts(text: Option<&str>, calls: &[crate::ToolCall]) -> Vec<Value> 
         parts.push(json!({"type": "text", "content": t}));
     }
     for c in calls {
-        parts.push(json!({"type": "tool_call", "id": c.id, "name": c.name, "arguments": c.arguments}));
+        parts.push(
+            json!({"type": "tool_call", "id": c.id, "name": c.name, "arguments": c.arguments}),
+        );
     }
     parts
 }
@@ -174,6 +179,9 @@ fn record_input(span: &Span, req: &ChatRequest, opts: GenAiOptions) {
             Some("assistant") => "gen_ai.assistant.message",
             _ => "gen_ai.tool.message",
         };
-        span.add_event(event, vec![KeyValue::new("content", m["parts"].to_string())]);
+        span.add_event(
+            event,
+            vec![KeyValue::new("content", m["parts"].to_string())],
+        );
     }
 }

@@ -51,8 +51,7 @@ use opentelemetry_sdk::{
 use tracing::{Dispatch, Instrument, Span, Subscriber, dispatcher::WeakDispatch, field::Empty};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::{
-    EnvFilter, Layer, fmt, layer::SubscriberExt, registry::LookupSpan,
-    util::SubscriberInitExt,
+    EnvFilter, Layer, fmt, layer::SubscriberExt, registry::LookupSpan, util::SubscriberInitExt,
 };
 
 /// Log output format.
@@ -145,9 +144,12 @@ impl OtelSettings {
             timeout: None,
             batch_delay: None,
             genai: GenAiOptions {
-                capture_content: truthy(lookup("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT")),
+                capture_content: truthy(lookup(
+                    "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT",
+                )),
                 latest_experimental: lookup("OTEL_SEMCONV_STABILITY_OPT_IN").is_some_and(|v| {
-                    v.split(',').any(|o| o.trim() == "gen_ai_latest_experimental")
+                    v.split(',')
+                        .any(|o| o.trim() == "gen_ai_latest_experimental")
                 }),
             },
         }
@@ -174,10 +176,8 @@ pub fn build_provider(settings: &OtelSettings) -> Result<SdkTracerProvider, Tele
     if let Some(name) = &settings.default_service_name {
         resource = resource.with_service_name(name.clone());
     }
-    resource = resource.with_attributes([KeyValue::new(
-        "service.version",
-        env!("CARGO_PKG_VERSION"),
-    )]);
+    resource =
+        resource.with_attributes([KeyValue::new("service.version", env!("CARGO_PKG_VERSION"))]);
     let builder = SdkTracerProvider::builder().with_resource(resource.build());
     if !settings.export {
         return Ok(builder.build());
@@ -298,10 +298,7 @@ where
         });
     let (json, pretty) = match format {
         LogFormat::Json => (Some(json_layer(make_writer)), None),
-        LogFormat::Pretty => (
-            None,
-            Some(fmt::layer().compact().with_writer(make_writer)),
-        ),
+        LogFormat::Pretty => (None, Some(fmt::layer().compact().with_writer(make_writer))),
     };
     registry.with(json).with(pretty)
 }
@@ -331,7 +328,10 @@ impl Telemetry {
             Ok(provider) => {
                 let t = Self::init_with(format, provider, settings.export, settings.genai);
                 if settings.export {
-                    tracing::info!(service = service_name, "OpenTelemetry trace export on (OTLP/HTTP)");
+                    tracing::info!(
+                        service = service_name,
+                        "OpenTelemetry trace export on (OTLP/HTTP)"
+                    );
                 }
                 t
             }
@@ -585,7 +585,10 @@ mod tests {
             trace_context_of(&span)
         });
         let tp = &out["traceparent"];
-        assert!(tp.starts_with("00-0af7651916cd43dd8448eb211c80319c-"), "{tp}");
+        assert!(
+            tp.starts_with("00-0af7651916cd43dd8448eb211c80319c-"),
+            "{tp}"
+        );
         assert!(!tp.contains("b7ad6b7169203331"), "a new span id: {tp}");
         assert!(!has_span(&context_from_map(&HashMap::new())));
     }
@@ -609,9 +612,15 @@ mod tests {
             "svc",
             env(&[
                 ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318"),
-                ("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=dev, service.name=x"),
+                (
+                    "OTEL_RESOURCE_ATTRIBUTES",
+                    "deployment.environment=dev, service.name=x",
+                ),
                 ("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "true"),
-                ("OTEL_SEMCONV_STABILITY_OPT_IN", "http,gen_ai_latest_experimental"),
+                (
+                    "OTEL_SEMCONV_STABILITY_OPT_IN",
+                    "http,gen_ai_latest_experimental",
+                ),
             ]),
         );
         assert!(on.export);
@@ -641,6 +650,9 @@ mod tests {
     #[test]
     fn an_invalid_endpoint_is_an_error_not_a_panic() {
         let s = OtelSettings::default().exporting_to("not a url at all");
-        assert!(matches!(build_provider(&s), Err(TelemetryError::Exporter(_))));
+        assert!(matches!(
+            build_provider(&s),
+            Err(TelemetryError::Exporter(_))
+        ));
     }
 }

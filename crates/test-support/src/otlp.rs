@@ -197,7 +197,11 @@ impl OtlpReceiver {
 
     /// Every span received so far.
     pub fn spans(&self) -> Vec<RecordedSpan> {
-        self.shared.spans.lock().map(|s| s.clone()).unwrap_or_default()
+        self.shared
+            .spans
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or_default()
     }
 
     /// Export requests received so far.

@@ -48,11 +48,11 @@ use rmcp_actix_web::transport::{
     LocalSessionManager, StreamableHttpService, on_request_extensions,
 };
 use serde::Serialize;
-use tracing::Instrument;
-use tracing_opentelemetry::OpenTelemetrySpanExt;
 use serde_json::Value;
 use service_kit::json_error;
 use tools::{CallContext, Policy, Registry, ToolError};
+use tracing::Instrument;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 use types::{ApiError, error::codes};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -177,7 +177,10 @@ impl ServerHandler for ManaMcp {
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
         let span = tools_call_span(&request.name, &ctx);
-        let result = self.call_tool_traced(request, ctx).instrument(span.clone()).await;
+        let result = self
+            .call_tool_traced(request, ctx)
+            .instrument(span.clone())
+            .await;
         if let Err(e) = &result {
             span.record("error.type", format!("{}", e.code.0));
             span.record("rpc.response.status_code", e.code.0);

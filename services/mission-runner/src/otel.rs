@@ -82,7 +82,10 @@ pub fn record_mission(span: &Span, result: &MissionResult) {
     span.record("gen_ai.usage.input_tokens", int(t.input));
     span.record("gen_ai.usage.output_tokens", int(t.output));
     span.record("gen_ai.usage.cache_read.input_tokens", int(t.cache_read));
-    span.record("gen_ai.usage.cache_creation.input_tokens", int(t.cache_write));
+    span.record(
+        "gen_ai.usage.cache_creation.input_tokens",
+        int(t.cache_write),
+    );
     if let Some(it) = outcome.iteration() {
         span.record("mana.plan.steps_kept", int(it.plan.len()));
         span.record("mana.plan.steps_dropped", int(it.dropped_steps.len()));
@@ -106,7 +109,10 @@ pub fn record_mission(span: &Span, result: &MissionResult) {
         _ => {}
     }
     if let WriteBack::Failed { .. } = &result.write_back
-        && !matches!(outcome, PlanOutcome::LlmFailed { .. } | PlanOutcome::ParseFailed { .. })
+        && !matches!(
+            outcome,
+            PlanOutcome::LlmFailed { .. } | PlanOutcome::ParseFailed { .. }
+        )
     {
         span.record("error.type", "write_back");
         span.set_status(Status::error("write-back failed"));

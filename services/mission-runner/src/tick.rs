@@ -260,7 +260,8 @@ impl MissionTick {
                 let ledger = ledger.clone();
                 let stop = stop.clone();
                 let mission_id = claimed.mission.id.clone();
-                let span = crate::otel::mission_span(&claimed, this.planner().llm().provider_name());
+                let span =
+                    crate::otel::mission_span(&claimed, this.planner().llm().provider_name());
                 let task_span = span.clone();
                 async move {
                     let run = async move { this.run_one(claimed, &ledger, &stop).await };

@@ -6,7 +6,8 @@ use persona_runner::{Application, Settings};
 async fn main() -> anyhow::Result<()> {
     let env = runner_kit::env_map();
     let settings = Settings::from_env(&env)?;
-    let telemetry = service_kit::telemetry::Telemetry::init(settings.runner.log_format, "persona-runner");
+    let telemetry =
+        service_kit::telemetry::Telemetry::init(settings.runner.log_format, "persona-runner");
     let app = Application::build(settings)?;
     tracing::info!(port = app.port(), "persona-runner listening");
     let served = app.run_until_stopped().await;

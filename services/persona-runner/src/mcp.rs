@@ -16,6 +16,7 @@ use std::{
 };
 
 use llm::{ToolDef, is_valid_tool_name};
+use reqwest::header::{HeaderName, HeaderValue};
 use rmcp::{
     RoleClient, ServiceExt,
     model::{CallToolRequestParams, ClientConfig, RequestMetaObject},
@@ -24,7 +25,6 @@ use rmcp::{
         StreamableHttpClientTransport, streamable_http_client::StreamableHttpClientTransportConfig,
     },
 };
-use reqwest::header::{HeaderName, HeaderValue};
 use serde_json::Value;
 
 /// Module recorded for a tool the registry does not know.

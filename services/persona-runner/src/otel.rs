@@ -69,8 +69,14 @@ pub fn record_day(
 ) {
     span.record("gen_ai.usage.input_tokens", int(tokens.input));
     span.record("gen_ai.usage.output_tokens", int(tokens.output));
-    span.record("gen_ai.usage.cache_read.input_tokens", int(tokens.cache_read));
-    span.record("gen_ai.usage.cache_creation.input_tokens", int(tokens.cache_write));
+    span.record(
+        "gen_ai.usage.cache_read.input_tokens",
+        int(tokens.cache_read),
+    );
+    span.record(
+        "gen_ai.usage.cache_creation.input_tokens",
+        int(tokens.cache_write),
+    );
     span.record("mana.actions", int(actions));
     if let Some(why) = simulator_failure {
         span.record("mana.simulator_failure", why);

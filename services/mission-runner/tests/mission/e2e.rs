@@ -259,17 +259,16 @@ async fn a_mission_plan_is_one_trace_with_its_validation_outcome() {
         &OtelSettings::from_lookup("mission-runner", |_| None).exporting_to(receiver.traces_url()),
     )
     .unwrap();
-    let telemetry = Telemetry::init_with(
-        LogFormat::Pretty,
-        provider,
-        true,
-        GenAiOptions::default(),
-    );
+    let telemetry =
+        Telemetry::init_with(LogFormat::Pretty, provider, true, GenAiOptions::default());
     let llm = FakeLlm::start().await.unwrap();
     llm.push_openai(Reply::tool_calls(vec![
         ("todo_create".into(), json!({"title": "Steuer"})),
         ("todo_explode".into(), json!({"title": "boom"})),
-        ("todo_create".into(), json!({"title": "Zahnarzt", "priority": "whenever"})),
+        (
+            "todo_create".into(),
+            json!({"title": "Zahnarzt", "priority": "whenever"}),
+        ),
     ]));
     llm.push_openai(Reply::text("Ein Punkt für heute."));
     let s = stack(llm, "tools").await;
@@ -291,7 +290,9 @@ async fn a_mission_plan_is_one_trace_with_its_validation_outcome() {
         .await;
     let plans: Vec<_> = spans
         .iter()
-        .filter(|s| s.name == "invoke_agent mission-planner" && s.str("gen_ai.agent.id") == Some("m1"))
+        .filter(|s| {
+            s.name == "invoke_agent mission-planner" && s.str("gen_ai.agent.id") == Some("m1")
+        })
         .collect();
     assert_eq!(plans.len(), 1, "{spans:#?}");
     let plan = plans[0];
@@ -301,17 +302,30 @@ async fn a_mission_plan_is_one_trace_with_its_validation_outcome() {
     assert_eq!(plan.int("mana.plan.steps_kept"), Some(1));
     assert_eq!(plan.int("mana.plan.steps_dropped"), Some(2));
     assert_eq!(plan.str("mana.write_back"), Some("written"));
-    assert!(plan.str("gen_ai.conversation.id").is_some_and(|id| !id.is_empty()));
+    assert!(
+        plan.str("gen_ai.conversation.id")
+            .is_some_and(|id| !id.is_empty())
+    );
     let dropped: Vec<_> = plan
         .events
         .iter()
         .filter(|e| e.name == "mana.plan.step_dropped")
         .collect();
     assert_eq!(dropped.len(), 2);
-    assert!(dropped.iter().any(|e| e.attributes.get("gen_ai.tool.name") == Some(&json!("todo_explode"))));
+    assert!(
+        dropped
+            .iter()
+            .any(|e| e.attributes.get("gen_ai.tool.name") == Some(&json!("todo_explode")))
+    );
 
-    let trace: Vec<_> = spans.iter().filter(|s| s.trace_id == plan.trace_id).collect();
-    let chats: Vec<_> = trace.iter().filter(|s| s.name.starts_with("chat ")).collect();
+    let trace: Vec<_> = spans
+        .iter()
+        .filter(|s| s.trace_id == plan.trace_id)
+        .collect();
+    let chats: Vec<_> = trace
+        .iter()
+        .filter(|s| s.name.starts_with("chat "))
+        .collect();
     assert_eq!(chats.len(), 2, "two rounds of the tool loop: {trace:#?}");
     assert!(chats.iter().all(|c| c.parent_span_id == plan.span_id
         && c.str("gen_ai.provider.name") == Some("openai")

@@ -78,7 +78,8 @@ async fn one_persona_day_is_one_trace_across_runner_mcp_and_auth_internal() {
         .unwrap();
     let spans = receiver
         .wait_for(Duration::from_secs(10), |s| {
-            s.iter().any(|s| s.str("gen_ai.agent.name") == Some("traced-0"))
+            s.iter()
+                .any(|s| s.str("gen_ai.agent.name") == Some("traced-0"))
         })
         .await;
 
@@ -90,7 +91,10 @@ async fn one_persona_day_is_one_trace_across_runner_mcp_and_auth_internal() {
     let day = days[0];
     assert_eq!(day.name, "invoke_agent traced-0");
     assert_eq!(day.str("gen_ai.operation.name"), Some("invoke_agent"));
-    assert!(day.parent_span_id.is_empty(), "the day is a trace of its own");
+    assert!(
+        day.parent_span_id.is_empty(),
+        "the day is a trace of its own"
+    );
     assert_eq!(day.links.len(), 1, "linked to its tick");
     assert_ne!(day.links[0], day.trace_id);
     let tick_id = report["tickId"].as_str().unwrap();
@@ -107,9 +111,15 @@ async fn one_persona_day_is_one_trace_across_runner_mcp_and_auth_internal() {
     assert_eq!(evals.len(), 1, "{:?}", day.events);
     assert_eq!(evals[0].attributes["gen_ai.evaluation.name"], "todo");
     assert_eq!(evals[0].attributes["gen_ai.evaluation.score.value"], 4.0);
-    assert_eq!(evals[0].attributes["gen_ai.evaluation.explanation"], "praktisch");
+    assert_eq!(
+        evals[0].attributes["gen_ai.evaluation.explanation"],
+        "praktisch"
+    );
 
-    let trace: Vec<&RecordedSpan> = spans.iter().filter(|s| s.trace_id == day.trace_id).collect();
+    let trace: Vec<&RecordedSpan> = spans
+        .iter()
+        .filter(|s| s.trace_id == day.trace_id)
+        .collect();
     let ids = by_id(&spans);
     let named = |prefix: &str| -> Vec<&RecordedSpan> {
         trace
@@ -129,7 +139,10 @@ async fn one_persona_day_is_one_trace_across_runner_mcp_and_auth_internal() {
         assert_eq!(c.str("gen_ai.operation.name"), Some("chat"));
         assert_eq!(c.str("gen_ai.provider.name"), Some("anthropic"));
         assert_eq!(c.str("gen_ai.request.model"), Some("claude-sonnet-4-5"));
-        assert!(c.str("gen_ai.response.model").is_some_and(|m| !m.is_empty()));
+        assert!(
+            c.str("gen_ai.response.model")
+                .is_some_and(|m| !m.is_empty())
+        );
         assert_eq!(c.int("gen_ai.usage.input_tokens"), Some(10));
         assert!(c.int("gen_ai.usage.output_tokens").is_some());
         assert!(c.int("gen_ai.usage.cache_read.input_tokens").is_some());
@@ -147,7 +160,10 @@ async fn one_persona_day_is_one_trace_across_runner_mcp_and_auth_internal() {
     );
     // The LLM request carried the chat span's context.
     for r in fake.requests_to(Api::Anthropic) {
-        let tp = r.headers.get("traceparent").expect("traceparent to the LLM");
+        let tp = r
+            .headers
+            .get("traceparent")
+            .expect("traceparent to the LLM");
         assert!(tp.contains(&day.trace_id), "{tp}");
     }
 
@@ -155,9 +171,12 @@ async fn one_persona_day_is_one_trace_across_runner_mcp_and_auth_internal() {
     // reaches the store write.
     let tools = named("execute_tool ");
     assert_eq!(tools.len(), 2, "{tools:#?}");
-    assert!(tools.iter().all(|t| t.parent_span_id == day.span_id
-        && t.str("gen_ai.tool.name") == Some("todo_create")
-        && t.str("gen_ai.tool.call.id").is_some_and(|id| !id.is_empty())));
+    assert!(tools.iter().all(|t| {
+        t.parent_span_id == day.span_id
+            && t.str("gen_ai.tool.name") == Some("todo_create")
+            && t.str("gen_ai.tool.call.id")
+                .is_some_and(|id| !id.is_empty())
+    }));
     assert_eq!(
         tools
             .iter()
@@ -205,10 +224,16 @@ async fn one_persona_day_is_one_trace_across_runner_mcp_and_auth_internal() {
     assert!(trace.iter().any(|s| s.name == "POST /mcp" && s.kind == 2));
     // Every span of the trace hangs off the day.
     for s in &trace {
-        assert!(s.span_id == day.span_id || descends(&ids, s, &day.span_id), "{s:#?}");
+        assert!(
+            s.span_id == day.span_id || descends(&ids, s, &day.span_id),
+            "{s:#?}"
+        );
     }
     // The tick is a trace of its own (claim inside), linked from the day.
-    let tick_trace: Vec<_> = spans.iter().filter(|s| s.trace_id == day.links[0]).collect();
+    let tick_trace: Vec<_> = spans
+        .iter()
+        .filter(|s| s.trace_id == day.links[0])
+        .collect();
     assert!(tick_trace.iter().any(|s| s.name == "tick"));
     assert!(
         tick_trace
@@ -273,7 +298,10 @@ fn a_dead_or_silent_collector_costs_a_tick_nothing() {
             );
         });
         // The spans really were handed to the exporter, which could not deliver them.
-        assert!(provider.force_flush().is_err(), "{url}: export must have failed");
+        assert!(
+            provider.force_flush().is_err(),
+            "{url}: export must have failed"
+        );
         drop(rt);
     }
 }
