@@ -274,7 +274,10 @@ async fn a_mission_plan_is_one_trace_with_its_validation_outcome() {
     let s = stack(llm, "tools").await;
     let token = s.user("traced-mission@example.com").await;
     let due_at = (Utc::now() - TimeDelta::minutes(5)).to_rfc3339();
-    s.push(&token, json!([mission(&due_at)])).await;
+    // Its own record id: under `cargo test` the other tests' missions reach this receiver too.
+    let mut m = mission(&due_at);
+    m["recordId"] = json!("m-traced");
+    s.push(&token, json!([m])).await;
     let report = s.tick().await;
     assert_eq!(report["plansProduced"], 1, "{report}");
 
@@ -285,13 +288,14 @@ async fn a_mission_plan_is_one_trace_with_its_validation_outcome() {
         .unwrap();
     let spans = receiver
         .wait_for(std::time::Duration::from_secs(10), |s| {
-            s.iter().any(|s| s.name == "invoke_agent mission-planner")
+            s.iter()
+                .any(|s| s.str("gen_ai.agent.id") == Some("m-traced"))
         })
         .await;
     let plans: Vec<_> = spans
         .iter()
         .filter(|s| {
-            s.name == "invoke_agent mission-planner" && s.str("gen_ai.agent.id") == Some("m1")
+            s.name == "invoke_agent mission-planner" && s.str("gen_ai.agent.id") == Some("m-traced")
         })
         .collect();
     assert_eq!(plans.len(), 1, "{spans:#?}");
