@@ -1,6 +1,7 @@
 //! The one HTTP path both real providers share: POST JSON, retry, decode.
 //!
-//! Rules: the body is serialised once and re-sent unchanged on every attempt; every
+//! Rules: the body is serialised once and re-sent unchanged on every attempt (with the
+//! `chat` span's W3C `traceparent`); every
 //! attempt is logged (provider, model, status, attempt, duration) without the key or the
 //! prompt; vendor error bodies are reduced to their message, stripped of the key and
 //! truncated before they become an [`LlmError`].
@@ -111,9 +112,12 @@ async fn send_once(
     body: Vec<u8>,
 ) -> Result<Value, LlmError> {
     let transport = |e: reqwest::Error| map_reqwest(&e, policy.request_timeout, call.secret);
+    let mut headers = call.headers.clone();
+    // W3C trace context of the `chat` span, so an instrumented gateway continues the trace.
+    service_kit::telemetry::inject_current(&mut headers);
     let response = client
         .post(call.url)
-        .headers(call.headers.clone())
+        .headers(headers)
         .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
         .timeout(policy.request_timeout)
         .body(body)

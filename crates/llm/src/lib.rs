@@ -21,11 +21,14 @@ mod http;
 pub mod metrics;
 mod model;
 mod openai;
+mod otel;
 mod retry;
 mod settings;
 mod sim;
 
 use std::time::Instant;
+
+use tracing::Instrument;
 
 pub use anthropic::ANTHROPIC_VERSION;
 pub use error::{
@@ -36,6 +39,7 @@ pub use model::{
     ToolResult, is_valid_tool_name,
 };
 pub use openai::TOOL_ERROR_PREFIX;
+pub use otel::error_type;
 pub use retry::RetryPolicy;
 pub use settings::{
     DEFAULT_ANTHROPIC_BASE_URL, DEFAULT_ANTHROPIC_MODEL, DEFAULT_OPENAI_BASE_URL,
@@ -146,9 +150,15 @@ impl Llm {
 
     /// One model turn. Validates the request, then calls the provider (with retries for
     /// the real ones).
+    /// The call is one `chat {model}` span (GenAI conventions, see the `otel` module).
     pub async fn chat(&self, req: &ChatRequest) -> Result<ChatResponse, LlmError> {
         let started = Instant::now();
-        let result = self.chat_unobserved(req).await;
+        let span = otel::chat_span(self.provider_name(), self.model(), req);
+        let result = self.chat_unobserved(req).instrument(span.clone()).await;
+        match &result {
+            Ok(resp) => otel::record_response(&span, resp),
+            Err(e) => otel::record_error(&span, e),
+        }
         if let Some(m) = &self.metrics {
             m.observe(
                 self.provider_name(),

@@ -18,12 +18,14 @@
 //!   [`RetryPolicy::budget`] has not run out (`AUTH_INTERNAL_RETRY_SECS`: an
 //!   auth-internal restart is ridden out).
 //! - The service key never appears in errors or `Debug` output.
+//! - Every attempt is one client span and carries its W3C `traceparent`.
 
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Serialize, de::DeserializeOwned};
+use tracing::Instrument;
 use types::{ApiError, backoff::Backoff, text::truncate_chars};
 
 /// Whether a call may be repeated after a failure; see the module rules.
@@ -137,6 +139,19 @@ impl ClientError {
     /// expired), so the caller must neither retry nor release.
     pub fn is_lease_lost(&self) -> bool {
         self.status() == Some(409) && self.code() == Some(types::error::codes::LEASE_LOST)
+    }
+
+    /// A stable, low-cardinality kind for `error.type` on spans: the status code for
+    /// answers, else `connect`, `transport`, `timeout`, `decode` or `no_service_key`.
+    pub fn kind(&self) -> String {
+        match self {
+            Self::Api { status, .. } => status.to_string(),
+            Self::Connect { .. } => "connect".into(),
+            Self::Transport { .. } => "transport".into(),
+            Self::Timeout { .. } => "timeout".into(),
+            Self::Decode { .. } => "decode".into(),
+            Self::NoServiceKey => "no_service_key".into(),
+        }
     }
 
     /// The envelope's `error.code`, for [`ClientError::Api`].
@@ -353,7 +368,23 @@ impl InternalClient {
         let started = std::time::Instant::now();
         let mut attempt = 1;
         loop {
-            let result = self.attempt(&method, path, body, key).await;
+            let span = tracing::info_span!(
+                "http.client",
+                otel.name = %method,
+                otel.kind = "client",
+                http.request.method = %method,
+                url.path = path,
+                http.request.resend_count = i64::from(attempt - 1),
+                http.response.status_code = tracing::field::Empty,
+                error.type = tracing::field::Empty,
+            );
+            let result = self
+                .attempt(&method, path, body, key)
+                .instrument(span.clone())
+                .await;
+            if let Err(e) = &result {
+                span.record("error.type", e.kind());
+            }
             let wait = self.retry.backoff(attempt);
             match result {
                 Err(e)
@@ -395,6 +426,10 @@ impl InternalClient {
         if let Some(body) = body {
             req = req.json(body);
         }
+        // W3C trace context, so auth-internal's server span continues this client span.
+        let mut trace_headers = reqwest::header::HeaderMap::new();
+        service_kit::telemetry::inject_current(&mut trace_headers);
+        req = req.headers(trace_headers);
         let transport = |e: reqwest::Error| {
             if e.is_connect() {
                 ClientError::Connect {
@@ -418,6 +453,7 @@ impl InternalClient {
         };
         let resp = req.send().await.map_err(transport)?;
         let status = resp.status();
+        tracing::Span::current().record("http.response.status_code", i64::from(status.as_u16()));
         let bytes = resp.bytes().await.map_err(transport)?;
         if !status.is_success() {
             return Err(api_error(m(), p(), status, &bytes));

@@ -154,6 +154,7 @@ impl<T: Tick> RunnerService<T> {
                 .app_data(errors::query_config())
                 .app_data(errors::path_config())
                 .wrap(from_fn(track_http))
+                .wrap(from_fn(service_kit::telemetry::trace_http))
                 .route("/health", web::get().to(health_handler))
                 .route("/metrics", web::get().to(metrics_handler))
                 .service(

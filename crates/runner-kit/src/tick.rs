@@ -234,7 +234,10 @@ impl<T: Tick> TickRunner<T> {
         self.inner.metrics.in_flight.inc();
         let guard = InFlightGuard(self.inner.clone());
         let inner = self.inner.clone();
-        let task = self.inner.tracker.spawn(async move {
+        // The tick is one span (its claim and write-backs are children); each unit of work
+        // it runs may start its own trace linked to it.
+        let span = tracing::info_span!("tick", tick.id = %tick_id);
+        let task = self.inner.tracker.spawn(tracing::Instrument::instrument(async move {
             let _guard = guard;
             let started = Instant::now();
             tracing::info!(tick.id = %tick_id, "tick started");
@@ -247,7 +250,7 @@ impl<T: Tick> TickRunner<T> {
             inner.metrics.finished(outcome, elapsed);
             tracing::info!(tick.id = %tick_id, outcome, duration_ms = elapsed.as_millis() as u64, "tick finished");
             report
-        });
+        }, span));
         task.await.map_err(|e| {
             self.inner.metrics.finished("crashed", Duration::ZERO);
             TickError::Crashed(e.to_string())

@@ -28,6 +28,8 @@ use diesel_async::{
 };
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness};
 
+pub mod otlp;
+
 const PREFIX: &str = "mana_test_";
 
 /// The server tests use.

@@ -33,12 +33,15 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     let settings = Settings::load()?;
-    service_kit::telemetry::init(settings.log_format);
+    let telemetry = service_kit::telemetry::Telemetry::init(settings.log_format, "auth-internal");
     let bind = settings.bind_addr.clone();
     let app = Application::build(settings).await?;
     tracing::info!(bind = %bind, port = app.port(), "auth-internal listening");
-    app.run_until_signalled().await?;
+    let served = app.run_until_signalled().await;
     tracing::info!("auth-internal stopped");
+    // Flush the spans still queued (bounded; a dead collector costs at most the timeout).
+    telemetry.shutdown();
+    served?;
     Ok(())
 }
 

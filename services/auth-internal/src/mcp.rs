@@ -12,6 +12,8 @@
 //!   (origin `mcp`), and is logged once: user, tool, input hash, `duration_ms`, result.
 //! - Input errors and handler failures are tool results with `isError: true`; an
 //!   unknown tool is a protocol error.
+//! - Every `tools/call` is one server span `tools/call {tool}` continuing the client's
+//!   `_meta.traceparent` (else the HTTP request's span); the store write is its child.
 //! - `mcp.stateful = false` serves every request statelessly (replicas behind a load
 //!   balancer); the current protocol revision is sessionless either way.
 //! - A persona caller's `tools/call` may carry `_meta` `mana/actionId` and
@@ -61,6 +63,8 @@ use serde::Serialize;
 use serde_json::Value;
 use service_kit::json_error;
 use tools::{CallContext, Policy, Registry, ToolError};
+use tracing::Instrument;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 use types::{ApiError, error::codes};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -221,6 +225,25 @@ impl ServerHandler for ManaMcp {
     }
 
     async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, McpError> {
+        let span = tools_call_span(&request.name, &ctx);
+        let result = self
+            .call_tool_traced(request, ctx)
+            .instrument(span.clone())
+            .await;
+        if let Err(e) = &result {
+            span.record("error.type", format!("{}", e.code.0));
+            span.record("rpc.response.status_code", e.code.0);
+        }
+        result
+    }
+}
+
+impl ManaMcp {
+    async fn call_tool_traced(
         &self,
         request: CallToolRequestParams,
         ctx: RequestContext<RoleServer>,
@@ -392,6 +415,56 @@ pub(crate) fn base_url(req: &HttpRequest, state: &AppState) -> String {
     format!("{}://{}", info.scheme(), info.host())
 }
 
+/// The W3C trace context of the HTTP request that carried an MCP message, copied by the
+/// transport's `on_request_fn`.
+#[derive(Clone)]
+struct HttpTraceContext(opentelemetry::Context);
+
+/// The server span `tools/call {tool}` (MCP semantic conventions), parented by the
+/// `traceparent` in the request's `_meta` when the client sent one, else by the HTTP
+/// request's span.
+fn tools_call_span(tool: &str, ctx: &RequestContext<RoleServer>) -> tracing::Span {
+    let span = tracing::info_span!(
+        "mcp.server",
+        otel.name = %format!("tools/call {tool}"),
+        otel.kind = "server",
+        mcp.method.name = "tools/call",
+        gen_ai.tool.name = tool,
+        gen_ai.operation.name = "execute_tool",
+        jsonrpc.request.id = %request_id(&ctx.id),
+        mcp.protocol.version = ctx.protocol_version().map(|v| v.to_string()).unwrap_or_default(),
+        mcp.session.id = tracing::field::Empty,
+        error.type = tracing::field::Empty,
+        rpc.response.status_code = tracing::field::Empty,
+    );
+    let mut remote = std::collections::HashMap::new();
+    if let Some(tp) = ctx.meta.get_traceparent() {
+        remote.insert("traceparent".to_owned(), tp.to_owned());
+        if let Some(ts) = ctx.meta.get_tracestate() {
+            remote.insert("tracestate".to_owned(), ts.to_owned());
+        }
+    }
+    let from_meta = service_kit::telemetry::context_from_map(&remote);
+    let parent = if service_kit::telemetry::has_span(&from_meta) {
+        Some(from_meta)
+    } else {
+        on_request_extensions(&ctx.extensions)
+            .and_then(|e| e.get::<HttpTraceContext>())
+            .map(|h| h.0.clone())
+    };
+    if let Some(parent) = parent {
+        let _ = span.set_parent(parent);
+    }
+    span
+}
+
+fn request_id(id: &rmcp::model::RequestId) -> String {
+    match id {
+        rmcp::model::NumberOrString::Number(n) => n.to_string(),
+        rmcp::model::NumberOrString::String(s) => s.to_string(),
+    }
+}
+
 /// `from_fn` middleware on `/mcp`: verify the bearer token, or answer 401.
 pub async fn require_bearer(
     req: ServiceRequest,
@@ -547,6 +620,12 @@ pub fn build_service(
         .on_request_fn(|http_req: &HttpRequest, ext| {
             if let Some(user) = http_req.extensions().get::<McpUser>() {
                 ext.insert(user.clone());
+            }
+            if let Some(span) = http_req
+                .extensions()
+                .get::<service_kit::telemetry::HttpServerSpan>()
+            {
+                ext.insert(HttpTraceContext(span.0.context()));
             }
         })
         .build()

@@ -175,6 +175,7 @@ impl Application {
                 .app_data(service_kit::storable::RouteTemplates::new(
                     crate::openapi::path_templates(),
                 ))
+                .wrap(from_fn(service_kit::telemetry::trace_http))
                 .app_data(server_state.clone())
                 .app_data(service_keys.clone())
                 .app_data(metrics.clone())

@@ -5,7 +5,7 @@
 //! [`parse`] (the model's answer → validated steps, on either path), [`plan`] (one
 //! mission's plan: budget, prompt, LLM, iteration), [`tick`] (claim → stream of plans →
 //! write-back → report; runner-kit's `Tick`), [`startup`] (the service, built on
-//! `runner-kit`).
+//! `runner-kit`), [`otel`] (each mission's planning is one trace).
 //!
 //! Rules every module keeps:
 //! - Nothing a model proposes is executed here: every step is a proposal the user
@@ -18,6 +18,7 @@
 
 pub mod api;
 pub mod config;
+pub mod otel;
 pub mod parse;
 pub mod plan;
 pub mod prompts;

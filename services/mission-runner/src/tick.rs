@@ -260,11 +260,16 @@ impl MissionTick {
                 let ledger = ledger.clone();
                 let stop = stop.clone();
                 let mission_id = claimed.mission.id.clone();
+                let span =
+                    crate::otel::mission_span(&claimed, this.planner().llm().provider_name());
+                let task_span = span.clone();
                 async move {
-                    match tokio::spawn(async move { this.run_one(claimed, &ledger, &stop).await })
-                        .await
-                    {
-                        Ok(result) => result,
+                    let run = async move { this.run_one(claimed, &ledger, &stop).await };
+                    match tokio::spawn(tracing::Instrument::instrument(run, task_span)).await {
+                        Ok(result) => {
+                            crate::otel::record_mission(&span, &result);
+                            result
+                        }
                         Err(e) => {
                             tracing::error!(
                                 mission.id = %mission_id,

@@ -34,6 +34,8 @@
 //! - While the day runs its lease is extended by a heartbeat every third of the lease,
 //!   fenced by the lease token, so a finished day's rows are never abandoned to
 //!   another worker while this one still holds the persona.
+//! - A day is one trace (`invoke_agent`), each tool call one `execute_tool` span whose
+//!   context travels in the MCP request's `_meta` ([`crate::otel`]).
 
 use std::{
     collections::BTreeSet,
@@ -46,6 +48,7 @@ use rand::seq::SliceRandom;
 use runner_kit::{ClientError, Shutdown};
 use secrecy::ExposeSecret;
 use sha2::{Digest, Sha256};
+use tracing::Instrument;
 use types::{
     names::sanitize_name as safe_tool_name,
     personas::{ActionResult, ActionRow, ClaimedPersona, FeedbackRow, ReleaseOutcome},
@@ -62,6 +65,7 @@ use crate::{
     api::{PersonaApi, action_row_id},
     mcp::{McpError, McpSession, UNKNOWN_MODULE},
     offer::{self, ToolScope},
+    otel,
     prompts::{self, Lang},
     rating,
 };
@@ -271,7 +275,8 @@ fn seed_of(run_id: &str) -> u64 {
     u64::from_le_bytes(b)
 }
 
-/// Runs one claimed persona end to end, including write-back and release.
+/// Runs one claimed persona end to end, including write-back and release, as one trace
+/// (`invoke_agent {slug}`, see [`crate::otel`]).
 pub async fn run_persona(
     api: &PersonaApi,
     llm: &Llm,
@@ -280,8 +285,32 @@ pub async fn run_persona(
     tick_id: &str,
     shutdown: &Shutdown,
 ) -> PersonaRun {
+    let run_id = format!("{tick_id}.{}", claimed.persona.user_id);
+    let span = otel::day_span(claimed, &run_id, llm.provider_name());
+    let run = run_persona_traced(api, llm, cfg, claimed, tick_id, run_id, shutdown)
+        .instrument(span.clone())
+        .await;
+    otel::record_day(
+        &span,
+        &run.result,
+        run.simulator_failure.as_deref(),
+        &run.tokens,
+        run.actions.len(),
+        &run.feedback,
+    );
+    run
+}
+
+async fn run_persona_traced(
+    api: &PersonaApi,
+    llm: &Llm,
+    cfg: &DayConfig,
+    claimed: &ClaimedPersona,
+    tick_id: &str,
+    run_id: String,
+    shutdown: &Shutdown,
+) -> PersonaRun {
     let persona_id = claimed.persona.user_id;
-    let run_id = format!("{tick_id}.{persona_id}");
     let mut state = DayState::default();
     let started = Instant::now();
     let meta = RunMeta {
@@ -724,15 +753,25 @@ async fn converse(
         for call in &resp.tool_calls {
             let created_at = Utc::now();
             let known = modules.get(&call.name);
-            let (outcome_text, is_error, latency_ms) = if let Some(why) = &call.arguments_error {
-                (format!("invalid arguments: {why}"), true, None)
-            } else if known.is_none() {
-                (format!("unknown tool: {}", call.name), true, None)
-            } else {
-                let (id, tick) = action_row_id(run_id, state.actions.len(), &call.name);
-                let o = live.call(&call.name, &call.arguments, &id, &tick).await;
-                (o.content, o.is_error, Some(o.latency_ms))
-            };
+            let tool_span = otel::tool_span(&call.name, &call.id, &call.arguments);
+            let (outcome_text, is_error, latency_ms, error_type) =
+                if let Some(why) = &call.arguments_error {
+                    let text = format!("invalid arguments: {why}");
+                    (text, true, None, Some("invalid_arguments"))
+                } else if known.is_none() {
+                    let text = format!("unknown tool: {}", call.name);
+                    (text, true, None, Some("unknown_tool"))
+                } else {
+                    let (id, tick) = action_row_id(run_id, state.actions.len(), &call.name);
+                    let o = live
+                        .call(&call.name, &call.arguments, &id, &tick)
+                        .instrument(tool_span.clone())
+                        .await;
+                    let kind = o.is_error.then_some("tool_error");
+                    (o.content, o.is_error, Some(o.latency_ms), kind)
+                };
+            otel::record_tool(&tool_span, error_type, &outcome_text);
+            drop(tool_span);
             state.actions.push(ActionRow {
                 tool_name: safe_tool_name(&call.name),
                 module: known.cloned().unwrap_or_else(|| UNKNOWN_MODULE.to_owned()),

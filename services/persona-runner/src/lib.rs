@@ -5,13 +5,14 @@
 //! [`mcp`] (the persona's MCP session), [`offer`] (tools scoped to the persona, the
 //! first request and its size), [`prompts`], [`rating`] (the tolerant rating
 //! parser), [`day`] (one persona's day), [`tick`] (claim → stream of days → report),
-//! [`startup`] (the service, built on `runner-kit`).
+//! [`startup`] (the service, built on `runner-kit`), [`otel`] (the day's GenAI spans).
 
 pub mod api;
 pub mod config;
 pub mod day;
 pub mod mcp;
 pub mod offer;
+pub mod otel;
 pub mod prompts;
 pub mod rating;
 pub mod startup;

@@ -13,13 +13,18 @@
 //!   run an id twice, so a call whose transport failed may be re-sent on a new session.
 //! - A transport failure (not a protocol error) is marked [`ToolOutcome::lost`]: the
 //!   caller reopens the session (auth-internal may have restarted) and re-sends.
+//! - Every call carries the current span's W3C `traceparent` in `_meta`.
 
-use std::{collections::BTreeMap, time::Instant};
+use std::{
+    collections::{BTreeMap, HashMap},
+    time::Instant,
+};
 
 use llm::{ToolDef, is_valid_tool_name};
+use reqwest::header::{HeaderName, HeaderValue};
 use rmcp::{
     RoleClient, ServiceExt,
-    model::{CallToolRequestParams, ClientConfig},
+    model::{CallToolRequestParams, ClientConfig, RequestMetaObject},
     service::RunningService,
     transport::{
         StreamableHttpClientTransport, streamable_http_client::StreamableHttpClientTransportConfig,
@@ -80,10 +85,23 @@ pub fn module_of(tool: &str) -> String {
 impl McpSession {
     /// Connects to `url` with `token` as bearer and lists the tools.
     pub async fn open(http: reqwest::Client, url: &str, token: &str) -> Result<Self, McpError> {
+        // The session's HTTP requests carry the day's trace context too (per request, the
+        // tool call's own context travels in `_meta`).
+        let headers: HashMap<HeaderName, HeaderValue> =
+            service_kit::telemetry::trace_context_of(&tracing::Span::current())
+                .into_iter()
+                .filter_map(|(k, v)| {
+                    Some((
+                        HeaderName::from_bytes(k.as_bytes()).ok()?,
+                        HeaderValue::from_str(&v).ok()?,
+                    ))
+                })
+                .collect();
         let transport = StreamableHttpClientTransport::with_client(
             http,
             StreamableHttpClientTransportConfig::with_uri(url.to_owned())
-                .auth_header(token.to_owned()),
+                .auth_header(token.to_owned())
+                .custom_headers(headers),
         );
         let client = ClientConfig::default()
             .serve(transport)
@@ -131,11 +149,26 @@ impl McpSession {
         if let Value::Object(args) = arguments {
             params = params.with_arguments(args.clone());
         }
+        let mut meta = serde_json::Map::new();
         if let Some((id, tick)) = action {
-            let mut meta = serde_json::Map::new();
             meta.insert(META_ACTION_ID.to_owned(), Value::String(id.to_owned()));
             meta.insert(META_TICK_ID.to_owned(), Value::String(tick.to_owned()));
-            params.meta = Some(rmcp::model::RequestMetaObject::from(meta));
+        }
+        let mut meta = RequestMetaObject::from(meta);
+        // W3C trace context of the current (`execute_tool`) span in `_meta` (SEP-414), so
+        // auth-internal's `tools/call` span is its child.
+        let trace = service_kit::telemetry::trace_context_of(&tracing::Span::current());
+        let traced = if let Some(tp) = trace.get("traceparent") {
+            meta.set_traceparent(tp.clone());
+            if let Some(ts) = trace.get("tracestate") {
+                meta.set_tracestate(ts.clone());
+            }
+            true
+        } else {
+            false
+        };
+        if action.is_some() || traced {
+            params.meta = Some(meta);
         }
         let mut lost = false;
         let (content, is_error) = match self.client.call_tool(params).await {

@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use diesel_async::AsyncConnection;
 use lww::Op;
 use serde_json::{Map, Value};
+use tracing::Instrument;
 use uuid::Uuid;
 
 use super::stamp::{server_change, valid_name, valid_record_id};
@@ -160,6 +161,7 @@ impl PgRecordStore {
                 }
                 Ok(records::append_if(conn, key, &change, author, now, expect).await?)
             })
+            .instrument(super::db_write_span(1))
             .await
             .map_err(|e| match e {
                 WriteError::AlreadyRan => tools::StoreError::Invalid(

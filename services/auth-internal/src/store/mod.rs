@@ -6,11 +6,27 @@
 //! Rules:
 //! - Both write through `db::records::append*` only, so every write of the
 //!   service takes the same LWW path and the same table hooks.
+//! - Every write transaction is one `INSERT sync_changes` client span ([`db_write_span`]),
+//!   the end of a persona day's trace.
 
 pub mod adapter;
 pub mod stamp;
 
 pub use adapter::PgRecordStore;
+/// The client span of one record-store write transaction (database semantic conventions):
+/// the change-log append and the snapshot merge, `changes` of them.
+pub(crate) fn db_write_span(changes: usize) -> tracing::Span {
+    tracing::info_span!(
+        "db.write",
+        otel.name = "INSERT sync_changes",
+        otel.kind = "client",
+        db.system.name = "postgresql",
+        db.operation.name = "INSERT",
+        db.collection.name = "sync_changes",
+        db.operation.batch.size = i64::try_from(changes).unwrap_or(i64::MAX),
+    )
+}
+
 pub use stamp::{
     Prepared, StampStats, apply_all, prepare, server_change, valid_name, valid_record_id,
 };

@@ -15,6 +15,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use diesel_async::AsyncConnection;
 use lww::{Change, Op, Stamp};
 use serde_json::{Map, Value};
+use tracing::Instrument;
 use types::sync::{ChangeOp, PushChange};
 use uuid::Uuid;
 
@@ -147,6 +148,7 @@ pub async fn apply_all(
         }
         Ok(out)
     })
+    .instrument(super::db_write_span(prepared.len()))
     .await
 }
 

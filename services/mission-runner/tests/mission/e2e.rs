@@ -245,3 +245,99 @@ async fn garbage_from_the_llm_becomes_a_failed_iteration_not_silence() {
         "the reason is kept: {it}"
     );
 }
+
+/// Issue 14: planning one mission is one trace — `invoke_agent mission-planner` with the
+/// validation outcome, its `chat` spans, and auth-internal's write-back span as a child.
+/// The only test of this binary that installs a global subscriber; it filters by trace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mission_plan_is_one_trace_with_its_validation_outcome() {
+    use service_kit::telemetry::{GenAiOptions, LogFormat, OtelSettings, Telemetry};
+    use test_support::otlp::OtlpReceiver;
+
+    let receiver = OtlpReceiver::start().await;
+    let provider = service_kit::telemetry::build_provider(
+        &OtelSettings::from_lookup("mission-runner", |_| None).exporting_to(receiver.traces_url()),
+    )
+    .unwrap();
+    let telemetry =
+        Telemetry::init_with(LogFormat::Pretty, provider, true, GenAiOptions::default());
+    let llm = FakeLlm::start().await.unwrap();
+    llm.push_openai(Reply::tool_calls(vec![
+        ("todo_create".into(), json!({"title": "Steuer"})),
+        ("todo_explode".into(), json!({"title": "boom"})),
+        (
+            "todo_create".into(),
+            json!({"title": "Zahnarzt", "priority": "whenever"}),
+        ),
+    ]));
+    llm.push_openai(Reply::text("Ein Punkt für heute."));
+    let s = stack(llm, "tools").await;
+    let token = s.user("traced-mission@example.com").await;
+    let due_at = (Utc::now() - TimeDelta::minutes(5)).to_rfc3339();
+    // Its own record id: under `cargo test` the other tests' missions reach this receiver too.
+    let mut m = mission(&due_at);
+    m["recordId"] = json!("m-traced");
+    s.push(&token, json!([m])).await;
+    let report = s.tick().await;
+    assert_eq!(report["plansProduced"], 1, "{report}");
+
+    let p = telemetry.provider().clone();
+    tokio::task::spawn_blocking(move || p.force_flush())
+        .await
+        .unwrap()
+        .unwrap();
+    let spans = receiver
+        .wait_for(std::time::Duration::from_secs(10), |s| {
+            s.iter()
+                .any(|s| s.str("gen_ai.agent.id") == Some("m-traced"))
+        })
+        .await;
+    let plans: Vec<_> = spans
+        .iter()
+        .filter(|s| {
+            s.name == "invoke_agent mission-planner" && s.str("gen_ai.agent.id") == Some("m-traced")
+        })
+        .collect();
+    assert_eq!(plans.len(), 1, "{spans:#?}");
+    let plan = plans[0];
+    assert!(plan.parent_span_id.is_empty() && plan.links.len() == 1);
+    assert_eq!(plan.str("gen_ai.operation.name"), Some("invoke_agent"));
+    assert_eq!(plan.str("mana.plan.outcome"), Some("planned"));
+    assert_eq!(plan.int("mana.plan.steps_kept"), Some(1));
+    assert_eq!(plan.int("mana.plan.steps_dropped"), Some(2));
+    assert_eq!(plan.str("mana.write_back"), Some("written"));
+    assert!(
+        plan.str("gen_ai.conversation.id")
+            .is_some_and(|id| !id.is_empty())
+    );
+    let dropped: Vec<_> = plan
+        .events
+        .iter()
+        .filter(|e| e.name == "mana.plan.step_dropped")
+        .collect();
+    assert_eq!(dropped.len(), 2);
+    assert!(
+        dropped
+            .iter()
+            .any(|e| e.attributes.get("gen_ai.tool.name") == Some(&json!("todo_explode")))
+    );
+
+    let trace: Vec<_> = spans
+        .iter()
+        .filter(|s| s.trace_id == plan.trace_id)
+        .collect();
+    let chats: Vec<_> = trace
+        .iter()
+        .filter(|s| s.name.starts_with("chat "))
+        .collect();
+    assert_eq!(chats.len(), 2, "two rounds of the tool loop: {trace:#?}");
+    assert!(chats.iter().all(|c| c.parent_span_id == plan.span_id
+        && c.str("gen_ai.provider.name") == Some("openai")
+        && c.str("gen_ai.system") == Some("openai")));
+    assert!(
+        trace
+            .iter()
+            .any(|s| s.name == "POST /api/v1/internal/missions/{id}/iterations" && s.kind == 2),
+        "auth-internal's write-back continues the plan's trace: {trace:#?}"
+    );
+}

@@ -6,4 +6,5 @@ mod caching;
 mod helpers;
 mod lost_claim;
 mod reliability;
+mod otel;
 mod scenarios;
