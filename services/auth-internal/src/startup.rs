@@ -110,6 +110,7 @@ impl Application {
                 })
                 .default_service(web::to(routes::unmatched))
         })
+        .on_connect(service_kit::net::on_connect)
         .listen(listener)
         .map_err(|source| StartupError::Bind {
             addr: format!("port {port}"),

@@ -3,5 +3,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
 mod helpers;
+mod latency;
 mod lost_claim;
 mod scenarios;
