@@ -24,7 +24,10 @@ use lww::{Change, RecordState, Stamp};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use super::schema::{records, sync_changes};
+use super::{
+    cached::CachedExt,
+    schema::{records, sync_changes},
+};
 
 /// Where a record lives.
 #[derive(Debug, Clone, Copy)]
@@ -164,24 +167,10 @@ pub async fn append_if(
     now: DateTime<Utc>,
     expect: Expect,
 ) -> Result<Appended, RecordError> {
-    // Make sure the row exists, then lock it: writers of one record queue here.
-    diesel::sql_query(
-        "INSERT INTO records (user_id, app_id, table_name, record_id, deleted, last_change_id, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, true, 0, $5, $5) ON CONFLICT DO NOTHING",
-    )
-    .bind::<SqlUuid, _>(key.user_id)
-    .bind::<Text, _>(key.app_id)
-    .bind::<Text, _>(key.table)
-    .bind::<Text, _>(key.record_id)
-    .bind::<Timestamptz, _>(now)
-    .execute(conn)
-    .await?;
-    let row: RecordRow = records::table
-        .find((key.user_id, key.app_id, key.table, key.record_id))
-        .select(RecordRow::as_select())
-        .for_update()
-        .first(conn)
-        .await?;
+    // Create the row if missing and lock it, in one statement: a new row is
+    // locked by its INSERT, an existing one by the SELECT. Writers of one
+    // record queue here.
+    let row = lock_or_create(conn, key, now).await?;
     let mut state = row.state()?;
     let was_visible = row.last_change_id > 0 && state.is_visible();
     match (expect, was_visible) {
@@ -207,24 +196,6 @@ pub async fn append_if(
         .iter()
         .map(|(k, _, s)| (k.clone(), Value::String(s.to_string())))
         .collect();
-    let change_id: i64 = diesel::insert_into(sync_changes::table)
-        .values((
-            sync_changes::user_id.eq(key.user_id),
-            sync_changes::app_id.eq(key.app_id),
-            sync_changes::table_name.eq(key.table),
-            sync_changes::record_id.eq(key.record_id),
-            sync_changes::op.eq(change.op.as_str()),
-            sync_changes::data.eq(change_data),
-            sync_changes::field_timestamps.eq(Value::Object(change_stamps)),
-            sync_changes::stamp.eq(change.stamp.to_string()),
-            sync_changes::client_id.eq(author.client_id),
-            sync_changes::origin.eq(author.origin),
-            sync_changes::created_at.eq(now),
-        ))
-        .returning(sync_changes::id)
-        .get_result(conn)
-        .await?;
-
     let stamps: Map<String, Value> = state
         .field_stamps()
         .into_iter()
@@ -237,19 +208,37 @@ pub async fn append_if(
     } else {
         row.created_at
     };
-    diesel::update(records::table.find((key.user_id, key.app_id, key.table, key.record_id)))
-        .set((
-            records::data.eq(Value::Object(state.data())),
-            records::field_timestamps.eq(Value::Object(stamps)),
-            records::created_stamp.eq(state.created.as_ref().map(ToString::to_string)),
-            records::tombstone.eq(state.tombstone.as_ref().map(ToString::to_string)),
-            records::deleted.eq(!visible),
-            records::last_change_id.eq(change_id),
-            records::created_at.eq(created_at),
-            records::updated_at.eq(now),
-        ))
-        .execute(conn)
-        .await?;
+    // The log row and the record in one statement.
+    let change_id = diesel::sql_query(
+        "WITH c AS (INSERT INTO sync_changes (user_id, app_id, table_name, record_id, op, data, \
+                        field_timestamps, stamp, client_id, origin, created_at) \
+                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id) \
+         UPDATE records SET data = $12, field_timestamps = $13, created_stamp = $14, tombstone = $15, \
+                deleted = $16, last_change_id = c.id, created_at = $17, updated_at = $11 \
+         FROM c WHERE user_id = $1 AND app_id = $2 AND table_name = $3 AND record_id = $4 \
+         RETURNING c.id",
+    )
+    .bind::<SqlUuid, _>(key.user_id)
+    .bind::<Text, _>(key.app_id)
+    .bind::<Text, _>(key.table)
+    .bind::<Text, _>(key.record_id)
+    .bind::<Text, _>(change.op.as_str())
+    .bind::<Nullable<Jsonb>, _>(change_data)
+    .bind::<Jsonb, _>(Value::Object(change_stamps))
+    .bind::<Text, _>(change.stamp.to_string())
+    .bind::<Text, _>(author.client_id)
+    .bind::<Text, _>(author.origin)
+    .bind::<Timestamptz, _>(now)
+    .bind::<Jsonb, _>(Value::Object(state.data()))
+    .bind::<Jsonb, _>(Value::Object(stamps))
+    .bind::<Nullable<Text>, _>(state.created.as_ref().map(ToString::to_string))
+    .bind::<Nullable<Text>, _>(state.tombstone.as_ref().map(ToString::to_string))
+    .bind::<Bool, _>(!visible)
+    .bind::<Timestamptz, _>(created_at)
+    .cached()
+    .get_result::<ChangeId>(conn)
+    .await?
+    .id;
     for hook in super::TABLE_HOOKS
         .iter()
         .filter(|h| h.app_id == key.app_id && h.table == key.table)
@@ -266,6 +255,52 @@ pub async fn append_if(
         state,
         created_at,
     })
+}
+
+const RECORD_COLUMNS: &str = "record_id, data, field_timestamps, created_stamp, tombstone, \
+                              deleted, last_change_id, created_at, updated_at";
+
+/// The record's row, locked for the transaction; created (not yet written,
+/// `last_change_id = 0`) when missing.
+async fn lock_or_create(
+    conn: &mut AsyncPgConnection,
+    key: RecordKey<'_>,
+    now: DateTime<Utc>,
+) -> Result<RecordRow, RecordError> {
+    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!(
+        "WITH ins AS (INSERT INTO records (user_id, app_id, table_name, record_id, deleted, \
+                          last_change_id, created_at, updated_at) \
+                      VALUES ($1, $2, $3, $4, true, 0, $5, $5) ON CONFLICT DO NOTHING \
+                      RETURNING {RECORD_COLUMNS}), \
+              cur AS (SELECT {RECORD_COLUMNS} FROM records \
+                      WHERE user_id = $1 AND app_id = $2 AND table_name = $3 AND record_id = $4 \
+                      FOR UPDATE) \
+         SELECT * FROM ins UNION ALL SELECT * FROM cur"
+    )
+    });
+    let found: Option<ListRow> = diesel::sql_query(SQL.as_str())
+    .bind::<SqlUuid, _>(key.user_id)
+    .bind::<Text, _>(key.app_id)
+    .bind::<Text, _>(key.table)
+    .bind::<Text, _>(key.record_id)
+    .bind::<Timestamptz, _>(now)
+    .cached()
+    .get_result(conn)
+    .await
+    .optional()?;
+    if let Some(row) = found {
+        return Ok(row.into_row());
+    }
+    // Another transaction created the row after this statement's snapshot
+    // was taken (the INSERT waited for it and did nothing; the SELECT could
+    // not see it yet): a fresh statement sees and locks it.
+    Ok(records::table
+        .find((key.user_id, key.app_id, key.table, key.record_id))
+        .select(RecordRow::as_select())
+        .for_update()
+        .first(conn)
+        .await?)
 }
 
 /// A live (visible) record.
@@ -336,6 +371,7 @@ pub async fn list(
     .bind::<Nullable<Text>, _>(pattern)
     .bind::<diesel::sql_types::Array<Text>, _>(filter.search_fields.clone())
     .bind::<Integer, _>(i32::try_from(filter.limit).unwrap_or(i32::MAX))
+    .cached()
     .load::<ListRow>(conn)
     .await?
     .into_iter()
@@ -538,6 +574,7 @@ pub async fn append_batch(
     .bind::<Array<Text>, _>(&tables)
     .bind::<Array<Text>, _>(&ids)
     .bind::<Timestamptz, _>(now)
+    .cached()
     .execute(conn)
     .await?;
     let locked: Vec<LockedRow> = diesel::sql_query(
@@ -552,6 +589,7 @@ pub async fn append_batch(
     .bind::<Array<Text>, _>(&apps)
     .bind::<Array<Text>, _>(&tables)
     .bind::<Array<Text>, _>(&ids)
+    .cached()
     .load(conn)
     .await?;
     if locked.len() != keys.len() {
@@ -642,6 +680,7 @@ pub async fn append_batch(
     .bind::<Text, _>(author.client_id)
     .bind::<Text, _>(author.origin)
     .bind::<Timestamptz, _>(now)
+    .cached()
     .load::<ChangeId>(conn)
     .await?
     .into_iter()
@@ -703,6 +742,7 @@ pub async fn append_batch(
     .bind::<Array<BigInt>, _>(&r_last)
     .bind::<Array<Timestamptz>, _>(&r_created_at)
     .bind::<Timestamptz, _>(now)
+    .cached()
     .execute(conn)
     .await?;
 
