@@ -49,8 +49,6 @@ impl<Q> QueryId for Cached<Q> {
     const HAS_STATIC_QUERY_ID: bool = false;
 }
 
-impl<Q, Conn> diesel_async::RunQueryDsl<Conn> for Cached<Q> {}
-
 #[cfg(test)]
 mod tests {
     use diesel::sql_types::Integer;
