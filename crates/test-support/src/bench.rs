@@ -190,7 +190,10 @@ mod tests {
     #[test]
     fn nearest_rank_percentiles() {
         let s = Summary::of((1..=100).rev().map(f64::from).collect());
-        assert_eq!((s.n, s.p50, s.p90, s.p99, s.max), (100, 50.0, 90.0, 99.0, 100.0));
+        assert_eq!(
+            (s.n, s.p50, s.p90, s.p99, s.max),
+            (100, 50.0, 90.0, 99.0, 100.0)
+        );
         assert!((s.mean - 50.5).abs() < 1e-9);
         assert_eq!(Summary::of(vec![7.0]).p99, 7.0);
         assert_eq!(Summary::of(Vec::new()), Summary::default());

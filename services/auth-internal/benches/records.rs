@@ -939,12 +939,8 @@ fn summary_entries(stateful: &McpStats, stateless: &McpStats, sync: &SyncStats) 
         ));
     }
     out.push(
-        Entry::new(
-            format!("sync.push{PUSH_CHANGES}.p50"),
-            sync.push.p50,
-            "ms",
-        )
-        .against(format!("raw_insert{PUSH_CHANGES}.p50"), sync.raw_insert.p50),
+        Entry::new(format!("sync.push{PUSH_CHANGES}.p50"), sync.push.p50, "ms")
+            .against(format!("raw_insert{PUSH_CHANGES}.p50"), sync.raw_insert.p50),
     );
     out.push(Entry::new(
         "sync.push.changes_per_s",

@@ -51,6 +51,8 @@ impl<Q> QueryId for Cached<Q> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
     use diesel::sql_types::Integer;
     use diesel::{QueryableByName, connection::CacheSize};
     use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};

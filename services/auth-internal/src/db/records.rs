@@ -269,7 +269,7 @@ async fn lock_or_create(
 ) -> Result<RecordRow, RecordError> {
     static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
         format!(
-        "WITH ins AS (INSERT INTO records (user_id, app_id, table_name, record_id, deleted, \
+            "WITH ins AS (INSERT INTO records (user_id, app_id, table_name, record_id, deleted, \
                           last_change_id, created_at, updated_at) \
                       VALUES ($1, $2, $3, $4, true, 0, $5, $5) ON CONFLICT DO NOTHING \
                       RETURNING {RECORD_COLUMNS}), \
@@ -277,18 +277,18 @@ async fn lock_or_create(
                       WHERE user_id = $1 AND app_id = $2 AND table_name = $3 AND record_id = $4 \
                       FOR UPDATE) \
          SELECT * FROM ins UNION ALL SELECT * FROM cur"
-    )
+        )
     });
     let found: Option<ListRow> = diesel::sql_query(SQL.as_str())
-    .bind::<SqlUuid, _>(key.user_id)
-    .bind::<Text, _>(key.app_id)
-    .bind::<Text, _>(key.table)
-    .bind::<Text, _>(key.record_id)
-    .bind::<Timestamptz, _>(now)
-    .cached()
-    .get_result(conn)
-    .await
-    .optional()?;
+        .bind::<SqlUuid, _>(key.user_id)
+        .bind::<Text, _>(key.app_id)
+        .bind::<Text, _>(key.table)
+        .bind::<Text, _>(key.record_id)
+        .bind::<Timestamptz, _>(now)
+        .cached()
+        .get_result(conn)
+        .await
+        .optional()?;
     if let Some(row) = found {
         return Ok(row.into_row());
     }
@@ -555,7 +555,13 @@ pub async fn append_batch(
     }
     let mut keys: Vec<Key3> = items
         .iter()
-        .map(|i| (i.app_id.to_owned(), i.table.to_owned(), i.record_id.to_owned()))
+        .map(|i| {
+            (
+                i.app_id.to_owned(),
+                i.table.to_owned(),
+                i.record_id.to_owned(),
+            )
+        })
         .collect();
     keys.sort_unstable();
     keys.dedup();
