@@ -141,6 +141,7 @@ impl FakeLlm {
                 .route("/v1/chat/completions", web::post().to(openai))
                 .default_service(web::to(unknown))
         })
+        .on_connect(service_kit::net::on_connect)
         .workers(2)
         .disable_signals()
         .shutdown_timeout(1)

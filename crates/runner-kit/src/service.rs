@@ -170,6 +170,7 @@ impl<T: Tick> RunnerService<T> {
                 })
                 .default_service(web::to(errors::not_found))
         })
+        .on_connect(service_kit::net::on_connect)
         .workers(if cfg.workers == 0 { 2 } else { cfg.workers })
         .disable_signals()
         .shutdown_timeout(5)

@@ -6,6 +6,7 @@ pub mod errors;
 pub mod input_hash;
 pub mod json;
 pub mod metrics;
+pub mod net;
 pub mod persona_password;
 pub mod service_key;
 pub mod storable;

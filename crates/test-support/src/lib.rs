@@ -16,6 +16,8 @@
     reason = "test support panics on broken set-up"
 )]
 
+pub mod bench;
+
 use std::{
     path::Path,
     time::{SystemTime, UNIX_EPOCH},

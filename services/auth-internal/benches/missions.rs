@@ -21,7 +21,10 @@ use diesel::{
 };
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde_json::{Value, json};
-use test_support::TestDb;
+use test_support::{
+    TestDb,
+    bench::{Entry, percentile},
+};
 use uuid::Uuid;
 
 const KEY: &str = "test-service-key-new";
@@ -29,10 +32,6 @@ const MISSIONS: i64 = 10_000;
 const USERS: i64 = 1_000;
 const SAMPLES: usize = 200;
 const REPLAYS: usize = 5;
-
-fn pct(sorted: &[f64], p: f64) -> f64 {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
 
 async fn exec(conn: &mut AsyncPgConnection, sql: &str) {
     diesel::sql_query(sql)
@@ -226,16 +225,16 @@ fn main() {
             let (claims, replays) = measure(rows).await;
             println!(
                 "  claim   p50 {:.2} ms  p99 {:.2} ms  ({} samples)",
-                pct(&claims, 0.5),
-                pct(&claims, 0.99),
+                percentile(&claims, 0.5),
+                percentile(&claims, 0.99),
                 claims.len()
             );
             println!(
                 "  replay  p50 {:.1} ms  (baseline: whole-log replay of ai/aiMissions, {} runs)",
-                pct(&replays, 0.5),
+                percentile(&replays, 0.5),
                 replays.len()
             );
-            results.push((pct(&claims, 0.5), pct(&replays, 0.5)));
+            results.push((percentile(&claims, 0.5), percentile(&replays, 0.5)));
         }
         let (c100k, _) = results[0];
         let (c1m, r1m) = results[1];
@@ -247,5 +246,13 @@ fn main() {
             "replay / claim at 1M rows: {:.0}x (goal >= 100x)",
             r1m / c1m
         );
+        let path = test_support::bench::record(&[
+            Entry::new("missions.claim.log1m.p50", c1m, "ms")
+                .against("missions.claim.log100k.p50", c100k),
+            Entry::new("missions.replay.log1m.p50", r1m, "ms")
+                .against("missions.claim.log1m.p50", c1m),
+        ])
+        .unwrap();
+        println!("summary written to {}", path.display());
     });
 }

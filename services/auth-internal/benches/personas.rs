@@ -30,7 +30,10 @@ use diesel::{
 };
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use reqwest::{Client, header::CONTENT_TYPE};
-use test_support::TestDb;
+use test_support::{
+    TestDb,
+    bench::{Entry, Rate, Summary, ms, ratio},
+};
 use types::personas::{
     ActionResult, ActionRow, ActionsBatch, ClaimPersonasResponse, ClaimRequest, InsertedResponse,
     ReleaseOutcome, ReleaseRequest,
@@ -91,6 +94,25 @@ async fn run() -> anyhow::Result<()> {
     large.stop().await;
 
     print_report(&small_claims, &large_claims, &plan, &ingest);
+    let path = test_support::bench::record(&[
+        Entry::new("personas.claim.1m.p50", large_claims.claims.p50, "ms")
+            .against("personas.claim.10k.p50", small_claims.claims.p50),
+        Entry::new("personas.claim.1m.p99", large_claims.claims.p99, "ms")
+            .against("personas.claim.10k.p99", small_claims.claims.p99),
+        Entry::new(
+            "personas.ingest.seq.rows_per_s",
+            ingest.http_seq.per_sec(),
+            "rows/s",
+        )
+        .against("raw_insert.seq.rows_per_s", ingest.raw_seq.per_sec()),
+        Entry::new(
+            "personas.ingest.conc.rows_per_s",
+            ingest.http_conc.per_sec(),
+            "rows/s",
+        )
+        .against("raw_insert.conc.rows_per_s", ingest.raw_conc.per_sec()),
+    ])?;
+    println!("summary written to {}", path.display());
     println!("total run time {:.0} s", started.elapsed().as_secs_f64());
     Ok(())
 }
@@ -567,35 +589,6 @@ async fn insert_raw(
     Ok(rows)
 }
 
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
-/// p50 / p99 (nearest rank) / mean of milliseconds.
-#[derive(Debug, Default)]
-struct Summary {
-    n: usize,
-    p50: f64,
-    p99: f64,
-    mean: f64,
-}
-
-impl Summary {
-    fn of(mut v: Vec<f64>) -> Self {
-        if v.is_empty() {
-            return Self::default();
-        }
-        v.sort_by(f64::total_cmp);
-        let rank = |p: f64| v[((p * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1];
-        Self {
-            n: v.len(),
-            p50: rank(0.50),
-            p99: rank(0.99),
-            mean: v.iter().sum::<f64>() / v.len() as f64,
-        }
-    }
-}
-
 struct ClaimStats {
     personas: u64,
     seed_secs: f64,
@@ -604,28 +597,6 @@ struct ClaimStats {
     claims: Summary,
     releases: Summary,
     short_claims: usize,
-}
-
-struct Rate {
-    rows: usize,
-    secs: f64,
-}
-
-impl Rate {
-    fn new(rows: usize, d: Duration) -> Self {
-        Self {
-            rows,
-            secs: d.as_secs_f64(),
-        }
-    }
-
-    fn per_sec(&self) -> f64 {
-        if self.secs > 0.0 {
-            self.rows as f64 / self.secs
-        } else {
-            0.0
-        }
-    }
 }
 
 struct IngestStats {
@@ -637,10 +608,6 @@ struct IngestStats {
 
 fn met(ok: bool) -> &'static str {
     if ok { "met" } else { "NOT met" }
-}
-
-fn ratio(a: f64, b: f64) -> f64 {
-    if b > 0.0 { a / b } else { f64::NAN }
 }
 
 /// Drop the planner's `(cost=…)` estimate: the actual figures stay.
@@ -735,10 +702,10 @@ fn print_report(
         println!(
             "   {name:<21} HTTP {:>8.0} rows/s ({} rows in {:.2} s)   raw {:>8.0} rows/s ({} rows in {:.2} s)   HTTP/raw {:.0} % (goal ≥ 50 %: {})",
             http.per_sec(),
-            http.rows,
+            http.items,
             http.secs,
             raw.per_sec(),
-            raw.rows,
+            raw.items,
             raw.secs,
             r * 100.0,
             met(r >= 0.5)

@@ -39,7 +39,10 @@ use rmcp::{
     },
 };
 use serde_json::{Map, Value, json};
-use test_support::TestDb;
+use test_support::{
+    TestDb,
+    bench::{Entry, Summary, ms, ratio},
+};
 use tools::{CallContext, Registry};
 use types::sync::{PullResponse, PushResponse};
 use uuid::Uuid;
@@ -97,7 +100,9 @@ async fn run() -> anyhow::Result<()> {
     print_mcp(&stateful);
     print_mcp(&stateless);
     print_sync(&sync);
+    let path = test_support::bench::record(&summary_entries(&stateful, &stateless, &sync))?;
     println!();
+    println!("summary written to {}", path.display());
     println!("total run time {:.0} s", started.elapsed().as_secs_f64());
     Ok(())
 }
@@ -465,6 +470,9 @@ async fn mcp_section(stateful: bool) -> anyhow::Result<McpStats> {
 
 struct SyncStats {
     push: Summary,
+    /// The floor: one multi-row INSERT of as many rows into each of
+    /// `sync_changes` and `records` (no merge, no HTTP).
+    raw_insert: Summary,
     push_applied: u32,
     pull_empty: Summary,
     pull_seeded: Summary,
@@ -512,6 +520,11 @@ async fn sync_section() -> anyhow::Result<SyncStats> {
     }
     let push = Summary::of(push);
     println!("  push ({PUSH_CHANGES} changes): p50 {:.0} ms", push.p50);
+    let raw_insert = raw_insert_latency(&server, user_b).await?;
+    println!(
+        "  raw INSERT ({PUSH_CHANGES} rows × 2 tables): p50 {:.1} ms",
+        raw_insert.p50
+    );
 
     // (b) 1M changes of 1,000 other users, plus user B's history spread
     // through them (one row every INTERLEAVE_EVERY: worst-case heap locality).
@@ -542,6 +555,7 @@ async fn sync_section() -> anyhow::Result<SyncStats> {
     server.stop().await;
     Ok(SyncStats {
         push,
+        raw_insert,
         push_applied,
         pull_empty,
         pull_seeded,
@@ -605,6 +619,43 @@ async fn push_once(server: &Server, token: &str, body: Vec<u8>) -> anyhow::Resul
 }
 
 /// Pull latency of one user's first page; each answer must hold `expect` changes.
+/// The raw-INSERT baseline of a push: `PUSH_CHANGES` rows into `sync_changes`
+/// and `records` with one `INSERT … SELECT generate_series` each, committed
+/// (the rows are removed again afterwards).
+async fn raw_insert_latency(server: &Server, user: Uuid) -> anyhow::Result<Summary> {
+    let mut conn = server.db.conn().await;
+    let mut samples = Vec::with_capacity(PUSH_SAMPLES);
+    for k in 0..PUSH_WARMUP + PUSH_SAMPLES {
+        let t = Instant::now();
+        diesel::sql_query(format!(
+            "WITH c AS (INSERT INTO sync_changes (user_id, app_id, table_name, record_id, op, data, \
+                 field_timestamps, stamp, client_id, origin, created_at) \
+               SELECT $1, 'todo', 'tasks', 'raw{k}-' || g, 'insert', jsonb_build_object('title', 't' || g), \
+                 jsonb_build_object('title', '2026-11-18T10:00:00Z'), '2026-11-18T10:00:00Z', 'raw', 'client', now() \
+               FROM generate_series(1, {PUSH_CHANGES}) g RETURNING id, record_id, data, field_timestamps) \
+             INSERT INTO records (user_id, app_id, table_name, record_id, data, field_timestamps, \
+                 created_stamp, deleted, last_change_id, created_at, updated_at) \
+             SELECT $1, 'todo', 'tasks', record_id, data, field_timestamps, '2026-11-18T10:00:00Z', false, id, now(), now() FROM c"
+        ))
+        .bind::<SqlUuid, _>(user)
+        .execute(&mut conn)
+        .await?;
+        if k >= PUSH_WARMUP {
+            samples.push(ms(t.elapsed()));
+        }
+    }
+    for sql in [
+        "DELETE FROM records WHERE user_id = $1 AND record_id LIKE 'raw%'",
+        "DELETE FROM sync_changes WHERE user_id = $1 AND record_id LIKE 'raw%'",
+    ] {
+        diesel::sql_query(sql)
+            .bind::<SqlUuid, _>(user)
+            .execute(&mut conn)
+            .await?;
+    }
+    Ok(Summary::of(samples))
+}
+
 async fn pull_latency(server: &Server, token: &str, expect: usize) -> anyhow::Result<Summary> {
     let url = format!(
         "{}/api/v1/sync/pull?since=0&limit={PULL_LIMIT}",
@@ -727,48 +778,8 @@ struct CountRow {
 
 // ---------------------------------------------------------------- report
 
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
-/// p50 / p99 (nearest rank) / mean of milliseconds.
-#[derive(Debug, Default)]
-struct Summary {
-    n: usize,
-    p50: f64,
-    p99: f64,
-    mean: f64,
-}
-
-impl Summary {
-    fn of(mut v: Vec<f64>) -> Self {
-        if v.is_empty() {
-            return Self::default();
-        }
-        v.sort_by(f64::total_cmp);
-        let rank = |p: f64| v[((p * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1];
-        Self {
-            n: v.len(),
-            p50: rank(0.50),
-            p99: rank(0.99),
-            mean: v.iter().sum::<f64>() / v.len() as f64,
-        }
-    }
-
-    fn line(&self) -> String {
-        format!(
-            "n={:<5} p50 {:>7.2} ms  p99 {:>7.2} ms  mean {:>7.2} ms",
-            self.n, self.p50, self.p99, self.mean
-        )
-    }
-}
-
 fn met(ok: bool) -> &'static str {
     if ok { "met" } else { "NOT met" }
-}
-
-fn ratio(a: f64, b: f64) -> f64 {
-    if b > 0.0 { a / b } else { f64::NAN }
 }
 
 fn print_mcp(s: &McpStats) {
@@ -841,6 +852,12 @@ fn print_sync(s: &SyncStats) {
         ratio(PUSH_CHANGES as f64 * 1000.0, s.push.p50),
         s.push_applied
     );
+    println!(
+        "   raw INSERT baseline {}  (push / raw = {:.2}×; goal ≥ 20,000 changes/s: {})",
+        s.raw_insert.line(),
+        ratio(s.push.p50, s.raw_insert.p50),
+        met(PUSH_CHANGES as f64 * 1000.0 / s.push.p50 >= 20_000.0)
+    );
     println!();
     println!(
         "== sync pull: GET /api/v1/sync/pull?since=0&limit={PULL_LIMIT}, {PULL_HISTORY}-change history =="
@@ -882,4 +899,57 @@ fn print_sync(s: &SyncStats) {
             Err(why) => println!("     {why}"),
         }
     }
+}
+
+/// The figures of this bench for `summary.json`.
+fn summary_entries(stateful: &McpStats, stateless: &McpStats, sync: &SyncStats) -> Vec<Entry> {
+    let mut out = Vec::new();
+    for s in [stateful, stateless] {
+        let mode = if s.stateful { "stateful" } else { "stateless" };
+        out.push(
+            Entry::new(
+                format!("mcp.{mode}.todo_create.seq_p50"),
+                s.seq.by_tool.create.p50,
+                "ms",
+            )
+            .against("in_process.todo_create.p50", s.direct.create.p50),
+        );
+        out.push(
+            Entry::new(
+                format!("mcp.{mode}.todo_list.seq_p50"),
+                s.seq.by_tool.list.p50,
+                "ms",
+            )
+            .against("in_process.todo_list.p50", s.direct.list.p50),
+        );
+        out.push(Entry::new(
+            format!("mcp.{mode}.seq.calls_per_s"),
+            s.seq.per_sec(),
+            "calls/s",
+        ));
+        out.push(Entry::new(
+            format!("mcp.{mode}.conc{}.calls_per_s", s.conc.clients),
+            s.conc.per_sec(),
+            "calls/s",
+        ));
+        out.push(Entry::new(
+            format!("mcp.{mode}.conc{}.p99", s.conc.clients),
+            s.conc.all.p99,
+            "ms",
+        ));
+    }
+    out.push(
+        Entry::new(format!("sync.push{PUSH_CHANGES}.p50"), sync.push.p50, "ms")
+            .against(format!("raw_insert{PUSH_CHANGES}.p50"), sync.raw_insert.p50),
+    );
+    out.push(Entry::new(
+        "sync.push.changes_per_s",
+        ratio(PUSH_CHANGES as f64 * 1000.0, sync.push.p50),
+        "changes/s",
+    ));
+    out.push(
+        Entry::new("sync.pull.seeded1m.p50", sync.pull_seeded.p50, "ms")
+            .against("sync.pull.empty.p50", sync.pull_empty.p50),
+    );
+    out
 }

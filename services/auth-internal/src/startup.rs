@@ -192,6 +192,7 @@ impl Application {
                 .configure(crate::console::config)
                 .default_service(web::to(routes::unmatched))
         })
+        .on_connect(service_kit::net::on_connect)
         .listen(listener)
         .map_err(|source| StartupError::Bind {
             addr: format!("port {port}"),

@@ -42,7 +42,10 @@ use persona_runner::{Application, PersonaTick, Settings, TickOutput};
 use runner_kit::{ServiceHandle, TickRunner};
 use serde_json::{Value, json};
 use service_kit::Clock;
-use test_support::TestDb;
+use test_support::{
+    TestDb,
+    bench::{Entry, Summary, ms},
+};
 
 const KEY: &str = "test-service-key-new";
 const SEED_SECRET: &str = "test-seed-secret";
@@ -135,17 +138,13 @@ fn max_overlap(spans: &[(Instant, Instant)]) -> usize {
 }
 
 /// Mean, median and max day length in ms, as the fake saw them.
-fn span_stats(spans: &[(Instant, Instant)]) -> (f64, f64, f64) {
-    let mut ms: Vec<f64> = spans
-        .iter()
-        .map(|(s, e)| e.duration_since(*s).as_secs_f64() * 1000.0)
-        .collect();
-    if ms.is_empty() {
-        return (0.0, 0.0, 0.0);
-    }
-    ms.sort_by(f64::total_cmp);
-    let mean = ms.iter().sum::<f64>() / ms.len() as f64;
-    (mean, ms[ms.len() / 2], ms[ms.len() - 1])
+fn span_stats(spans: &[(Instant, Instant)]) -> Summary {
+    Summary::of(
+        spans
+            .iter()
+            .map(|(s, e)| ms(e.duration_since(*s)))
+            .collect(),
+    )
 }
 
 /// The scripted model: by the number of assistant messages so far, `TOOL_CALLS` tool
@@ -417,7 +416,13 @@ async fn spawn_runner(
     (runner, handle)
 }
 
-async fn round(auth: &Auth, runner: &TickRunner<PersonaTick>, spans: &Spans, label: &str) {
+/// Persona-days/s of one tick and the median `latencyMs` of its tool calls.
+async fn round(
+    auth: &Auth,
+    runner: &TickRunner<PersonaTick>,
+    spans: &Spans,
+    label: &str,
+) -> (f64, i64) {
     let pid = std::process::id();
     let cpu0 = cpu_secs(pid);
     let t0 = Instant::now();
@@ -429,17 +434,27 @@ async fn round(auth: &Auth, runner: &TickRunner<PersonaTick>, spans: &Spans, lab
     let cpu = cpu_secs(pid) - cpu0;
     check_report(&out);
     auth.verify_rows(&out.report.tick_id).await;
-    let spans = spans.take();
-    let (mean, p50, max) = span_stats(&spans);
+    let tool_p50 = auth
+        .count(&format!(
+            "SELECT (percentile_disc(0.5) WITHIN GROUP (ORDER BY latency_ms))::bigint AS n \
+             FROM persona_actions WHERE starts_with(tick_id, '{}.')",
+            out.report.tick_id
+        ))
+        .await;
+    let day = span_stats(&spans.take());
+    let days_per_s = PERSONAS as f64 / secs;
     println!(
-        "  {label:<26} {:>6.1} persona-days/s  ({PERSONAS} days in {secs:>5.2} s; day mean {mean:>5.0} ms, p50 {p50:>5.0} ms, max {max:>5.0} ms; \
-         bench-process CPU {:>4.1} ms/day; rows ok: {} actions, {PERSONAS} ratings)",
-        PERSONAS as f64 / secs,
+        "  {label:<26} {days_per_s:>6.1} persona-days/s  ({PERSONAS} days in {secs:>5.2} s; day mean {:>5.0} ms, p50 {:>5.0} ms, max {:>5.0} ms; \
+         tool call p50 {tool_p50} ms; bench-process CPU {:>4.1} ms/day; rows ok: {} actions, {PERSONAS} ratings)",
+        day.mean,
+        day.p50,
+        day.max,
         cpu * 1000.0 / PERSONAS as f64,
         PERSONAS * TOOL_CALLS,
     );
     // Hourly personas are due again an hour later.
     auth.clock.advance(TimeDelta::minutes(61));
+    (days_per_s, tool_p50)
 }
 
 async fn throughput() {
@@ -454,6 +469,7 @@ async fn throughput() {
     );
     let auth = Auth::spawn().await;
     auth.seed("tp").await;
+    let mut entries = Vec::new();
     for concurrency in [8, 32] {
         // A fresh fake per runner bounds the requests it keeps in memory.
         let (fake, spans) = start_fake(Duration::ZERO).await;
@@ -465,13 +481,23 @@ async fn throughput() {
             &format!("concurrency {concurrency}, cold:"),
         )
         .await;
-        round(
+        let (days, tool_p50) = round(
             &auth,
             &runner,
             &spans,
             &format!("concurrency {concurrency}, warm:"),
         )
         .await;
+        entries.push(Entry::new(
+            format!("persona.days_per_s.c{concurrency}.warm"),
+            days,
+            "days/s",
+        ));
+        entries.push(Entry::new(
+            format!("persona.tool_call.p50.c{concurrency}"),
+            tool_p50 as f64,
+            "ms",
+        ));
         let bad = rejected(&fake);
         assert_eq!(bad, 0, "the fake rejected {bad} requests as malformed");
         handle.shutdown().await;
@@ -480,6 +506,8 @@ async fn throughput() {
         "   cold = a fresh runner logs every persona in (as an hourly persona does in production, where \
          the 15-min token has expired); warm = token cached"
     );
+    let path = test_support::bench::record(&entries).expect("write the bench summary");
+    println!("   summary written to {}", path.display());
     auth.stop().await;
 }
 
@@ -615,7 +643,8 @@ async fn memory() {
     auth.verify_rows(&report.report.tick_id).await;
     let spans = spans.take();
     let overlap = max_overlap(&spans);
-    let (mean, _, max) = span_stats(&spans);
+    let day = span_stats(&spans);
+    let (mean, max) = (day.mean, day.max);
     let bad = rejected(&fake);
     assert_eq!(bad, 0, "the fake rejected {bad} requests as malformed");
 

@@ -10,6 +10,7 @@
 //!   without naming any table.
 
 pub mod console;
+pub mod cached;
 pub mod missions;
 pub mod oauth;
 pub mod operators;
@@ -27,7 +28,9 @@ use diesel::ConnectionError;
 use diesel_async::{
     AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection,
     async_connection_wrapper::AsyncConnectionWrapper,
-    pooled_connection::{AsyncDieselConnectionManager, ManagerConfig, deadpool::Pool},
+    pooled_connection::{
+        AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod, deadpool::Pool,
+    },
 };
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use futures::FutureExt;
@@ -58,6 +61,10 @@ pub fn build_pool(url: &str, settings: &DatabaseSettings) -> Result<PgPool, DbEr
     // Validated against a fixed list in `Settings`, so safe to interpolate.
     let synchronous_commit = settings.synchronous_commit.clone();
     let mut config = ManagerConfig::<AsyncPgConnection>::default();
+    // No `SELECT 1` per checkout (a round trip on every request): a pooled
+    // connection is checked for an open or broken transaction only; a
+    // connection the server closed fails its next query and is discarded.
+    config.recycling_method = RecyclingMethod::Fast;
     config.custom_setup = Box::new(move |url| {
         let url = url.to_owned();
         let synchronous_commit = synchronous_commit.clone();

@@ -23,7 +23,10 @@ use diesel::{
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
-use super::schema::{persona_actions, persona_feedback, personas};
+use super::{
+    cached::CachedExt,
+    schema::{persona_actions, persona_feedback, personas},
+};
 
 /// Whether weekday personas can be due at `now` (UTC Mon–Fri).
 pub fn is_weekday(now: DateTime<Utc>) -> bool {
@@ -145,6 +148,7 @@ pub async fn due(
         .bind::<Timestamptz, _>(now)
         .bind::<Integer, _>(i32::try_from(limit).unwrap_or(i32::MAX))
         .bind::<Bool, _>(is_weekday(now))
+        .cached()
         .load(conn)
         .await?;
     sort_due(&mut rows);
@@ -165,6 +169,7 @@ pub async fn claim(
         .bind::<Bool, _>(is_weekday(now))
         .bind::<Text, _>(worker)
         .bind::<Double, _>(f64::from(lease_seconds))
+        .cached()
         .load(conn)
         .await?;
     sort_due(&mut rows);

@@ -24,7 +24,10 @@ use lww::{Change, RecordState, Stamp};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use super::schema::{records, sync_changes};
+use super::{
+    cached::CachedExt,
+    schema::{records, sync_changes},
+};
 
 /// Where a record lives.
 #[derive(Debug, Clone, Copy)]
@@ -164,24 +167,10 @@ pub async fn append_if(
     now: DateTime<Utc>,
     expect: Expect,
 ) -> Result<Appended, RecordError> {
-    // Make sure the row exists, then lock it: writers of one record queue here.
-    diesel::sql_query(
-        "INSERT INTO records (user_id, app_id, table_name, record_id, deleted, last_change_id, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, true, 0, $5, $5) ON CONFLICT DO NOTHING",
-    )
-    .bind::<SqlUuid, _>(key.user_id)
-    .bind::<Text, _>(key.app_id)
-    .bind::<Text, _>(key.table)
-    .bind::<Text, _>(key.record_id)
-    .bind::<Timestamptz, _>(now)
-    .execute(conn)
-    .await?;
-    let row: RecordRow = records::table
-        .find((key.user_id, key.app_id, key.table, key.record_id))
-        .select(RecordRow::as_select())
-        .for_update()
-        .first(conn)
-        .await?;
+    // Create the row if missing and lock it, in one statement: a new row is
+    // locked by its INSERT, an existing one by the SELECT. Writers of one
+    // record queue here.
+    let row = lock_or_create(conn, key, now).await?;
     let mut state = row.state()?;
     let was_visible = row.last_change_id > 0 && state.is_visible();
     match (expect, was_visible) {
@@ -207,24 +196,6 @@ pub async fn append_if(
         .iter()
         .map(|(k, _, s)| (k.clone(), Value::String(s.to_string())))
         .collect();
-    let change_id: i64 = diesel::insert_into(sync_changes::table)
-        .values((
-            sync_changes::user_id.eq(key.user_id),
-            sync_changes::app_id.eq(key.app_id),
-            sync_changes::table_name.eq(key.table),
-            sync_changes::record_id.eq(key.record_id),
-            sync_changes::op.eq(change.op.as_str()),
-            sync_changes::data.eq(change_data),
-            sync_changes::field_timestamps.eq(Value::Object(change_stamps)),
-            sync_changes::stamp.eq(change.stamp.to_string()),
-            sync_changes::client_id.eq(author.client_id),
-            sync_changes::origin.eq(author.origin),
-            sync_changes::created_at.eq(now),
-        ))
-        .returning(sync_changes::id)
-        .get_result(conn)
-        .await?;
-
     let stamps: Map<String, Value> = state
         .field_stamps()
         .into_iter()
@@ -237,19 +208,37 @@ pub async fn append_if(
     } else {
         row.created_at
     };
-    diesel::update(records::table.find((key.user_id, key.app_id, key.table, key.record_id)))
-        .set((
-            records::data.eq(Value::Object(state.data())),
-            records::field_timestamps.eq(Value::Object(stamps)),
-            records::created_stamp.eq(state.created.as_ref().map(ToString::to_string)),
-            records::tombstone.eq(state.tombstone.as_ref().map(ToString::to_string)),
-            records::deleted.eq(!visible),
-            records::last_change_id.eq(change_id),
-            records::created_at.eq(created_at),
-            records::updated_at.eq(now),
-        ))
-        .execute(conn)
-        .await?;
+    // The log row and the record in one statement.
+    let change_id = diesel::sql_query(
+        "WITH c AS (INSERT INTO sync_changes (user_id, app_id, table_name, record_id, op, data, \
+                        field_timestamps, stamp, client_id, origin, created_at) \
+                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id) \
+         UPDATE records SET data = $12, field_timestamps = $13, created_stamp = $14, tombstone = $15, \
+                deleted = $16, last_change_id = c.id, created_at = $17, updated_at = $11 \
+         FROM c WHERE user_id = $1 AND app_id = $2 AND table_name = $3 AND record_id = $4 \
+         RETURNING c.id",
+    )
+    .bind::<SqlUuid, _>(key.user_id)
+    .bind::<Text, _>(key.app_id)
+    .bind::<Text, _>(key.table)
+    .bind::<Text, _>(key.record_id)
+    .bind::<Text, _>(change.op.as_str())
+    .bind::<Nullable<Jsonb>, _>(change_data)
+    .bind::<Jsonb, _>(Value::Object(change_stamps))
+    .bind::<Text, _>(change.stamp.to_string())
+    .bind::<Text, _>(author.client_id)
+    .bind::<Text, _>(author.origin)
+    .bind::<Timestamptz, _>(now)
+    .bind::<Jsonb, _>(Value::Object(state.data()))
+    .bind::<Jsonb, _>(Value::Object(stamps))
+    .bind::<Nullable<Text>, _>(state.created.as_ref().map(ToString::to_string))
+    .bind::<Nullable<Text>, _>(state.tombstone.as_ref().map(ToString::to_string))
+    .bind::<Bool, _>(!visible)
+    .bind::<Timestamptz, _>(created_at)
+    .cached()
+    .get_result::<ChangeId>(conn)
+    .await?
+    .id;
     for hook in super::TABLE_HOOKS
         .iter()
         .filter(|h| h.app_id == key.app_id && h.table == key.table)
@@ -266,6 +255,52 @@ pub async fn append_if(
         state,
         created_at,
     })
+}
+
+const RECORD_COLUMNS: &str = "record_id, data, field_timestamps, created_stamp, tombstone, \
+                              deleted, last_change_id, created_at, updated_at";
+
+/// The record's row, locked for the transaction; created (not yet written,
+/// `last_change_id = 0`) when missing.
+async fn lock_or_create(
+    conn: &mut AsyncPgConnection,
+    key: RecordKey<'_>,
+    now: DateTime<Utc>,
+) -> Result<RecordRow, RecordError> {
+    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!(
+            "WITH ins AS (INSERT INTO records (user_id, app_id, table_name, record_id, deleted, \
+                          last_change_id, created_at, updated_at) \
+                      VALUES ($1, $2, $3, $4, true, 0, $5, $5) ON CONFLICT DO NOTHING \
+                      RETURNING {RECORD_COLUMNS}), \
+              cur AS (SELECT {RECORD_COLUMNS} FROM records \
+                      WHERE user_id = $1 AND app_id = $2 AND table_name = $3 AND record_id = $4 \
+                      FOR UPDATE) \
+         SELECT * FROM ins UNION ALL SELECT * FROM cur"
+        )
+    });
+    let found: Option<ListRow> = diesel::sql_query(SQL.as_str())
+        .bind::<SqlUuid, _>(key.user_id)
+        .bind::<Text, _>(key.app_id)
+        .bind::<Text, _>(key.table)
+        .bind::<Text, _>(key.record_id)
+        .bind::<Timestamptz, _>(now)
+        .cached()
+        .get_result(conn)
+        .await
+        .optional()?;
+    if let Some(row) = found {
+        return Ok(row.into_row());
+    }
+    // Another transaction created the row after this statement's snapshot
+    // was taken (the INSERT waited for it and did nothing; the SELECT could
+    // not see it yet): a fresh statement sees and locks it.
+    Ok(records::table
+        .find((key.user_id, key.app_id, key.table, key.record_id))
+        .select(RecordRow::as_select())
+        .for_update()
+        .first(conn)
+        .await?)
 }
 
 /// A live (visible) record.
@@ -336,6 +371,7 @@ pub async fn list(
     .bind::<Nullable<Text>, _>(pattern)
     .bind::<diesel::sql_types::Array<Text>, _>(filter.search_fields.clone())
     .bind::<Integer, _>(i32::try_from(filter.limit).unwrap_or(i32::MAX))
+    .cached()
     .load::<ListRow>(conn)
     .await?
     .into_iter()
@@ -423,4 +459,326 @@ pub async fn lock(conn: &mut AsyncPgConnection, key: RecordKey<'_>) -> Result<()
         .load::<String>(conn)
         .await?;
     Ok(())
+}
+
+/// One change of a batch for [`append_batch`].
+#[derive(Debug, Clone, Copy)]
+pub struct BatchItem<'a> {
+    pub app_id: &'a str,
+    pub table: &'a str,
+    pub record_id: &'a str,
+    pub change: &'a Change,
+}
+
+#[derive(QueryableByName)]
+struct LockedRow {
+    #[diesel(sql_type = Text)]
+    app_id: String,
+    #[diesel(sql_type = Text)]
+    table_name: String,
+    #[diesel(sql_type = Text)]
+    record_id: String,
+    #[diesel(sql_type = Jsonb)]
+    data: Value,
+    #[diesel(sql_type = Jsonb)]
+    field_timestamps: Value,
+    #[diesel(sql_type = Nullable<Text>)]
+    created_stamp: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    tombstone: Option<String>,
+    #[diesel(sql_type = Bool)]
+    deleted: bool,
+    #[diesel(sql_type = BigInt)]
+    last_change_id: i64,
+    #[diesel(sql_type = Timestamptz)]
+    created_at: DateTime<Utc>,
+    #[diesel(sql_type = Timestamptz)]
+    updated_at: DateTime<Utc>,
+}
+
+#[derive(QueryableByName)]
+struct ChangeId {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+}
+
+/// A record of the batch while it is merged in memory.
+struct Merging {
+    state: RecordState,
+    /// `last_change_id > 0` as stored or as set by an earlier change of the batch.
+    written: bool,
+    created_at: DateTime<Utc>,
+    /// Index into the batch of the last change to this record.
+    last: usize,
+}
+
+type Key3 = (String, String, String);
+
+fn change_columns(change: &Change) -> (Option<Value>, Value) {
+    let data = if change.fields.is_empty() {
+        None
+    } else {
+        Some(Value::Object(
+            change
+                .fields
+                .iter()
+                .map(|(k, v, _)| (k.clone(), v.clone()))
+                .collect(),
+        ))
+    };
+    let stamps: Map<String, Value> = change
+        .fields
+        .iter()
+        .map(|(k, _, s)| (k.clone(), Value::String(s.to_string())))
+        .collect();
+    (data, Value::Object(stamps))
+}
+
+/// Append a batch of changes of one user, in order, with a fixed number of
+/// set-based statements whatever the batch size: create the missing
+/// `records` rows, lock all affected rows (in key order, so two batches over
+/// the same records cannot deadlock), merge in memory with the same `lww`
+/// rules as [`append`], insert every `sync_changes` row, update every record,
+/// then run the table hooks once per record with its final state. The result
+/// is the same as calling [`append`] for each change in order. Call inside
+/// the caller's transaction.
+pub async fn append_batch(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    items: &[BatchItem<'_>],
+    author: Author<'_>,
+    now: DateTime<Utc>,
+) -> Result<Vec<Appended>, RecordError> {
+    use diesel::sql_types::Array;
+    if items.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut keys: Vec<Key3> = items
+        .iter()
+        .map(|i| {
+            (
+                i.app_id.to_owned(),
+                i.table.to_owned(),
+                i.record_id.to_owned(),
+            )
+        })
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    let (apps, (tables, ids)): (Vec<&str>, (Vec<&str>, Vec<&str>)) = keys
+        .iter()
+        .map(|(a, t, r)| (a.as_str(), (t.as_str(), r.as_str())))
+        .unzip();
+
+    diesel::sql_query(
+        "INSERT INTO records (user_id, app_id, table_name, record_id, deleted, last_change_id, created_at, updated_at) \
+         SELECT $1, k.a, k.t, k.r, true, 0, $5, $5 FROM unnest($2::text[], $3::text[], $4::text[]) AS k(a, t, r) \
+         ORDER BY k.a, k.t, k.r ON CONFLICT DO NOTHING",
+    )
+    .bind::<SqlUuid, _>(user_id)
+    .bind::<Array<Text>, _>(&apps)
+    .bind::<Array<Text>, _>(&tables)
+    .bind::<Array<Text>, _>(&ids)
+    .bind::<Timestamptz, _>(now)
+    .cached()
+    .execute(conn)
+    .await?;
+    let locked: Vec<LockedRow> = diesel::sql_query(
+        "SELECT r.app_id, r.table_name, r.record_id, r.data, r.field_timestamps, r.created_stamp, \
+                r.tombstone, r.deleted, r.last_change_id, r.created_at, r.updated_at \
+         FROM records r JOIN unnest($2::text[], $3::text[], $4::text[]) AS k(a, t, r) \
+           ON r.app_id = k.a AND r.table_name = k.t AND r.record_id = k.r \
+         WHERE r.user_id = $1 \
+         ORDER BY r.app_id, r.table_name, r.record_id FOR UPDATE OF r",
+    )
+    .bind::<SqlUuid, _>(user_id)
+    .bind::<Array<Text>, _>(&apps)
+    .bind::<Array<Text>, _>(&tables)
+    .bind::<Array<Text>, _>(&ids)
+    .cached()
+    .load(conn)
+    .await?;
+    if locked.len() != keys.len() {
+        return Err(RecordError::Corrupt(format!(
+            "locked {} of {} records",
+            locked.len(),
+            keys.len()
+        )));
+    }
+    let mut merging: BTreeMap<Key3, Merging> = BTreeMap::new();
+    for l in locked {
+        let row = RecordRow {
+            record_id: l.record_id,
+            data: l.data,
+            field_timestamps: l.field_timestamps,
+            created_stamp: l.created_stamp,
+            tombstone: l.tombstone,
+            deleted: l.deleted,
+            last_change_id: l.last_change_id,
+            created_at: l.created_at,
+            updated_at: l.updated_at,
+        };
+        let m = Merging {
+            state: row.state()?,
+            written: row.last_change_id > 0,
+            created_at: row.created_at,
+            last: 0,
+        };
+        merging.insert((l.app_id, l.table_name, row.record_id), m);
+    }
+
+    // Merge in batch order; remember each change's state for the result.
+    let mut states = Vec::with_capacity(items.len());
+    for (n, item) in items.iter().enumerate() {
+        let key = (
+            item.app_id.to_owned(),
+            item.table.to_owned(),
+            item.record_id.to_owned(),
+        );
+        let m = merging
+            .get_mut(&key)
+            .ok_or_else(|| RecordError::Corrupt("a batch record was not locked".into()))?;
+        let was_visible = m.written && m.state.is_visible();
+        lww::apply(&mut m.state, item.change);
+        if m.state.is_visible() && !was_visible {
+            m.created_at = now;
+        }
+        m.written = true;
+        m.last = n;
+        states.push((m.state.clone(), m.created_at));
+    }
+
+    let mut c_apps = Vec::with_capacity(items.len());
+    let mut c_tables = Vec::with_capacity(items.len());
+    let mut c_ids = Vec::with_capacity(items.len());
+    let mut c_ops = Vec::with_capacity(items.len());
+    let mut c_data = Vec::with_capacity(items.len());
+    let mut c_stamps = Vec::with_capacity(items.len());
+    let mut c_stamp = Vec::with_capacity(items.len());
+    for item in items {
+        let (data, stamps) = change_columns(item.change);
+        c_apps.push(item.app_id);
+        c_tables.push(item.table);
+        c_ids.push(item.record_id);
+        c_ops.push(item.change.op.as_str());
+        c_data.push(data);
+        c_stamps.push(stamps);
+        c_stamp.push(item.change.stamp.to_string());
+    }
+    // Ids come from the sequence in the order of the SELECT (ORDER BY n), so
+    // the sorted ids are the batch's changes in order.
+    let mut change_ids: Vec<i64> = diesel::sql_query(
+        "INSERT INTO sync_changes (user_id, app_id, table_name, record_id, op, data, field_timestamps, \
+                                   stamp, client_id, origin, created_at) \
+         SELECT $1, c.a, c.t, c.r, c.op, c.d, c.fs, c.s, $9, $10, $11 \
+         FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::jsonb[], $7::jsonb[], $8::text[]) \
+              WITH ORDINALITY AS c(a, t, r, op, d, fs, s, n) \
+         ORDER BY c.n RETURNING id",
+    )
+    .bind::<SqlUuid, _>(user_id)
+    .bind::<Array<Text>, _>(&c_apps)
+    .bind::<Array<Text>, _>(&c_tables)
+    .bind::<Array<Text>, _>(&c_ids)
+    .bind::<Array<Text>, _>(&c_ops)
+    .bind::<Array<Nullable<Jsonb>>, _>(&c_data)
+    .bind::<Array<Jsonb>, _>(&c_stamps)
+    .bind::<Array<Text>, _>(&c_stamp)
+    .bind::<Text, _>(author.client_id)
+    .bind::<Text, _>(author.origin)
+    .bind::<Timestamptz, _>(now)
+    .cached()
+    .load::<ChangeId>(conn)
+    .await?
+    .into_iter()
+    .map(|c| c.id)
+    .collect();
+    change_ids.sort_unstable();
+    if change_ids.len() != items.len() {
+        return Err(RecordError::Corrupt(format!(
+            "inserted {} of {} changes",
+            change_ids.len(),
+            items.len()
+        )));
+    }
+
+    let mut r_apps = Vec::with_capacity(merging.len());
+    let mut r_tables = Vec::with_capacity(merging.len());
+    let mut r_ids = Vec::with_capacity(merging.len());
+    let mut r_data = Vec::with_capacity(merging.len());
+    let mut r_stamps = Vec::with_capacity(merging.len());
+    let mut r_created = Vec::with_capacity(merging.len());
+    let mut r_tomb = Vec::with_capacity(merging.len());
+    let mut r_deleted = Vec::with_capacity(merging.len());
+    let mut r_last = Vec::with_capacity(merging.len());
+    let mut r_created_at = Vec::with_capacity(merging.len());
+    for ((a, t, r), m) in &merging {
+        let stamps: Map<String, Value> = m
+            .state
+            .field_stamps()
+            .into_iter()
+            .map(|(k, s)| (k, Value::String(s.to_string())))
+            .collect();
+        r_apps.push(a.as_str());
+        r_tables.push(t.as_str());
+        r_ids.push(r.as_str());
+        r_data.push(Value::Object(m.state.data()));
+        r_stamps.push(Value::Object(stamps));
+        r_created.push(m.state.created.as_ref().map(ToString::to_string));
+        r_tomb.push(m.state.tombstone.as_ref().map(ToString::to_string));
+        r_deleted.push(!m.state.is_visible());
+        r_last.push(change_ids[m.last]);
+        r_created_at.push(m.created_at);
+    }
+    diesel::sql_query(
+        "UPDATE records r SET data = v.d, field_timestamps = v.fs, created_stamp = v.cs, tombstone = v.ts, \
+                deleted = v.del, last_change_id = v.last, created_at = v.ca, updated_at = $12 \
+         FROM unnest($2::text[], $3::text[], $4::text[], $5::jsonb[], $6::jsonb[], $7::text[], $8::text[], \
+                     $9::bool[], $10::int8[], $11::timestamptz[]) AS v(a, t, r, d, fs, cs, ts, del, last, ca) \
+         WHERE r.user_id = $1 AND r.app_id = v.a AND r.table_name = v.t AND r.record_id = v.r",
+    )
+    .bind::<SqlUuid, _>(user_id)
+    .bind::<Array<Text>, _>(&r_apps)
+    .bind::<Array<Text>, _>(&r_tables)
+    .bind::<Array<Text>, _>(&r_ids)
+    .bind::<Array<Jsonb>, _>(&r_data)
+    .bind::<Array<Jsonb>, _>(&r_stamps)
+    .bind::<Array<Nullable<Text>>, _>(&r_created)
+    .bind::<Array<Nullable<Text>>, _>(&r_tomb)
+    .bind::<Array<Bool>, _>(&r_deleted)
+    .bind::<Array<BigInt>, _>(&r_last)
+    .bind::<Array<Timestamptz>, _>(&r_created_at)
+    .bind::<Timestamptz, _>(now)
+    .cached()
+    .execute(conn)
+    .await?;
+
+    // Hooks keep a derived index of the record's state: the final state of
+    // each record gives what running them after every change would.
+    for ((a, t, r), m) in &merging {
+        for hook in super::TABLE_HOOKS
+            .iter()
+            .filter(|h| h.app_id == a && h.table == t)
+        {
+            let written = Written {
+                key: RecordKey {
+                    user_id,
+                    app_id: a,
+                    table: t,
+                    record_id: r,
+                },
+                state: &m.state,
+                now,
+            };
+            (hook.on_append)(conn, written).await?;
+        }
+    }
+    Ok(states
+        .into_iter()
+        .zip(change_ids)
+        .map(|((state, created_at), change_id)| Appended {
+            change_id,
+            state,
+            created_at,
+        })
+        .collect())
 }

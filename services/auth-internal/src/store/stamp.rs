@@ -20,7 +20,7 @@ use types::sync::{ChangeOp, PushChange};
 use uuid::Uuid;
 
 use crate::{
-    db::records::{self, Appended, Author, RecordKey},
+    db::records::{self, Appended, Author},
     error::AppError,
     state::AppState,
 };
@@ -135,18 +135,17 @@ pub async fn apply_all(
     now: DateTime<Utc>,
 ) -> Result<Vec<Appended>, AppError> {
     let mut conn = state.pool.get().await?;
+    let items: Vec<records::BatchItem<'_>> = prepared
+        .iter()
+        .map(|p| records::BatchItem {
+            app_id: &p.app_id,
+            table: &p.table,
+            record_id: &p.record_id,
+            change: &p.change,
+        })
+        .collect();
     conn.transaction::<_, AppError, _>(async |conn| {
-        let mut out = Vec::with_capacity(prepared.len());
-        for p in prepared {
-            let key = RecordKey {
-                user_id,
-                app_id: &p.app_id,
-                table: &p.table,
-                record_id: &p.record_id,
-            };
-            out.push(records::append(conn, key, &p.change, author, now).await?);
-        }
-        Ok(out)
+        Ok(records::append_batch(conn, user_id, &items, author, now).await?)
     })
     .instrument(super::db_write_span(prepared.len()))
     .await

@@ -297,3 +297,89 @@ async fn any_order_of_the_same_changes_converges() {
     );
     assert!(!snapshots[0][2].1, "c's insert is newer than its tombstone");
 }
+
+/// Every column that last-writer-wins decides, for all of a user's records.
+async fn merged_records(app: &TestApp, user: uuid::Uuid) -> Vec<Value> {
+    use diesel::prelude::*;
+    use diesel_async::RunQueryDsl;
+    #[derive(QueryableByName)]
+    struct R {
+        #[diesel(sql_type = diesel::sql_types::Jsonb)]
+        row: Value,
+    }
+    let mut conn = app.db.conn().await;
+    let rows: Vec<R> = diesel::sql_query(
+        "SELECT jsonb_build_object('app', app_id, 'table', table_name, 'id', record_id, \
+                'data', data, 'stamps', field_timestamps, 'created', created_stamp, \
+                'tombstone', tombstone, 'deleted', deleted, 'written', last_change_id > 0) AS row \
+         FROM records WHERE user_id = $1 ORDER BY app_id, table_name, record_id",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(user)
+    .load(&mut conn)
+    .await
+    .unwrap();
+    rows.into_iter().map(|r| r.row).collect()
+}
+
+/// The same 1,000 changes (many per record, inserts, updates, deletes,
+/// re-inserts, stale and tied stamps) pushed whole, in batches of 250, 7 and
+/// one at a time end in identical records: set-based batches merge exactly
+/// like one change after another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batch_size_does_not_change_the_merged_records() {
+    use rand::{Rng, SeedableRng};
+    let app = TestApp::spawn().await;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(13);
+    let fields = ["title", "n", "tag", "done"];
+    let changes: Vec<Value> = (0..1000)
+        .map(|i| {
+            let record = format!("r{}", rng.random_range(0..150));
+            let table = if rng.random_bool(0.2) { "notes" } else { "tasks" };
+            let stamp = format!(
+                "2026-11-18T{:02}:{:02}:{:02}Z",
+                rng.random_range(8..12),
+                rng.random_range(0..60),
+                rng.random_range(0..3)
+            );
+            match rng.random_range(0..10) {
+                0 => json!({"appId": "todo", "table": table, "recordId": record, "op": "delete", "stamp": stamp}),
+                k => {
+                    let op = if k < 4 { "insert" } else { "update" };
+                    let mut data = serde_json::Map::new();
+                    let mut stamps = serde_json::Map::new();
+                    for f in fields.iter().filter(|_| rng.random_bool(0.5)) {
+                        data.insert((*f).into(), json!(format!("{f}{i}")));
+                        stamps.insert((*f).into(), json!(stamp));
+                    }
+                    if data.is_empty() {
+                        data.insert("title".into(), json!(i));
+                        stamps.insert("title".into(), json!(stamp));
+                    }
+                    json!({"appId": "todo", "table": table, "recordId": record, "op": op, "data": data, "fieldStamps": stamps})
+                }
+            }
+        })
+        .collect();
+    let mut results = Vec::new();
+    for size in [1000usize, 250, 7, 1] {
+        let (user, token) = app.register_user(&format!("batch{size}@example.com")).await;
+        let mut applied = 0;
+        for chunk in changes.chunks(size) {
+            let resp = app
+                .push(&token, json!({"clientId": "dev", "changes": chunk}))
+                .await;
+            assert_eq!(resp.status(), StatusCode::OK, "batch size {size}");
+            let body: Value = resp.json().await.unwrap();
+            applied += body["applied"].as_u64().unwrap();
+        }
+        assert_eq!(applied, 1000);
+        results.push((size, merged_records(&app, user).await));
+    }
+    let (_, whole) = &results[0];
+    assert!(whole.len() > 100, "{} records", whole.len());
+    assert!(whole.iter().any(|r| r["deleted"] == json!(true)));
+    assert!(whole.iter().any(|r| r["deleted"] == json!(false)));
+    for (size, rows) in &results[1..] {
+        assert_eq!(rows, whole, "batch size {size} differs from one batch");
+    }
+}

@@ -4,6 +4,7 @@
 
 mod caching;
 mod helpers;
+mod latency;
 mod lost_claim;
 mod reliability;
 mod otel;
