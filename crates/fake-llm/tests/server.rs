@@ -1,7 +1,5 @@
 //! The fake over real HTTP: routing, validation answers, scripting, recording.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::time::Duration;
 
 use fake_llm::{Api, AuthRule, FakeLlm, Reply};

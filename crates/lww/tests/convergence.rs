@@ -4,8 +4,6 @@
 //! a handful of JSON values, so equal stamps, and equal stamps with different values,
 //! are common.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::collections::BTreeMap;
 
 use lww::{Applied, Change, Op, RecordState, Stamp, apply};

@@ -10,7 +10,7 @@
 //!
 //! The server is `TEST_DATABASE_URL`, else `postgres://postgres@127.0.0.1:5432/postgres`.
 
-#![allow(
+#![expect(
     clippy::expect_used,
     clippy::unwrap_used,
     reason = "test support panics on broken set-up"

@@ -358,7 +358,7 @@ pub async fn protected_resource_metadata_mcp(
         (status = 401, description = "Missing or invalid bearer token (`unauthorized`); `WWW-Authenticate` points at the protected-resource metadata", body = ApiError),
     ),
 )]
-#[allow(
+#[expect(
     dead_code,
     reason = "OpenAPI annotation only; the route is served by rmcp"
 )]

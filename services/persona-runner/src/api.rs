@@ -275,7 +275,6 @@ impl PersonaApi {
 
 #[cfg(test)]
 mod token_cache_tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
 
     fn token(expires_at: Instant) -> AccessToken {

@@ -1,8 +1,6 @@
 //! Integration tests of the llm crate: both real providers against the validating fake
 //! vendor (fake-llm), retries and timeouts, settings, and the sim provider.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 mod common;
 
 mod anthropic;
