@@ -1,11 +1,10 @@
 //! auth-internal over real HTTP against a real PostgreSQL database per test.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 mod auth;
 mod health;
 mod helpers;
 mod mcp;
+mod migrations;
 mod missions;
 mod openapi;
 mod personas;
