@@ -1,5 +1,10 @@
 //! The fake over real HTTP: routing, validation answers, scripting, recording.
 
+#![expect(
+    clippy::unwrap_used,
+    reason = "test helpers outside #[test] fns panic on broken set-up"
+)]
+
 use std::time::Duration;
 
 use fake_llm::{Api, AuthRule, FakeLlm, Reply};

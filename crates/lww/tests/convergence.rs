@@ -4,6 +4,11 @@
 //! a handful of JSON values, so equal stamps, and equal stamps with different values,
 //! are common.
 
+#![expect(
+    clippy::unwrap_used,
+    reason = "test helpers outside #[test] fns panic on broken set-up"
+)]
+
 use std::collections::BTreeMap;
 
 use lww::{Applied, Change, Op, RecordState, Stamp, apply};

@@ -4,6 +4,7 @@
 //! columns, types, defaults, constraints, indexes, functions, triggers, enum
 //! labels, sequences), not `pg_dump` text.
 
+use auth_internal::db::MIGRATIONS;
 use diesel::{Connection, QueryableByName, RunQueryDsl, sql_types::Text};
 use diesel_async::{AsyncPgConnection, async_connection_wrapper::AsyncConnectionWrapper};
 use diesel_migrations::MigrationHarness;
@@ -67,21 +68,28 @@ async fn every_down_reverses_its_up() {
     let db = TestDb::empty().await;
     let url = db.url().to_owned();
     let steps = tokio::task::spawn_blocking(move || {
-        let migrations = auth_internal::db::MIGRATIONS;
         let mut conn = SyncConn::establish(&url).unwrap();
         let mut steps = 0;
         loop {
             let before = snapshot(&mut conn);
-            if !conn.has_pending_migration(migrations).unwrap() {
+            if !conn.has_pending_migration(MIGRATIONS).unwrap() {
                 break;
             }
-            let name = conn.run_next_migration(migrations).unwrap().to_string();
+            let name = conn.run_next_migration(MIGRATIONS).unwrap().to_string();
             let after_up = snapshot(&mut conn);
             assert_ne!(before, after_up, "{name}: up.sql changed nothing");
-            conn.revert_last_migration(migrations).unwrap();
-            assert_eq!(before, snapshot(&mut conn), "{name}: down.sql leaves a different schema");
-            conn.run_next_migration(migrations).unwrap();
-            assert_eq!(after_up, snapshot(&mut conn), "{name}: up after down differs");
+            conn.revert_last_migration(MIGRATIONS).unwrap();
+            assert_eq!(
+                before,
+                snapshot(&mut conn),
+                "{name}: down.sql leaves a different schema"
+            );
+            conn.run_next_migration(MIGRATIONS).unwrap();
+            assert_eq!(
+                after_up,
+                snapshot(&mut conn),
+                "{name}: up after down differs"
+            );
             steps += 1;
         }
         steps
