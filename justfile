@@ -35,7 +35,7 @@ test:
 lint:
     cargo fmt --all --check
     cargo clippy --workspace --all-targets -- -D warnings
-    cargo deny --offline check licenses bans sources
+    cargo deny check licenses bans sources
     cargo machete
 
 # Install the lint tools from crates.io into the cargo home when missing.
