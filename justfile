@@ -30,9 +30,20 @@ test:
     fi
 
 # Format check and clippy with warnings as errors.
+# Then licences/bans/sources (cargo deny; advisories need the network, left out)
+# and unused dependencies (cargo machete). Install: `just lint-tools`.
 lint:
     cargo fmt --all --check
     cargo clippy --workspace --all-targets -- -D warnings
+    cargo deny check licenses bans sources
+    cargo machete
+
+# Install the lint tools from crates.io into the cargo home when missing.
+lint-tools:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    command -v cargo-deny >/dev/null 2>&1 || cargo install --locked cargo-deny
+    command -v cargo-machete >/dev/null 2>&1 || cargo install --locked cargo-machete
 
 # End-to-end smoke test of the release binaries (fresh database, ticks on both runners).
 smoke:

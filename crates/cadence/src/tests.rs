@@ -1,5 +1,3 @@
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use types::missions::MissionCadence;
 

@@ -193,8 +193,6 @@ impl PromptCache {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
-
     use serde_json::json;
 
     use super::*;

@@ -1,6 +1,9 @@
 //! The fake over real HTTP: routing, validation answers, scripting, recording.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![expect(
+    clippy::unwrap_used,
+    reason = "test helpers outside #[test] fns panic on broken set-up"
+)]
 
 use std::time::Duration;
 

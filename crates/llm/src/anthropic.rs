@@ -299,8 +299,6 @@ fn error_message(v: &Value) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
-
     use super::*;
     use crate::model::{ToolDef, ToolResult};
 

@@ -204,8 +204,6 @@ fn embedded(
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
-
     use proptest::prelude::*;
     use serde_json::json;
 

@@ -303,8 +303,6 @@ pub(crate) use types::text::truncate_chars;
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
-
     use super::*;
     use serde_json::json;
 

@@ -69,8 +69,6 @@ pub(crate) fn parse_retry_after_ms(value: &str) -> Option<Duration> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
-
     use super::*;
     use chrono::TimeZone;
 

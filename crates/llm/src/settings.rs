@@ -304,8 +304,6 @@ fn openai_base(base: Option<&str>) -> Result<String, LlmError> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
-
     use super::*;
     use std::collections::HashMap;
 

@@ -105,8 +105,6 @@ impl Hlc {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
-
     use super::*;
 
     fn at(ms: i64) -> DateTime<Utc> {

@@ -215,8 +215,6 @@ impl<'de> Deserialize<'de> for Stamp {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
-
     use super::*;
     use proptest::prelude::*;
 

@@ -4,7 +4,10 @@
 //! a handful of JSON values, so equal stamps, and equal stamps with different values,
 //! are common.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![expect(
+    clippy::unwrap_used,
+    reason = "test helpers outside #[test] fns panic on broken set-up"
+)]
 
 use std::collections::BTreeMap;
 

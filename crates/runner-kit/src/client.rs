@@ -498,8 +498,6 @@ fn api_error(method: String, path: String, status: StatusCode, body: &[u8]) -> C
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
-
     use std::sync::{
         Arc,
         atomic::{AtomicUsize, Ordering},

@@ -201,8 +201,6 @@ impl RunnerSettings {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
-
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {

@@ -349,8 +349,6 @@ pub fn worker_id() -> String {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
-
     use std::sync::atomic::{AtomicU32, Ordering};
 
     use super::*;

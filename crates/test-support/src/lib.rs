@@ -10,7 +10,7 @@
 //!
 //! The server is `TEST_DATABASE_URL`, else `postgres://postgres@127.0.0.1:5432/postgres`.
 
-#![allow(
+#![expect(
     clippy::expect_used,
     clippy::unwrap_used,
     reason = "test support panics on broken set-up"
@@ -105,6 +105,25 @@ impl TestDb {
         .execute(&mut admin)
         .await
         .expect("create test database");
+        let url = url_for(&name);
+        Self { name, url }
+    }
+
+    /// Create a fresh, empty database (no migrations), e.g. to test the
+    /// migrations themselves.
+    pub async fn empty() -> Self {
+        let secs = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let name = format!("{PREFIX}{secs}_{}", uuid::Uuid::new_v4().simple());
+        let mut admin = AsyncPgConnection::establish(&admin_url())
+            .await
+            .expect("connect to the test PostgreSQL server (TEST_DATABASE_URL)");
+        diesel::sql_query(format!("CREATE DATABASE \"{name}\""))
+            .execute(&mut admin)
+            .await
+            .expect("create empty test database");
         let url = url_for(&name);
         Self { name, url }
     }

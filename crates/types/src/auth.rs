@@ -72,8 +72,6 @@ impl std::fmt::Debug for TokenResponse {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
-
     use super::*;
 
     #[test]

@@ -6,7 +6,7 @@
 //! `cargo bench -p auth-internal --bench missions` (release). Prints figures;
 //! asserts nothing about time. Every loop is bounded.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "benchmark program")]
+#![expect(clippy::unwrap_used, clippy::expect_used, reason = "benchmark program")]
 
 use std::{
     collections::HashMap,

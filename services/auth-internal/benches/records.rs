@@ -1,4 +1,3 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "benchmark")]
 //! Record-store hot paths against the real app over loopback HTTP: MCP tool
 //! calls (stateful and stateless transport), a 1,000-change sync push, and
 //! sync pull with an empty log versus 1M changes of other users.

@@ -445,7 +445,6 @@ impl Settings {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {

@@ -585,10 +585,7 @@ pub async fn protected_resource_metadata_mcp(
         (status = 401, description = "Missing or invalid bearer token (`unauthorized`); `WWW-Authenticate` points at the protected-resource metadata", body = ApiError),
     ),
 )]
-#[allow(
-    dead_code,
-    reason = "OpenAPI annotation only; the route is served by rmcp"
-)]
+/// OpenAPI annotation only; the route is served by rmcp.
 pub fn mcp_endpoint() {}
 
 /// Build the MCP transport once; it is cloned into every actix worker.

@@ -267,7 +267,6 @@ pub fn overall_status(iteration: &MissionIteration) -> IterationStatus {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use chrono::TimeZone;
     use serde_json::json;
 

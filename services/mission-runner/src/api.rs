@@ -94,8 +94,6 @@ fn mission_path(mission_id: &str, tail: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
-
     use super::*;
 
     #[test]

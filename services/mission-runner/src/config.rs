@@ -268,8 +268,6 @@ impl MissionSettings {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
-
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {

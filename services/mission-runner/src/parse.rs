@@ -441,8 +441,6 @@ pub async fn run_tool_loop(
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
-
     use super::*;
     use proptest::prelude::*;
 

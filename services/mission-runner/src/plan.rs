@@ -494,8 +494,6 @@ fn answer_from_text(text: Option<&str>, registry: &Registry, offered: &[&ToolSpe
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
-
     use super::*;
     use chrono::TimeZone;
 

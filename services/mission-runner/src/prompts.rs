@@ -435,8 +435,6 @@ fn type_of(prop: &Value) -> String {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
-
     use super::*;
     use chrono::TimeZone;
     use serde_json::json;

@@ -19,7 +19,11 @@
 //! Rules: prints figures, asserts only correctness (rows, outcomes), never time. Every
 //! loop is bounded; the child is killed on every path (guard with `Drop`).
 
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "benchmark")]
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "benchmark: a panic is the failure report"
+)]
 
 use std::{
     collections::HashMap,

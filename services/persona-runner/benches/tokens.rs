@@ -17,7 +17,10 @@
 //! (`TokenUsage::billed_input_equivalent`). Prints figures; asserts only that every day
 //! ran and that the fake rejected nothing.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "benchmark")]
+#![expect(
+    clippy::expect_used,
+    reason = "benchmark: a panic is the failure report"
+)]
 
 use std::{collections::HashMap, time::Duration};
 

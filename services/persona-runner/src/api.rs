@@ -318,7 +318,6 @@ impl PersonaApi {
 
 #[cfg(test)]
 mod token_cache_tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
 
     #[test]

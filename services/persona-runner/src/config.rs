@@ -156,8 +156,6 @@ impl Settings {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
-
     use secrecy::ExposeSecret;
 
     use super::*;

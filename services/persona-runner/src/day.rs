@@ -861,8 +861,6 @@ async fn rate_day(
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
-
     use serde_json::json;
 
     use super::*;

@@ -142,8 +142,6 @@ pub fn estimate_tokens(req: &ChatRequest) -> u64 {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
-
     use chrono::TimeZone;
     use types::personas::UpsertPersonasRequest;
 

@@ -276,8 +276,6 @@ pub fn looks_like_refusal(text: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
-
     use chrono::TimeZone;
     use types::personas::{ModuleRatings, RatingNote};
 

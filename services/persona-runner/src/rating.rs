@@ -192,8 +192,6 @@ fn failure(raw: &str, why: &str, dropped: Vec<String>) -> ParsedRatings {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
-
     use super::*;
     use proptest::prelude::*;
 

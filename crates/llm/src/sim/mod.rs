@@ -636,8 +636,6 @@ fn output_chars(text: Option<&str>, calls: &[ToolCall]) -> usize {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
-
     use super::*;
 
     #[test]

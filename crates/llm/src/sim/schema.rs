@@ -692,8 +692,6 @@ fn combine(lo: Option<f64>, hi: Option<f64>, dlo: f64, dhi: f64, width: f64) -> 
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
-
     use super::*;
     use chrono::TimeZone;
 

@@ -1,7 +1,10 @@
 //! Integration tests of the llm crate: both real providers against the validating fake
 //! vendor (fake-llm), retries and timeouts, settings, and the sim provider.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![expect(
+    clippy::unwrap_used,
+    reason = "test helpers outside #[test] fns panic on broken set-up"
+)]
 
 mod common;
 

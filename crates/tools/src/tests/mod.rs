@@ -1,6 +1,4 @@
 //! Unit tests of the registry, the tools and `MemoryStore`.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 mod memory;
 mod modules;
 mod registry;

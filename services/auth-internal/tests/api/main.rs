@@ -1,6 +1,10 @@
 //! auth-internal over real HTTP against a real PostgreSQL database per test.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers outside #[test] fns panic on broken set-up"
+)]
 
 mod auth;
 mod browser;
@@ -8,6 +12,7 @@ mod console;
 mod health;
 mod helpers;
 mod mcp;
+mod migrations;
 mod missions;
 mod oauth;
 mod openapi;

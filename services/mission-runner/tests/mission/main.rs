@@ -1,7 +1,11 @@
 //! Integration tests of mission-runner against a fake LLM vendor and a fake of
 //! auth-internal's mission endpoints.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers outside #[test] fns panic on broken set-up"
+)]
 
 mod common;
 mod e2e;

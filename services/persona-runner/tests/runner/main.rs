@@ -1,6 +1,9 @@
 //! End to end: real auth-internal in-process + real MCP + fake or `sim` LLM.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+#![expect(
+    clippy::unwrap_used,
+    reason = "test helpers outside #[test] fns panic on broken set-up"
+)]
 
 mod caching;
 mod helpers;
