@@ -23,7 +23,6 @@ pub fn on_connect(conn: &dyn Any, _ext: &mut Extensions) {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
 

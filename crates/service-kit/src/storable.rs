@@ -169,7 +169,6 @@ pub async fn reject_nul_in_uri(
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use proptest::prelude::*;
     use serde_json::json;

@@ -508,7 +508,6 @@ pub async fn trace_http(
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use std::{
         io::Write,

@@ -144,7 +144,6 @@ pub async fn add_operator(
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
 
     fn args(a: &[&str]) -> Vec<String> {

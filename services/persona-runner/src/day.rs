@@ -335,7 +335,6 @@ async fn run_persona_traced(
         }
     };
 
-
     // The run row, final, before the lease goes.
     let end = match (&result, &simulator_failure) {
         (Err(e), _) => RunEnd {
@@ -692,17 +691,7 @@ async fn live_day(
         email: &p.email,
         session,
     };
-    let result = converse(
-        &mut live,
-        &modules,
-        meta,
-        llm,
-        cfg,
-        (p.user_id, run_id),
-        &mut req,
-        state,
-    )
-    .await;
+    let result = converse(&mut live, &modules, meta, llm, cfg, &mut req, state).await;
     live.session.close().await;
     result
 }
@@ -713,10 +702,10 @@ async fn converse(
     meta: &RunMeta,
     llm: &Llm,
     cfg: &DayConfig,
-    (persona_id, run_id): (Uuid, &str),
     req: &mut ChatRequest,
     state: &mut DayState,
 ) -> Result<(), DayError> {
+    let (persona_id, run_id) = (meta.persona_id, meta.run_id.as_str());
     for _turn in 0..cfg.max_turns {
         let resp = llm.chat(req).await?;
         state.tokens.add(resp.usage);

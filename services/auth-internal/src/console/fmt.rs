@@ -47,7 +47,6 @@ pub fn percent(share: f64) -> String {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use chrono::TimeZone;
 
     use super::*;

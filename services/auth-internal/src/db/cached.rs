@@ -51,7 +51,6 @@ impl<Q> QueryId for Cached<Q> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use diesel::sql_types::Integer;
     use diesel::{QueryableByName, connection::CacheSize};

@@ -9,8 +9,8 @@
 //!   index in the same transaction as each change; `records` runs them
 //!   without naming any table.
 
-pub mod console;
 pub mod cached;
+pub mod console;
 pub mod missions;
 pub mod oauth;
 pub mod operators;

@@ -601,7 +601,6 @@ pub async fn tokens(conn: &mut AsyncPgConnection, f: TokensFilter) -> QueryResul
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
 

@@ -556,7 +556,6 @@ pub async fn count_transcripts_before(
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
 

@@ -184,7 +184,6 @@ pub fn valid_scope(requested: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
 
     use super::*;
 

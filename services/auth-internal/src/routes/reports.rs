@@ -295,7 +295,6 @@ pub async fn tokens_report(
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use chrono::TimeZone;
 

@@ -47,7 +47,6 @@ pub fn hidden_field(token: &str) -> Markup {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]

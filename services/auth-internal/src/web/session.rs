@@ -70,7 +70,6 @@ pub fn read_cookie(req: &HttpRequest, name: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use actix_web::test::TestRequest;
 
     use super::*;

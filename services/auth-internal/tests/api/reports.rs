@@ -19,7 +19,7 @@ fn at(day_time: &str) -> String {
     format!("{T}{day_time}+00")
 }
 
-#[allow(clippy::too_many_arguments)]
+#[expect(clippy::too_many_arguments, reason = "a seeded row takes every column")]
 async fn run(
     app: &TestApp,
     id: &str,

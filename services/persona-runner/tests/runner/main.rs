@@ -9,6 +9,6 @@ mod caching;
 mod helpers;
 mod latency;
 mod lost_claim;
-mod reliability;
 mod otel;
+mod reliability;
 mod scenarios;
