@@ -14,6 +14,7 @@ use types::{
 };
 use utoipa::IntoParams;
 
+use super::responses::{InternalErrors, QueryErrors};
 use crate::{
     db::reports::{self as db, ModulesFilter, Period, TokensFilter, TrendFilter},
     error::AppError,
@@ -133,9 +134,7 @@ pub fn modules_filter(q: &ModulesQuery, now: DateTime<Utc>) -> Result<ModulesFil
     params(ModulesQuery),
     responses(
         (status = 200, description = "Per module: ratings' n, mean, 95 % t-interval, previous period and delta, error share, recent low notes; worst first", body = ModulesReport),
-        (status = 400, description = "A query parameter is invalid (`bad_request`), naming it", body = ApiError),
-        (status = 401, description = "Missing or wrong `X-Service-Key` (`unauthorized`)", body = ApiError),
-        (status = 503, description = "The database is unavailable (`service_unavailable`, `Retry-After`)", body = ApiError),
+        QueryErrors, InternalErrors,
     ),
 )]
 #[get("/reports/modules")]
@@ -190,10 +189,8 @@ pub fn trend_filter(
     params(("module" = String, Path, description = "A module name, e.g. `todo`"), TrendQuery),
     responses(
         (status = 200, description = "Buckets with ratings (oldest first) and the per-persona breakdown (worst first)", body = ModuleTrend),
-        (status = 400, description = "A query parameter is invalid (`bad_request`), naming it", body = ApiError),
-        (status = 401, description = "Missing or wrong `X-Service-Key` (`unauthorized`)", body = ApiError),
         (status = 404, description = "Not a module name (`not_found`)", body = ApiError),
-        (status = 503, description = "The database is unavailable (`service_unavailable`, `Retry-After`)", body = ApiError),
+        QueryErrors, InternalErrors,
     ),
 )]
 #[get("/reports/modules/{module}/trend")]
@@ -224,9 +221,7 @@ pub struct PeriodQuery {
     params(PeriodQuery),
     responses(
         (status = 200, description = "Failed and simulator-failed runs by error class and persona: count, first and last seen, newest example", body = FailuresReport),
-        (status = 400, description = "A query parameter is invalid (`bad_request`), naming it", body = ApiError),
-        (status = 401, description = "Missing or wrong `X-Service-Key` (`unauthorized`)", body = ApiError),
-        (status = 503, description = "The database is unavailable (`service_unavailable`, `Retry-After`)", body = ApiError),
+        QueryErrors, InternalErrors,
     ),
 )]
 #[get("/reports/failures")]
@@ -278,9 +273,7 @@ pub fn tokens_filter(q: &TokensQuery, now: DateTime<Utc>) -> Result<TokensFilter
     params(TokensQuery),
     responses(
         (status = 200, description = "Tokens by bucket, provider, model and kind (input, output, cacheRead, cacheWrite)", body = TokensReport),
-        (status = 400, description = "A query parameter is invalid (`bad_request`), naming it", body = ApiError),
-        (status = 401, description = "Missing or wrong `X-Service-Key` (`unauthorized`)", body = ApiError),
-        (status = 503, description = "The database is unavailable (`service_unavailable`, `Retry-After`)", body = ApiError),
+        QueryErrors, InternalErrors,
     ),
 )]
 #[get("/reports/tokens")]

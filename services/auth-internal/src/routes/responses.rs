@@ -64,6 +64,16 @@ pub enum BodyErrors {
     InvalidBody(ApiError),
 }
 
+/// A query parameter that does not parse or breaks a rule: 400 naming it.
+#[derive(IntoResponses)]
+pub enum QueryErrors {
+    #[response(
+        status = 400,
+        description = "A query parameter is invalid (`bad_request`), naming it"
+    )]
+    BadQuery(ApiError),
+}
+
 /// A lease token that no longer holds the lease.
 #[derive(IntoResponses)]
 pub enum LeaseErrors {

@@ -19,6 +19,7 @@ use types::{
 use utoipa::IntoParams;
 use uuid::Uuid;
 
+use super::responses::{BodyErrors, InternalErrors, QueryErrors};
 use crate::{
     db::{
         personas as personas_db,
@@ -122,12 +123,10 @@ fn validate(persona_id: Uuid, r: &RunRecord) -> Result<(), AppError> {
     responses(
         (status = 201, description = "First snapshot of this run stored", body = RunWritten),
         (status = 200, description = "A newer snapshot stored (`written: true`), or a retry / older snapshot ignored (`written: false`)", body = RunWritten),
-        (status = 400, description = "Malformed JSON or a wrong type (`invalid_body`), naming the field", body = ApiError),
-        (status = 401, description = "Missing or wrong `X-Service-Key` (`unauthorized`)", body = ApiError),
         (status = 404, description = "No such persona (`not_found`)", body = ApiError),
         (status = 413, description = "Raw body over `runs.max_body_bytes` (`payload_too_large`)", body = ApiError),
         (status = 422, description = "The record breaks a rule (`validation_failed`), naming the field", body = ApiError),
-        (status = 503, description = "The database is unavailable (`service_unavailable`, `Retry-After`)", body = ApiError),
+        BodyErrors, InternalErrors,
     ),
 )]
 #[post("/personas/{id}/runs")]
@@ -278,9 +277,7 @@ pub fn run_filter(
     params(RunsQuery),
     responses(
         (status = 200, description = "One page of runs, newest first", body = RunsPage),
-        (status = 400, description = "A query parameter is invalid (`bad_request`), naming it", body = ApiError),
-        (status = 401, description = "Missing or wrong `X-Service-Key` (`unauthorized`)", body = ApiError),
-        (status = 503, description = "The database is unavailable (`service_unavailable`, `Retry-After`)", body = ApiError),
+        QueryErrors, InternalErrors,
     ),
 )]
 #[get("/runs")]
@@ -301,9 +298,8 @@ pub async fn list_runs(
     params(("runId" = String, Path, description = "`<tickId>.<personaId>`")),
     responses(
         (status = 200, description = "The run; `transcript` is null once retention dropped it", body = RunDetail),
-        (status = 401, description = "Missing or wrong `X-Service-Key` (`unauthorized`)", body = ApiError),
         (status = 404, description = "No such run (`not_found`)", body = ApiError),
-        (status = 503, description = "The database is unavailable (`service_unavailable`, `Retry-After`)", body = ApiError),
+        InternalErrors,
     ),
 )]
 #[get("/runs/{runId}")]
