@@ -99,11 +99,15 @@ for url in "$auth" "$persona" "$mission"; do
   code="$(curl -s -o /dev/null -w '%{http_code}' "$url/health")"
   [ "$code" = 200 ] || fail "$url/health answered $code"
 done
-for url in "$persona" "$mission"; do
-  curl -fsS "$url/metrics" | grep -E '_ticks(_total)?\{' | grep -qv ' 0$' || fail "$url/metrics does not count the tick"
+# Read each /metrics whole before matching: `curl | grep -q` under pipefail fails at random
+# when grep exits on its first match while curl is still writing (curl: (23), SIGPIPE).
+p_metrics="$(curl -fsS "$persona/metrics")" || fail "persona-runner /metrics failed"
+m_metrics="$(curl -fsS "$mission/metrics")" || fail "mission-runner /metrics failed"
+for m in "$p_metrics" "$m_metrics"; do
+  grep -E '_ticks(_total)?\{' <<<"$m" | grep -v ' 0$' >/dev/null || fail "a runner's /metrics does not count the tick"
 done
-curl -fsS "$persona/metrics" | grep -q 'mana_persona_runner_llm_requests_total{provider="sim",status="ok"}' \
+grep -qF 'mana_persona_runner_llm_requests_total{provider="sim",status="ok"}' <<<"$p_metrics" \
   || fail "persona-runner /metrics does not count LLM requests"
-curl -fsS "$mission/metrics" | grep -q 'mana_mission_runner_missions_total{result="planned"} 1' \
+grep -qF 'mana_mission_runner_missions_total{result="planned"} 1' <<<"$m_metrics" \
   || fail "mission-runner /metrics does not count the planned mission"
 echo "smoke: passed"
