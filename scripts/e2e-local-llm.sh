@@ -99,8 +99,16 @@ echo "  tool calls:"
 psql "$db_url" -qAtc "SELECT '    ' || tool_name || ' ' || result || coalesce(' — ' || left(error_message, 120), '') || '  ' || left(input::text, 160) FROM persona_actions WHERE persona_id = '$id' ORDER BY id"
 echo "  feedback:"
 psql "$db_url" -qAtc "SELECT '    ' || module || ' ' || coalesce(rating::text, 'null') || ' ' || left(coalesce(notes, ''), 200) FROM persona_feedback WHERE persona_id = '$id'"
-turns="$(curl -fsS "$persona/metrics" | awk '/llm_requests_total\{/ {s += $NF} END {print s + 0}')"
-echo "  model requests: $turns"
+requests="$(curl -fsS "$persona/metrics" | awk '/^llm_requests_total\{/ {s += $NF} END {print s + 0}')"
+echo "  model requests: $requests"
+echo "  run row:"
+psql "$db_url" -qAtc "SELECT '    outcome=' || coalesce(outcome, '?') || ' errorClass=' || coalesce(error_class, '-') || ' turns=' || turns || ' toolCalls=' || tool_calls || ' toolErrors=' || tool_errors || ' firstPromptTokens=' || coalesce(first_prompt_tokens::text, '-') || ' tokens(in/out)=' || tokens_input || '/' || tokens_output || coalesce(' error=' || left(error, 200), '') FROM persona_runs WHERE persona_id = '$id'"
+echo "  rating reply:"
+psql "$db_url" -qAtc "SELECT '    ' || left(coalesce(transcript->>'ratingReply', '(none: no rating turn)'), 400) FROM persona_runs WHERE persona_id = '$id'"
+if [ -n "${E2E_KEEP_TRANSCRIPT:-}" ]; then
+  psql "$db_url" -qAtc "SELECT transcript FROM persona_runs WHERE persona_id = '$id'" >"$E2E_KEEP_TRANSCRIPT"
+  echo "  transcript written to $E2E_KEEP_TRANSCRIPT"
+fi
 
 [ "$(echo "$report" | json 'd["ranSuccessfully"]')" -eq 1 ] || fail "the day did not complete: $report"
 actions="$(psql "$db_url" -qAtc "SELECT count(*) FROM persona_actions WHERE persona_id = '$id'")"

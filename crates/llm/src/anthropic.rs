@@ -6,7 +6,8 @@
 //! - An assistant's `tool_use` blocks are answered by `tool_result` blocks in the very
 //!   next user message, and those come first in its content (text after them).
 //! - Empty text blocks are rejected by the API, so they are never sent.
-//! - `input` / `input_schema` are always JSON objects.
+//! - `input` / `input_schema` are always JSON objects; schemas are full unless
+//!   `LLM_TOOL_SCHEMA=slim` ([`crate::slim`]).
 //! - Prompt caching (on unless `LLM_PROMPT_CACHE=off`): tools in one order (by name), so
 //!   the prefix is byte-identical on every request; `cache_control: {"type":"ephemeral"}`
 //!   at the end of the stable prefix (the shared system block, or the last tool when
@@ -24,6 +25,8 @@ use crate::error::LlmError;
 use crate::http::{JsonCall, post_json, secret_header};
 use crate::model::{ChatRequest, ChatResponse, Message, StopReason, ToolCall};
 use crate::retry::RetryPolicy;
+use crate::settings::ToolSchema;
+use crate::slim::wire_schema;
 
 /// The API version header value this module speaks.
 pub const ANTHROPIC_VERSION: &str = "2023-06-01";
@@ -37,6 +40,8 @@ pub(crate) struct AnthropicProvider {
     pub(crate) model: String,
     /// Whether `cache_control` breakpoints are sent.
     pub(crate) prompt_cache: bool,
+    /// How tool schemas are sent (resolved: `full` or `slim`).
+    pub(crate) tool_schema: ToolSchema,
 }
 
 impl AnthropicProvider {
@@ -52,7 +57,7 @@ impl AnthropicProvider {
             "anthropic-version",
             HeaderValue::from_static(ANTHROPIC_VERSION),
         );
-        let body = request_body(&self.model, req, self.prompt_cache);
+        let body = request_body(&self.model, req, self.prompt_cache, self.tool_schema);
         let value = post_json(
             &self.client,
             policy,
@@ -76,8 +81,14 @@ fn ephemeral() -> Value {
     json!({ "type": "ephemeral" })
 }
 
-/// The exact JSON body for `req`; `cache` adds the prompt-cache breakpoints.
-pub(crate) fn request_body(model: &str, req: &ChatRequest, cache: bool) -> Value {
+/// The exact JSON body for `req`; `cache` adds the prompt-cache breakpoints, `tool_schema`
+/// says how the tools' input schemas are sent.
+pub(crate) fn request_body(
+    model: &str,
+    req: &ChatRequest,
+    cache: bool,
+    tool_schema: ToolSchema,
+) -> Value {
     let mut body = Map::new();
     body.insert("model".into(), json!(model));
     body.insert("max_tokens".into(), json!(req.max_tokens));
@@ -124,7 +135,7 @@ pub(crate) fn request_body(model: &str, req: &ChatRequest, cache: bool) -> Value
                 json!({
                     "name": t.name,
                     "description": t.description,
-                    "input_schema": object_schema(&t.input_schema),
+                    "input_schema": wire_schema(&t.input_schema, tool_schema),
                 })
             })
             .collect();
@@ -337,7 +348,7 @@ mod tests {
             },
         ]));
         req.messages.push(Message::user("and now?"));
-        let body = request_body("claude-x", &req, false);
+        let body = request_body("claude-x", &req, false, ToolSchema::Full);
         assert_eq!(
             body,
             json!({
@@ -368,7 +379,7 @@ mod tests {
 
     #[test]
     fn empty_system_and_no_tools_are_omitted() {
-        let body = request_body("m", &ChatRequest::new("", "hi", 5), true);
+        let body = request_body("m", &ChatRequest::new("", "hi", 5), true, ToolSchema::Full);
         assert!(body.get("system").is_none());
         assert!(body.get("tools").is_none());
         assert!(body.get("temperature").is_none());
@@ -423,7 +434,7 @@ mod tests {
         let mut req = ChatRequest::new("You are Anna.", "Heute ist 2026-12-01.", 64);
         req.shared_system = "Rules of the day.".into();
         req.tools = vec![tool("todo_list"), tool("notes_create"), tool("todo_create")];
-        let body = request_body("m", &req, true);
+        let body = request_body("m", &req, true, ToolSchema::Full);
         assert_eq!(
             body["system"],
             json!([
@@ -462,7 +473,7 @@ mod tests {
             content: "{}".into(),
             is_error: false,
         }]));
-        let next = request_body("m", &req, true);
+        let next = request_body("m", &req, true, ToolSchema::Full);
         assert!(
             next["messages"][0]["content"][0]
                 .get("cache_control")
@@ -480,13 +491,13 @@ mod tests {
 
         // Without a shared block the last tool ends the stable prefix.
         req.shared_system.clear();
-        let body = request_body("m", &req, true);
+        let body = request_body("m", &req, true, ToolSchema::Full);
         assert_eq!(
             body["tools"][2]["cache_control"],
             json!({"type": "ephemeral"})
         );
         // Caching off: no marker anywhere, the system prompt a plain string.
-        let off = request_body("m", &req, false);
+        let off = request_body("m", &req, false, ToolSchema::Full);
         assert!(!off.to_string().contains("cache_control"));
         assert_eq!(off["system"], json!("You are Anna."));
     }

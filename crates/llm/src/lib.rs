@@ -25,6 +25,7 @@ mod otel;
 mod retry;
 mod settings;
 mod sim;
+pub mod slim;
 
 use std::time::Instant;
 
@@ -43,7 +44,7 @@ pub use otel::error_type;
 pub use retry::RetryPolicy;
 pub use settings::{
     DEFAULT_ANTHROPIC_BASE_URL, DEFAULT_ANTHROPIC_MODEL, DEFAULT_OPENAI_BASE_URL,
-    DEFAULT_OPENAI_MODEL, DEFAULT_SIM_MODEL, LlmSettings, ProviderKind, ResolvedProvider,
+    DEFAULT_OPENAI_MODEL, DEFAULT_SIM_MODEL, LlmSettings, ProviderKind, ResolvedProvider, ToolSchema,
 };
 
 use anthropic::AnthropicProvider;
@@ -92,6 +93,7 @@ impl Llm {
                     .ok_or_else(|| LlmError::Config("ANTHROPIC_API_KEY is not set".into()))?,
                 model: resolved.model.clone(),
                 prompt_cache: settings.prompt_cache.unwrap_or(true),
+                tool_schema: resolved.tool_schema,
             }),
             ProviderKind::OpenAi => Provider::OpenAi(OpenAiProvider {
                 client,
@@ -102,6 +104,7 @@ impl Llm {
                     .map(|k| SecretString::from(k.expose_secret().trim()))
                     .filter(|k| !k.expose_secret().is_empty()),
                 model: resolved.model.clone(),
+                tool_schema: resolved.tool_schema,
             }),
             ProviderKind::Sim => Provider::Sim(SimProvider {
                 seed: settings.sim_seed.unwrap_or(0),

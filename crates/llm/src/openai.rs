@@ -11,6 +11,8 @@
 //!   already an object are accepted, unparsable ones become `{}` plus `arguments_error`,
 //!   missing call ids are generated, and tool calls under `finish_reason: "stop"` count as
 //!   [`StopReason::ToolUse`].
+//! - Tool schemas go out full, or slim ([`crate::slim`]) for servers that compile them into
+//!   a grammar (`LLM_TOOL_SCHEMA`; `auto` = slim unless the host is `api.openai.com`).
 //! - The system prompt is one message (`shared_system`, then `system`); tools are sent in
 //!   one order (by name) so the automatic prefix cache of the API can hit.
 //! - Usage: `prompt_tokens` includes `prompt_tokens_details.cached_tokens`, so fresh
@@ -21,11 +23,12 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value, json};
 use types::tick::TokenUsage;
 
-use crate::anthropic::object_schema;
 use crate::error::LlmError;
 use crate::http::{JsonCall, post_json, secret_header};
 use crate::model::{ChatRequest, ChatResponse, Message, StopReason, ToolCall, truncate_chars};
 use crate::retry::RetryPolicy;
+use crate::settings::ToolSchema;
+use crate::slim::wire_schema;
 
 /// Prefix that tells the model a tool result is an error (the wire format has no flag).
 pub const TOOL_ERROR_PREFIX: &str = "[tool error] ";
@@ -37,6 +40,8 @@ pub(crate) struct OpenAiProvider {
     pub(crate) endpoint: String,
     pub(crate) api_key: Option<SecretString>,
     pub(crate) model: String,
+    /// How tool schemas are sent (resolved: `full` or `slim`).
+    pub(crate) tool_schema: ToolSchema,
 }
 
 impl OpenAiProvider {
@@ -57,7 +62,7 @@ impl OpenAiProvider {
                 secret_header(&format!("Bearer {key}"), "OPENAI_API_KEY")?,
             );
         }
-        let body = request_body(&self.model, req);
+        let body = request_body(&self.model, req, self.tool_schema);
         let value = post_json(
             &self.client,
             policy,
@@ -76,8 +81,8 @@ impl OpenAiProvider {
     }
 }
 
-/// The exact JSON body for `req`.
-pub(crate) fn request_body(model: &str, req: &ChatRequest) -> Value {
+/// The exact JSON body for `req`; `tool_schema` says how the tools' input schemas are sent.
+pub(crate) fn request_body(model: &str, req: &ChatRequest, tool_schema: ToolSchema) -> Value {
     let mut messages = Vec::new();
     let system = req.full_system();
     if !system.trim().is_empty() {
@@ -144,7 +149,7 @@ pub(crate) fn request_body(model: &str, req: &ChatRequest) -> Value {
                     "function": {
                         "name": t.name,
                         "description": t.description,
-                        "parameters": object_schema(&t.input_schema),
+                        "parameters": wire_schema(&t.input_schema, tool_schema),
                     },
                 })
             })
@@ -311,7 +316,7 @@ mod tests {
             content: "nope".into(),
             is_error: true,
         }]));
-        let body = request_body("gpt", &req);
+        let body = request_body("gpt", &req, ToolSchema::Full);
         assert_eq!(
             body,
             json!({
@@ -331,9 +336,39 @@ mod tests {
                 "tool_choice": "auto"
             })
         );
-        let plain = request_body("gpt", &ChatRequest::new("", "hi", 1));
+        let plain = request_body("gpt", &ChatRequest::new("", "hi", 1), ToolSchema::Full);
         assert!(plain.get("tools").is_none() && plain.get("tool_choice").is_none());
         assert_eq!(plain["messages"].as_array().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn slim_mode_sends_grammar_friendly_parameters() {
+        let mut req = ChatRequest::new("sys", "hi", 100);
+        req.tools.push(ToolDef {
+            name: "notes_create".into(),
+            description: "Create a note".into(),
+            input_schema: json!({
+                "type": "object",
+                "required": ["body"],
+                "properties": {
+                    "body": {"type": "string", "minLength": 1, "maxLength": 200000},
+                    "color": {"type": "string", "pattern": "^#[0-9a-f]{6}$"}
+                }
+            }),
+        });
+        let parameters = |mode| request_body("m", &req, mode)["tools"][0]["function"]["parameters"].clone();
+        assert_eq!(parameters(ToolSchema::Full), req.tools[0].input_schema);
+        assert_eq!(
+            parameters(ToolSchema::Slim),
+            json!({
+                "type": "object",
+                "required": ["body"],
+                "properties": {
+                    "body": {"type": "string", "minLength": 1, "maxLength": 1000},
+                    "color": {"type": "string"}
+                }
+            })
+        );
     }
 
     #[test]

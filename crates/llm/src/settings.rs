@@ -4,8 +4,9 @@
 //! - Environment names are exactly `LLM_PROVIDER`, `LLM_MODEL`, `ANTHROPIC_API_KEY`,
 //!   `ANTHROPIC_BASE_URL`, `OPENAI_API_KEY`, `OPENAI_BASE_URL`, `LLM_TIMEOUT_SECS`,
 //!   `LLM_MAX_ATTEMPTS`, `LLM_SIM_SEED`, `LLM_PROMPT_CACHE` (`on` by default: Anthropic
-//!   `cache_control` breakpoints; `off` sends none). An empty value counts as unset (compose files
-//!   often write `ANTHROPIC_API_KEY=`).
+//!   `cache_control` breakpoints; `off` sends none), `LLM_TOOL_SCHEMA` (`auto` by default:
+//!   see [`ToolSchema`]). An empty value counts as unset (compose files often write
+//!   `ANTHROPIC_API_KEY=`).
 //! - Resolution: an explicit `LLM_PROVIDER` wins; else Anthropic when its key is set; else
 //!   OpenAI-compatible when its key or base URL is set; else `sim`, with a reason the
 //!   services log loudly and show in /health.
@@ -86,6 +87,73 @@ impl FromStr for ProviderKind {
     }
 }
 
+/// How tool input schemas are sent (`LLM_TOOL_SCHEMA`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ToolSchema {
+    /// `slim` for an OpenAI-compatible server that is not `api.openai.com` (local and
+    /// third-party servers, which often compile schemas into a grammar), else `full`.
+    #[default]
+    Auto,
+    /// The schemas exactly as the tools define them.
+    Full,
+    /// [`crate::slim::slim_schema`]: long length bounds capped, `pattern` and exotic
+    /// `format`s dropped; the tool server still validates the full schema.
+    Slim,
+}
+
+impl ToolSchema {
+    /// `auto`, `full` or `slim`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::Full => "full",
+            Self::Slim => "slim",
+        }
+    }
+
+    /// What `auto` means for `kind` at `endpoint`: `full` or `slim`, never `auto`.
+    pub fn resolve(self, kind: ProviderKind, endpoint: Option<&str>) -> Self {
+        match self {
+            Self::Auto if kind == ProviderKind::OpenAi && !is_openai_host(endpoint) => Self::Slim,
+            Self::Auto => Self::Full,
+            other => other,
+        }
+    }
+}
+
+impl FromStr for ToolSchema {
+    type Err = LlmError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "auto" => Ok(Self::Auto),
+            "full" => Ok(Self::Full),
+            "slim" => Ok(Self::Slim),
+            other => Err(LlmError::Config(format!(
+                "LLM_TOOL_SCHEMA must be auto, full or slim, not {other:?}"
+            ))),
+        }
+    }
+}
+
+/// Whether `endpoint` is OpenAI's own API (`api.openai.com`, any scheme, port or path).
+fn is_openai_host(endpoint: Option<&str>) -> bool {
+    let Some(url) = endpoint else { return false };
+    let rest = url
+        .split_once("://")
+        .map_or(url, |(_, rest)| rest)
+        .to_ascii_lowercase();
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, h)| h)
+        .split(':')
+        .next()
+        .unwrap_or_default();
+    host == "api.openai.com"
+}
+
 /// LLM configuration as read from the environment or a config file. Every field is
 /// optional; [`LlmSettings::resolve`] decides what they mean together.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -112,6 +180,8 @@ pub struct LlmSettings {
     /// `LLM_PROMPT_CACHE`: `Some(false)` turns Anthropic prompt-cache breakpoints off;
     /// `None` means on.
     pub prompt_cache: Option<bool>,
+    /// `LLM_TOOL_SCHEMA`: `None` means [`ToolSchema::Auto`].
+    pub tool_schema: Option<ToolSchema>,
 }
 
 /// The outcome of [`LlmSettings::resolve`].
@@ -125,6 +195,8 @@ pub struct ResolvedProvider {
     pub endpoint: Option<String>,
     /// Why `sim` answers, when it does.
     pub sim_reason: Option<String>,
+    /// How tool schemas are sent: `full` or `slim` (`auto` resolved).
+    pub tool_schema: ToolSchema,
 }
 
 const SIM_FALLBACK_REASON: &str = "no LLM configured: set LLM_PROVIDER (anthropic|openai) with \
@@ -154,6 +226,7 @@ impl LlmSettings {
             prompt_cache: get("LLM_PROMPT_CACHE")
                 .map(|v| parse_switch(&v, "LLM_PROMPT_CACHE"))
                 .transpose()?,
+            tool_schema: get("LLM_TOOL_SCHEMA").map(|v| v.parse()).transpose()?,
         };
         settings.resolve()?;
         Ok(settings)
@@ -208,11 +281,16 @@ impl LlmSettings {
             .filter(|m| !m.is_empty())
             .unwrap_or(kind.default_model())
             .to_string();
+        let tool_schema = self
+            .tool_schema
+            .unwrap_or_default()
+            .resolve(kind, endpoint.as_deref());
         Ok(ResolvedProvider {
             kind,
             model,
             endpoint,
             sim_reason,
+            tool_schema,
         })
     }
 
@@ -342,6 +420,57 @@ mod tests {
         );
         let err = from(&[("LLM_PROMPT_CACHE", "maybe")]).unwrap_err();
         assert!(err.to_string().contains("LLM_PROMPT_CACHE"), "{err}");
+    }
+
+    #[test]
+    fn tool_schema_is_slim_for_compatible_servers_only() {
+        let schema = |pairs: &[(&str, &str)]| from(pairs).unwrap().resolve().unwrap().tool_schema;
+        // Local and third-party OpenAI-compatible servers: slim by default.
+        assert_eq!(
+            schema(&[("OPENAI_BASE_URL", "http://127.0.0.1:8000/v1")]),
+            ToolSchema::Slim
+        );
+        assert_eq!(
+            schema(&[
+                ("OPENAI_API_KEY", "k"),
+                ("OPENAI_BASE_URL", "https://openrouter.ai/api/v1")
+            ]),
+            ToolSchema::Slim
+        );
+        // A look-alike host is not OpenAI.
+        assert_eq!(
+            schema(&[("OPENAI_BASE_URL", "https://api.openai.com.evil.example/v1")]),
+            ToolSchema::Slim
+        );
+        // OpenAI itself (default base or spelled out), Anthropic and sim: full.
+        assert_eq!(schema(&[("OPENAI_API_KEY", "k")]), ToolSchema::Full);
+        assert_eq!(
+            schema(&[
+                ("OPENAI_API_KEY", "k"),
+                ("OPENAI_BASE_URL", "https://API.openai.com:443/v1/")
+            ]),
+            ToolSchema::Full
+        );
+        assert_eq!(schema(&[("ANTHROPIC_API_KEY", "a")]), ToolSchema::Full);
+        assert_eq!(schema(&[]), ToolSchema::Full);
+        // An explicit choice wins everywhere.
+        assert_eq!(
+            schema(&[
+                ("OPENAI_BASE_URL", "http://127.0.0.1:8000/v1"),
+                ("LLM_TOOL_SCHEMA", "FULL")
+            ]),
+            ToolSchema::Full
+        );
+        assert_eq!(
+            schema(&[("OPENAI_API_KEY", "k"), ("LLM_TOOL_SCHEMA", "slim")]),
+            ToolSchema::Slim
+        );
+        assert_eq!(
+            schema(&[("ANTHROPIC_API_KEY", "a"), ("LLM_TOOL_SCHEMA", "slim")]),
+            ToolSchema::Slim
+        );
+        let err = from(&[("LLM_TOOL_SCHEMA", "tiny")]).unwrap_err();
+        assert!(err.to_string().contains("LLM_TOOL_SCHEMA"), "{err}");
     }
 
     #[test]

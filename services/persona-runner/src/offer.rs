@@ -232,6 +232,65 @@ mod tests {
         );
     }
 
+    /// Largest `maxLength`/`maxItems` anywhere in `schema`, and whether it has a `pattern`
+    /// keyword (only at schema positions: property maps are walked by their values).
+    fn grammar_load(schema: &serde_json::Value) -> (u64, bool) {
+        use serde_json::Value;
+        let Value::Object(o) = schema else {
+            return (0, false);
+        };
+        let mut bound = ["maxLength", "maxItems"]
+            .iter()
+            .filter_map(|k| o.get(*k).and_then(Value::as_u64))
+            .max()
+            .unwrap_or(0);
+        let mut pattern = o.contains_key("pattern");
+        let mut visit = |v: &Value| {
+            let (b, p) = grammar_load(v);
+            bound = bound.max(b);
+            pattern |= p;
+        };
+        for (k, v) in o {
+            match (k.as_str(), v) {
+                ("properties" | "$defs", Value::Object(m)) => m.values().for_each(&mut visit),
+                ("anyOf" | "oneOf" | "allOf" | "prefixItems", Value::Array(a)) => {
+                    a.iter().for_each(&mut visit);
+                }
+                ("items" | "additionalProperties" | "not", v) => visit(v),
+                _ => {}
+            }
+        }
+        (bound, pattern)
+    }
+
+    #[test]
+    fn slim_schemas_of_every_tool_stay_under_the_llama_cpp_grammar_limit() {
+        // llama.cpp's grammar parser gives up on a string of maxLength 1,500 (measured with
+        // llama-cpp-python 0.3.36, and its server then dies); the full schemas go far past it.
+        const LLAMA_CPP_FAILS_AT: u64 = 1_500;
+        let (all, _) = mcp_tools();
+        let full_max = all
+            .iter()
+            .map(|t| grammar_load(&t.input_schema).0)
+            .max()
+            .unwrap_or(0);
+        assert!(full_max >= LLAMA_CPP_FAILS_AT, "full schemas peak at {full_max}");
+        assert!(all.iter().any(|t| grammar_load(&t.input_schema).1));
+        for t in &all {
+            let slim = llm::slim::slim_schema(&t.input_schema);
+            let (bound, pattern) = grammar_load(&slim);
+            assert!(bound < LLAMA_CPP_FAILS_AT, "{}: bound {bound}", t.name);
+            assert!(!pattern, "{}: a pattern is left", t.name);
+            assert_eq!(slim["required"], t.input_schema["required"], "{}", t.name);
+            let props = |s: &serde_json::Value| {
+                s["properties"]
+                    .as_object()
+                    .map(|m| m.keys().cloned().collect::<Vec<_>>())
+            };
+            assert_eq!(props(&slim), props(&t.input_schema), "{}", t.name);
+        }
+    }
+
     #[test]
     fn mix_offers_only_weighted_modules_sorted() {
         let (all, modules) = mcp_tools();

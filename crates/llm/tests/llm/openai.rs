@@ -234,3 +234,41 @@ async fn cached_prompt_tokens_are_reported_apart() {
     );
     assert_eq!(usage.prompt(), 1324);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_local_server_gets_slim_tool_schemas_unless_full_is_asked_for() {
+    let fake = FakeLlm::start().await.unwrap();
+    fake.set_openai_auth(AuthRule::NotRequired);
+    let mut req = request_with_tools("Write it down.");
+    req.tools[0].input_schema["properties"]["notes"] =
+        json!({"type": "string", "maxLength": 200000, "pattern": "^.*$"});
+    let sent_notes = |pairs: &[(&str, String)]| {
+        let llm = Llm::from_settings(&settings(pairs), reqwest::Client::new())
+            .unwrap()
+            .with_retry_policy(fast_policy());
+        let req = req.clone();
+        let fake = &fake;
+        async move {
+            llm.chat(&req).await.unwrap();
+            let last = fake.requests_to(Api::OpenAi).pop().unwrap();
+            assert_eq!(last.rejection, None);
+            let tool = &last.body["tools"].as_array().unwrap()[1];
+            assert_eq!(tool["function"]["name"], "todo_create");
+            tool["function"]["parameters"]["properties"]["notes"].clone()
+        }
+    };
+    let base = fake.openai_base_url();
+    // A keyless local server (llama.cpp, Ollama, vLLM): slim by default.
+    assert_eq!(
+        sent_notes(&[("OPENAI_BASE_URL", base.clone())]).await,
+        json!({"type": "string", "maxLength": 1000})
+    );
+    assert_eq!(
+        sent_notes(&[
+            ("OPENAI_BASE_URL", base),
+            ("LLM_TOOL_SCHEMA", "full".into())
+        ])
+        .await,
+        json!({"type": "string", "maxLength": 200000, "pattern": "^.*$"})
+    );
+}
