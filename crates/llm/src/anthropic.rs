@@ -13,7 +13,8 @@
 //!   at the end of the stable prefix (the shared system block, or the last tool when
 //!   there is none), on the request-specific system block, and on the last block of the
 //!   newest message, so each turn reads what the previous turn wrote. That is at most 3
-//!   of the API's 4 breakpoints. Usage keeps the four kinds apart: `input_tokens`
+//!   of the API's 4 breakpoints. `LLM_PROMPT_CACHE=1h` gives the stable-prefix breakpoint
+//!   `ttl: "1h"` (it comes first, so no 1h marker ever follows a 5m one). Usage keeps the four kinds apart: `input_tokens`
 //!   excludes `cache_read_input_tokens` and `cache_creation_input_tokens`.
 
 use reqwest::header::{HeaderMap, HeaderValue};
@@ -25,7 +26,7 @@ use crate::error::LlmError;
 use crate::http::{JsonCall, post_json, secret_header};
 use crate::model::{ChatRequest, ChatResponse, Message, StopReason, ToolCall};
 use crate::retry::RetryPolicy;
-use crate::settings::ToolSchema;
+use crate::settings::{PromptCache, ToolSchema};
 use crate::slim::wire_schema;
 
 /// The API version header value this module speaks.
@@ -39,7 +40,7 @@ pub(crate) struct AnthropicProvider {
     pub(crate) api_key: SecretString,
     pub(crate) model: String,
     /// Whether `cache_control` breakpoints are sent.
-    pub(crate) prompt_cache: bool,
+    pub(crate) prompt_cache: PromptCache,
     /// How tool schemas are sent (resolved: `full` or `slim`).
     pub(crate) tool_schema: ToolSchema,
 }
@@ -76,34 +77,45 @@ impl AnthropicProvider {
     }
 }
 
-/// The breakpoint marker.
+/// The breakpoint marker (default 5-minute lifetime).
 fn ephemeral() -> Value {
     json!({ "type": "ephemeral" })
 }
 
-/// The exact JSON body for `req`; `cache` adds the prompt-cache breakpoints, `tool_schema`
-/// says how the tools' input schemas are sent.
+/// The marker at the end of the stable prefix: an hour with `LLM_PROMPT_CACHE=1h`. It is
+/// the first breakpoint of a request, so the API's rule that a longer lifetime never
+/// follows a shorter one holds.
+fn prefix_marker(cache: PromptCache) -> Value {
+    match cache {
+        PromptCache::OneHour => json!({ "type": "ephemeral", "ttl": "1h" }),
+        PromptCache::On | PromptCache::Off => ephemeral(),
+    }
+}
+
+/// The exact JSON body for `req`; `cache` says which prompt-cache breakpoints are added,
+/// `tool_schema` how the tools' input schemas are sent.
 pub(crate) fn request_body(
     model: &str,
     req: &ChatRequest,
-    cache: bool,
+    cache: PromptCache,
     tool_schema: ToolSchema,
 ) -> Value {
+    let on = cache.is_on();
     let mut body = Map::new();
     body.insert("model".into(), json!(model));
     body.insert("max_tokens".into(), json!(req.max_tokens));
     let shared = text_block(&req.shared_system);
     let specific = text_block(&req.system);
-    if shared.is_some() || (cache && specific.is_some()) {
+    if shared.is_some() || (on && specific.is_some()) {
         let mut blocks = Vec::new();
         if let Some(mut b) = shared.clone() {
-            if cache {
-                b["cache_control"] = ephemeral();
+            if on {
+                b["cache_control"] = prefix_marker(cache);
             }
             blocks.push(b);
         }
         if let Some(mut b) = specific {
-            if cache {
+            if on {
                 b["cache_control"] = ephemeral();
             }
             blocks.push(b);
@@ -113,7 +125,7 @@ pub(crate) fn request_body(
         body.insert("system".into(), json!(req.system));
     }
     let mut messages = messages(req);
-    if cache
+    if on
         && let Some(last) = messages
             .last_mut()
             .and_then(|m| m.get_mut("content"))
@@ -140,11 +152,11 @@ pub(crate) fn request_body(
             })
             .collect();
         // Without a shared system block the tools are the whole stable prefix.
-        if cache
+        if on
             && shared.is_none()
             && let Some(last) = tools.last_mut()
         {
-            last["cache_control"] = ephemeral();
+            last["cache_control"] = prefix_marker(cache);
         }
         body.insert("tools".into(), Value::Array(tools));
     }
@@ -348,7 +360,7 @@ mod tests {
             },
         ]));
         req.messages.push(Message::user("and now?"));
-        let body = request_body("claude-x", &req, false, ToolSchema::Full);
+        let body = request_body("claude-x", &req, PromptCache::Off, ToolSchema::Full);
         assert_eq!(
             body,
             json!({
@@ -379,7 +391,12 @@ mod tests {
 
     #[test]
     fn empty_system_and_no_tools_are_omitted() {
-        let body = request_body("m", &ChatRequest::new("", "hi", 5), true, ToolSchema::Full);
+        let body = request_body(
+            "m",
+            &ChatRequest::new("", "hi", 5),
+            PromptCache::On,
+            ToolSchema::Full,
+        );
         assert!(body.get("system").is_none());
         assert!(body.get("tools").is_none());
         assert!(body.get("temperature").is_none());
@@ -434,7 +451,7 @@ mod tests {
         let mut req = ChatRequest::new("You are Anna.", "Heute ist 2026-12-01.", 64);
         req.shared_system = "Rules of the day.".into();
         req.tools = vec![tool("todo_list"), tool("notes_create"), tool("todo_create")];
-        let body = request_body("m", &req, true, ToolSchema::Full);
+        let body = request_body("m", &req, PromptCache::On, ToolSchema::Full);
         assert_eq!(
             body["system"],
             json!([
@@ -473,7 +490,7 @@ mod tests {
             content: "{}".into(),
             is_error: false,
         }]));
-        let next = request_body("m", &req, true, ToolSchema::Full);
+        let next = request_body("m", &req, PromptCache::On, ToolSchema::Full);
         assert!(
             next["messages"][0]["content"][0]
                 .get("cache_control")
@@ -491,13 +508,23 @@ mod tests {
 
         // Without a shared block the last tool ends the stable prefix.
         req.shared_system.clear();
-        let body = request_body("m", &req, true, ToolSchema::Full);
+        let body = request_body("m", &req, PromptCache::On, ToolSchema::Full);
         assert_eq!(
             body["tools"][2]["cache_control"],
             json!({"type": "ephemeral"})
         );
+        // 1h: the stable-prefix marker (here the last tool) lives an hour, the rest 5m.
+        let hour = request_body("m", &req, PromptCache::OneHour, ToolSchema::Full);
+        assert_eq!(
+            hour["tools"][2]["cache_control"],
+            json!({"type": "ephemeral", "ttl": "1h"})
+        );
+        assert_eq!(
+            hour["system"][0]["cache_control"],
+            json!({"type": "ephemeral"})
+        );
         // Caching off: no marker anywhere, the system prompt a plain string.
-        let off = request_body("m", &req, false, ToolSchema::Full);
+        let off = request_body("m", &req, PromptCache::Off, ToolSchema::Full);
         assert!(!off.to_string().contains("cache_control"));
         assert_eq!(off["system"], json!("You are Anna."));
     }

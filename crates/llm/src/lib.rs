@@ -44,7 +44,8 @@ pub use otel::error_type;
 pub use retry::RetryPolicy;
 pub use settings::{
     DEFAULT_ANTHROPIC_BASE_URL, DEFAULT_ANTHROPIC_MODEL, DEFAULT_OPENAI_BASE_URL,
-    DEFAULT_OPENAI_MODEL, DEFAULT_SIM_MODEL, LlmSettings, ProviderKind, ResolvedProvider, ToolSchema,
+    DEFAULT_OPENAI_MODEL, DEFAULT_SIM_MODEL, LlmSettings, PromptCache, ProviderKind,
+    ResolvedProvider, ToolSchema,
 };
 
 use anthropic::AnthropicProvider;
@@ -92,7 +93,7 @@ impl Llm {
                     .map(|k| SecretString::from(k.expose_secret().trim()))
                     .ok_or_else(|| LlmError::Config("ANTHROPIC_API_KEY is not set".into()))?,
                 model: resolved.model.clone(),
-                prompt_cache: settings.prompt_cache.unwrap_or(true),
+                prompt_cache: settings.prompt_cache.unwrap_or_default(),
                 tool_schema: resolved.tool_schema,
             }),
             ProviderKind::OpenAi => Provider::OpenAi(OpenAiProvider {

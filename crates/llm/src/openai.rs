@@ -356,7 +356,8 @@ mod tests {
                 }
             }),
         });
-        let parameters = |mode| request_body("m", &req, mode)["tools"][0]["function"]["parameters"].clone();
+        let parameters =
+            |mode| request_body("m", &req, mode)["tools"][0]["function"]["parameters"].clone();
         assert_eq!(parameters(ToolSchema::Full), req.tools[0].input_schema);
         assert_eq!(
             parameters(ToolSchema::Slim),
@@ -428,6 +429,34 @@ mod tests {
                 cache_write: 0
             }
         );
+    }
+
+    #[test]
+    fn a_real_llama_cpp_python_reply_is_decoded() {
+        // Captured from llama-cpp-python 0.3.36 (`chatml-function-calling`, SmolLM2-135M):
+        // `content: null`, the legacy `function_call` beside `tool_calls`, and arguments
+        // whose string holds a raw newline (a control character JSON forbids).
+        let raw = r#"{"id":"chatcmpl-a7c18753-dbed-4f32-af66-53199d792216","object":"chat.completion","created":1796132482,"model":"x","choices":[{"index":0,"message":{"content":null,"tool_calls":[{"id":"call__0_notes_create_cmpl-5ebbb0e0-b5a0-4496-905b-2bc95276177c","type":"function","function":{"name":"notes_create","arguments":"{\"title\": \"Serve yourself right\", \"body\": \"]\n\" }"}}],"role":"assistant","function_call":{"name":"notes_create:","arguments":"{\"title\": \"Serve yourself right\", \"body\": \"]\n\" }"}},"logprobs":null,"finish_reason":"tool_calls"}],"usage":{"prompt_tokens":259,"completion_tokens":18,"total_tokens":277}}"#;
+        let v: Value = serde_json::from_str(raw).unwrap();
+        let r = parse_response(&v, "m").unwrap();
+        assert_eq!(r.stop, StopReason::ToolUse);
+        assert_eq!(r.text, None);
+        assert_eq!(r.tool_calls.len(), 1);
+        let call = &r.tool_calls[0];
+        assert_eq!(call.name, "notes_create");
+        assert_eq!(
+            call.id,
+            "call__0_notes_create_cmpl-5ebbb0e0-b5a0-4496-905b-2bc95276177c"
+        );
+        // Not valid JSON: the call is kept (answered as a tool error), its input is `{}`.
+        assert_eq!(call.arguments, json!({}));
+        assert!(
+            call.arguments_error
+                .as_deref()
+                .is_some_and(|e| e.contains("not valid JSON")),
+            "{call:?}"
+        );
+        assert_eq!(r.usage.prompt(), 259);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! - Environment names are exactly `LLM_PROVIDER`, `LLM_MODEL`, `ANTHROPIC_API_KEY`,
 //!   `ANTHROPIC_BASE_URL`, `OPENAI_API_KEY`, `OPENAI_BASE_URL`, `LLM_TIMEOUT_SECS`,
 //!   `LLM_MAX_ATTEMPTS`, `LLM_SIM_SEED`, `LLM_PROMPT_CACHE` (`on` by default: Anthropic
-//!   `cache_control` breakpoints; `off` sends none), `LLM_TOOL_SCHEMA` (`auto` by default:
+//!   `cache_control` breakpoints; `off` sends none; `1h`: see [`PromptCache`]), `LLM_TOOL_SCHEMA` (`auto` by default:
 //!   see [`ToolSchema`]). An empty value counts as unset (compose files often write
 //!   `ANTHROPIC_API_KEY=`).
 //! - Resolution: an explicit `LLM_PROVIDER` wins; else Anthropic when its key is set; else
@@ -82,6 +82,56 @@ impl FromStr for ProviderKind {
             "sim" => Ok(Self::Sim),
             other => Err(LlmError::Config(format!(
                 "LLM_PROVIDER must be anthropic, openai or sim, not {other:?}"
+            ))),
+        }
+    }
+}
+
+/// Anthropic prompt caching (`LLM_PROMPT_CACHE`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum PromptCache {
+    /// No `cache_control` breakpoints.
+    #[serde(rename = "off")]
+    Off,
+    /// Breakpoints with the default 5-minute lifetime (`on`, `5m`).
+    #[default]
+    #[serde(rename = "on", alias = "5m")]
+    On,
+    /// The stable prefix (tools + shared system) lives an hour (`ttl: "1h"`), so the
+    /// next day of a persona with the same tools reads it even when days are more than
+    /// 5 minutes apart; the persona block and the newest message keep 5 minutes (the
+    /// turns of one day are seconds apart). Anthropic bills a 1-hour write 2× an input
+    /// token (a 5-minute one 1.25×).
+    #[serde(rename = "1h")]
+    OneHour,
+}
+
+impl PromptCache {
+    /// `off`, `on` or `1h`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Off => "off",
+            Self::On => "on",
+            Self::OneHour => "1h",
+        }
+    }
+
+    /// Whether breakpoints are sent at all.
+    pub fn is_on(self) -> bool {
+        self != Self::Off
+    }
+}
+
+impl FromStr for PromptCache {
+    type Err = LlmError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "on" | "true" | "1" | "yes" | "5m" => Ok(Self::On),
+            "off" | "false" | "0" | "no" => Ok(Self::Off),
+            "1h" => Ok(Self::OneHour),
+            _ => Err(LlmError::Config(format!(
+                "LLM_PROMPT_CACHE must be on, off or 1h, not {s:?}"
             ))),
         }
     }
@@ -177,9 +227,8 @@ pub struct LlmSettings {
     pub max_attempts: Option<u32>,
     /// `LLM_SIM_SEED`: the sim provider's base seed.
     pub sim_seed: Option<u64>,
-    /// `LLM_PROMPT_CACHE`: `Some(false)` turns Anthropic prompt-cache breakpoints off;
-    /// `None` means on.
-    pub prompt_cache: Option<bool>,
+    /// `LLM_PROMPT_CACHE`: `None` means [`PromptCache::On`].
+    pub prompt_cache: Option<PromptCache>,
     /// `LLM_TOOL_SCHEMA`: `None` means [`ToolSchema::Auto`].
     pub tool_schema: Option<ToolSchema>,
 }
@@ -223,9 +272,7 @@ impl LlmSettings {
             timeout_secs: parse_num(get("LLM_TIMEOUT_SECS"), "LLM_TIMEOUT_SECS", 1)?,
             max_attempts: parse_num(get("LLM_MAX_ATTEMPTS"), "LLM_MAX_ATTEMPTS", 1)?,
             sim_seed: parse_num(get("LLM_SIM_SEED"), "LLM_SIM_SEED", 0)?,
-            prompt_cache: get("LLM_PROMPT_CACHE")
-                .map(|v| parse_switch(&v, "LLM_PROMPT_CACHE"))
-                .transpose()?,
+            prompt_cache: get("LLM_PROMPT_CACHE").map(|v| v.parse()).transpose()?,
             tool_schema: get("LLM_TOOL_SCHEMA").map(|v| v.parse()).transpose()?,
         };
         settings.resolve()?;
@@ -304,17 +351,6 @@ impl LlmSettings {
             policy.max_attempts = n;
         }
         policy
-    }
-}
-
-/// `on|off|true|false|1|0|yes|no` (any case).
-fn parse_switch(value: &str, name: &str) -> Result<bool, LlmError> {
-    match value.trim().to_ascii_lowercase().as_str() {
-        "on" | "true" | "1" | "yes" => Ok(true),
-        "off" | "false" | "0" | "no" => Ok(false),
-        _ => Err(LlmError::Config(format!(
-            "{name} must be on or off, not {value:?}"
-        ))),
     }
 }
 
@@ -410,14 +446,14 @@ mod tests {
     #[test]
     fn prompt_cache_switch() {
         assert_eq!(from(&[]).unwrap().prompt_cache, None);
-        assert_eq!(
-            from(&[("LLM_PROMPT_CACHE", "off")]).unwrap().prompt_cache,
-            Some(false)
-        );
-        assert_eq!(
-            from(&[("LLM_PROMPT_CACHE", "ON")]).unwrap().prompt_cache,
-            Some(true)
-        );
+        let cache = |v: &str| from(&[("LLM_PROMPT_CACHE", v)]).unwrap().prompt_cache;
+        assert_eq!(cache("off"), Some(PromptCache::Off));
+        assert_eq!(cache("ON"), Some(PromptCache::On));
+        assert_eq!(cache("5m"), Some(PromptCache::On));
+        assert_eq!(cache("1H"), Some(PromptCache::OneHour));
+        let s: LlmSettings =
+            serde_json::from_value(serde_json::json!({"prompt_cache": "1h"})).unwrap();
+        assert_eq!(s.prompt_cache, Some(PromptCache::OneHour));
         let err = from(&[("LLM_PROMPT_CACHE", "maybe")]).unwrap_err();
         assert!(err.to_string().contains("LLM_PROMPT_CACHE"), "{err}");
     }

@@ -229,16 +229,10 @@ mod tests {
         );
         let p = &slim["properties"];
         assert_eq!(p["pair"]["prefixItems"][0]["maxLength"], json!(1000));
-        assert_eq!(
-            p["extra"]["additionalProperties"]["maxLength"],
-            json!(1000)
-        );
+        assert_eq!(p["extra"]["additionalProperties"]["maxLength"], json!(1000));
         assert_eq!(p["not_that"]["not"], json!({"type": "string"}));
         // Not a schema position: left exactly as it was.
-        assert_eq!(
-            slim["enum_values_untouched"],
-            full["enum_values_untouched"]
-        );
+        assert_eq!(slim["enum_values_untouched"], full["enum_values_untouched"]);
         // Non-objects pass through.
         assert_eq!(slim_schema(&json!(true)), json!(true));
     }

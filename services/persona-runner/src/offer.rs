@@ -274,7 +274,10 @@ mod tests {
             .map(|t| grammar_load(&t.input_schema).0)
             .max()
             .unwrap_or(0);
-        assert!(full_max >= LLAMA_CPP_FAILS_AT, "full schemas peak at {full_max}");
+        assert!(
+            full_max >= LLAMA_CPP_FAILS_AT,
+            "full schemas peak at {full_max}"
+        );
         assert!(all.iter().any(|t| grammar_load(&t.input_schema).1));
         for t in &all {
             let slim = llm::slim::slim_schema(&t.input_schema);

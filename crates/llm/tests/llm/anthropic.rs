@@ -268,6 +268,66 @@ async fn prompt_cache_off_sends_no_breakpoints_and_reads_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn one_hour_prefix_outlives_thirty_quiet_minutes() {
+    let llm_with = |fake: &FakeLlm, cache: &str| {
+        let s = settings(&[
+            ("ANTHROPIC_API_KEY", ANTHROPIC_KEY.to_string()),
+            ("ANTHROPIC_BASE_URL", fake.base_url()),
+            ("LLM_PROMPT_CACHE", cache.to_string()),
+        ]);
+        llm::Llm::from_settings(&s, reqwest::Client::new())
+            .unwrap()
+            .with_retry_policy(fast_policy())
+    };
+    let fake = FakeLlm::start().await.unwrap();
+    fake.enable_prompt_cache(fake_llm::DEFAULT_MIN_CACHEABLE_TOKENS);
+    let hour = llm_with(&fake, "1h");
+    let mut req = long_request();
+    fake.push_anthropic(Reply::tool_call("todo_create", json!({"title": "x"})));
+    let first = hour.chat(&req).await.unwrap();
+    assert!(first.usage.cache_write > 2000, "{:?}", first.usage);
+    answer_calls(&mut req, &first);
+    hour.chat(&req).await.unwrap();
+    let recorded = fake.requests();
+    // The validating fake enforces 5m/1h only and no 1h marker after a 5m one.
+    assert!(
+        recorded.iter().all(|r| r.rejection.is_none()),
+        "{recorded:?}"
+    );
+    let body = &recorded[1].body;
+    assert_eq!(
+        body["system"][0]["cache_control"],
+        json!({"type": "ephemeral", "ttl": "1h"}),
+        "the shared prefix lives an hour"
+    );
+    assert_eq!(
+        body["system"][1]["cache_control"],
+        json!({"type": "ephemeral"})
+    );
+    let newest = body["messages"].as_array().unwrap().last().unwrap();
+    let last_block = newest["content"].as_array().unwrap().last().unwrap();
+    assert_eq!(last_block["cache_control"], json!({"type": "ephemeral"}));
+
+    // Thirty minutes later (the next day of a persona): the prefix is still read.
+    fake.advance_cache_clock(std::time::Duration::from_secs(30 * 60));
+    let later = hour.chat(&long_request()).await.unwrap().usage;
+    assert!(
+        later.cache_read > 2000 && later.cache_read + 200 >= first.usage.cache_write,
+        "{later:?} vs {:?}",
+        first.usage
+    );
+
+    // With the default 5-minute lifetime the same gap finds nothing.
+    let fake5 = FakeLlm::start().await.unwrap();
+    fake5.enable_prompt_cache(fake_llm::DEFAULT_MIN_CACHEABLE_TOKENS);
+    let five = llm_with(&fake5, "on");
+    assert!(five.chat(&long_request()).await.unwrap().usage.cache_write > 2000);
+    fake5.advance_cache_clock(std::time::Duration::from_secs(30 * 60));
+    let cold = five.chat(&long_request()).await.unwrap().usage;
+    assert_eq!(cold.cache_read, 0, "{cold:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn context_length_errors_are_final_and_classified() {
     let fake = FakeLlm::start().await.unwrap();
     fake.push_anthropic(Reply::Error {
