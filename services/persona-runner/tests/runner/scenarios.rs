@@ -660,3 +660,122 @@ async fn health_diag_and_a_missing_service_key() {
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(health["authInternal"]["reachable"], false);
 }
+
+/// A completion exactly as llama-cpp-python 0.3.36 (`chatml-function-calling`) sends it:
+/// `content: null`, the legacy `function_call` beside `tool_calls`, its call-id scheme.
+fn llama_cpp_tool_call(name: &str, arguments: &str, n: u32) -> Reply {
+    let cmpl = format!("cmpl-00000000-0000-0000-0000-00000000000{n}");
+    Reply::Json {
+        status: 200,
+        body: json!({
+            "id": format!("chat{cmpl}"), "object": "chat.completion", "created": 1_796_132_482,
+            "model": "smollm2",
+            "choices": [{"index": 0, "logprobs": null, "finish_reason": "tool_calls", "message": {
+                "role": "assistant", "content": null,
+                "tool_calls": [{"id": format!("call__0_{name}_{cmpl}"), "type": "function",
+                    "function": {"name": name, "arguments": arguments}}],
+                "function_call": {"name": name, "arguments": arguments}}}],
+            "usage": {"prompt_tokens": 3768, "completion_tokens": 20, "total_tokens": 3788}
+        }),
+        headers: Vec::new(),
+    }
+}
+
+fn llama_cpp_text(text: &str) -> Reply {
+    Reply::Json {
+        status: 200,
+        body: json!({
+            "id": "chatcmpl-text", "object": "chat.completion", "created": 1_796_132_490,
+            "model": "smollm2",
+            "choices": [{"index": 0, "logprobs": null, "finish_reason": "stop",
+                "message": {"role": "assistant", "content": text}}],
+            "usage": {"prompt_tokens": 900, "completion_tokens": 40, "total_tokens": 940}
+        }),
+        headers: Vec::new(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_llama_cpp_server_day_survives_broken_arguments_and_prose_ratings() {
+    let auth = Auth::spawn().await;
+    let ids = auth.seed("llamacpp", 1, "en-GB").await;
+    let fake = FakeLlm::start().await.unwrap();
+    // llama.cpp answers 500 to `content: null`; a keyless local server.
+    fake.set_openai_llama_cpp_strict(true);
+    fake.set_openai_auth(fake_llm::AuthRule::NotRequired);
+    // What SmolLM2 does: a raw newline inside a string (not JSON), then a valid call,
+    // then prose where the rating JSON should be.
+    fake.push_openai(llama_cpp_tool_call(
+        "todo_create",
+        "{\"title\": \"Shopping\", \"description\": \"]\n\" }",
+        1,
+    ));
+    fake.push_openai(llama_cpp_tool_call(
+        "todo_create",
+        "{\"title\": \"Todo List\"}",
+        2,
+    ));
+    fake.push_openai(llama_cpp_text("functions.todo_create:"));
+    fake.push_openai(llama_cpp_text(
+        "This task was a mix of frustration, helpfulness and creativity.",
+    ));
+    let env = [
+        ("LLM_PROVIDER", "openai".to_owned()),
+        ("OPENAI_BASE_URL", fake.openai_base_url()),
+    ];
+    let runner = Runner::spawn(&auth, &as_refs(&env)).await;
+    let (_, report) = runner.tick_http().await;
+    assert_eq!(report["ranSuccessfully"], 1, "{report}");
+
+    let requests = fake.requests_to(Api::OpenAi);
+    assert_eq!(requests.len(), 4);
+    assert!(
+        requests.iter().all(|r| r.rejection.is_none()),
+        "{:?}",
+        requests.iter().map(|r| &r.rejection).collect::<Vec<_>>()
+    );
+    // No key configured: no Authorization header; slim schemas for a local host.
+    assert!(requests[0].headers.get("authorization").is_none());
+    let tools = requests[0].body["tools"].to_string();
+    assert!(tools.contains("todo_create"), "{tools}");
+    assert!(!tools.contains("\"pattern\""), "{tools}");
+    assert!(
+        !tools.contains("\"maxLength\":10000") && !tools.contains("\"maxLength\":200000"),
+        "{tools}"
+    );
+
+    // Sorted by text: `error` before `ok`.
+    let actions = auth
+        .sql_strings(&format!(
+            "SELECT tool_name || '|' || result || '|' || coalesce(error_message, '') AS s FROM persona_actions WHERE persona_id = '{}' ORDER BY 1",
+            ids[0]
+        ))
+        .await;
+    assert_eq!(actions.len(), 2, "{actions:?}");
+    assert!(
+        actions[0].starts_with("todo_create|error|invalid arguments"),
+        "{actions:?}"
+    );
+    assert!(actions[1].starts_with("todo_create|ok|"), "{actions:?}");
+    // The broken call was answered as a tool error the model could read.
+    let second = requests[1].body["messages"].to_string();
+    assert!(
+        second.contains("[tool error] invalid arguments"),
+        "{second}"
+    );
+
+    let feedback = auth
+        .sql_strings(&format!(
+            "SELECT module || '|' || coalesce(rating::text, 'null') AS s FROM persona_feedback WHERE persona_id = '{}'",
+            ids[0]
+        ))
+        .await;
+    assert_eq!(feedback, vec!["__parse|null".to_owned()]);
+    let runs = auth
+        .sql_strings(&format!(
+            "SELECT outcome || '|' || turns || '|' || first_prompt_tokens AS s FROM persona_runs WHERE persona_id = '{}'",
+            ids[0]
+        ))
+        .await;
+    assert_eq!(runs, vec!["ok|3|3768".to_owned()]);
+}
