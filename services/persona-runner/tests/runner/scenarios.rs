@@ -735,7 +735,7 @@ async fn a_llama_cpp_server_day_survives_broken_arguments_and_prose_ratings() {
         requests.iter().map(|r| &r.rejection).collect::<Vec<_>>()
     );
     // No key configured: no Authorization header; slim schemas for a local host.
-    assert!(requests[0].headers.get("authorization").is_none());
+    assert!(!requests[0].headers.contains_key("authorization"));
     let tools = requests[0].body["tools"].to_string();
     assert!(tools.contains("todo_create"), "{tools}");
     assert!(!tools.contains("\"pattern\""), "{tools}");
