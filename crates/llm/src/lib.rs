@@ -147,6 +147,16 @@ impl Llm {
         self
     }
 
+    /// How tool schemas are sent (`LLM_TOOL_SCHEMA` resolved: `full` or `slim`); `None`
+    /// for `sim`, which sends nothing.
+    pub fn tool_schema(&self) -> Option<ToolSchema> {
+        match &self.provider {
+            Provider::Anthropic(p) => Some(p.tool_schema),
+            Provider::OpenAi(p) => Some(p.tool_schema),
+            Provider::Sim(_) => None,
+        }
+    }
+
     /// The retry policy in force.
     pub fn retry_policy(&self) -> &RetryPolicy {
         &self.retry

@@ -66,6 +66,7 @@ impl Application {
             tracing::info!(
                 llm.provider = llm.provider_name(),
                 llm.model = llm.model(),
+                llm.tool_schema = llm.tool_schema().map(|t| t.as_str()),
                 "LLM configured"
             );
         }
@@ -120,6 +121,7 @@ impl Application {
                     json!({
                         "provider": llm.provider_name(),
                         "model": llm.model(),
+                        "toolSchema": llm.tool_schema().map(|t| t.as_str()),
                         "sim": llm.is_sim(),
                         "simReason": llm.sim_reason(),
                     }),

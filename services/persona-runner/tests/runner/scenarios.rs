@@ -564,6 +564,7 @@ async fn the_catalogue_loads_and_sim_lives_every_day_end_to_end() {
     let (status, health) = runner.get("/health").await;
     assert_eq!(status, StatusCode::OK, "{health}");
     assert_eq!(health["llm"]["provider"], "sim");
+    assert_eq!(health["llm"]["toolSchema"], Value::Null, "{health}");
     assert!(
         health["llm"]["simReason"]
             .as_str()
@@ -724,6 +725,9 @@ async fn a_llama_cpp_server_day_survives_broken_arguments_and_prose_ratings() {
         ("OPENAI_BASE_URL", fake.openai_base_url()),
     ];
     let runner = Runner::spawn(&auth, &as_refs(&env)).await;
+    // An operator can see that a local server gets slim schemas.
+    let (_, health) = runner.get("/health").await;
+    assert_eq!(health["llm"]["toolSchema"], "slim", "{health}");
     let (_, report) = runner.tick_http().await;
     assert_eq!(report["ranSuccessfully"], 1, "{report}");
 
