@@ -498,12 +498,8 @@ fn api_error(method: String, path: String, status: StatusCode, body: &[u8]) -> C
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{
-        Arc,
-        atomic::{AtomicUsize, Ordering},
-    };
-
-    use tokio::{io::AsyncReadExt, net::TcpListener};
+    use test_support::proxy::{LosingProxy, Loss};
+    use tokio::net::TcpListener;
 
     use super::*;
 
@@ -638,58 +634,6 @@ mod tests {
         assert!(!c.is_reachable().await);
     }
 
-    /// A real HTTP server that "commits" every request it reads (counts it), then loses
-    /// the answer: it closes the connection without a response (`hang = false`) or
-    /// keeps it open past the client's timeout (`hang = true`).
-    async fn committing_server_that_loses_answers(
-        hang: bool,
-    ) -> (String, Arc<AtomicUsize>, tokio::task::JoinHandle<()>) {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let committed = Arc::new(AtomicUsize::new(0));
-        let count = committed.clone();
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((mut sock, _)) = listener.accept().await else {
-                    return;
-                };
-                let count = count.clone();
-                tokio::spawn(async move {
-                    let mut buf = Vec::new();
-                    let mut chunk = [0u8; 4096];
-                    // Read the whole request (headers, then Content-Length bytes).
-                    loop {
-                        let Ok(n) = sock.read(&mut chunk).await else {
-                            return;
-                        };
-                        if n == 0 {
-                            return;
-                        }
-                        buf.extend_from_slice(&chunk[..n]);
-                        let text = String::from_utf8_lossy(&buf).to_ascii_lowercase();
-                        if let Some(end) = text.find("\r\n\r\n") {
-                            let len = text
-                                .lines()
-                                .find_map(|l| l.strip_prefix("content-length:"))
-                                .and_then(|v| v.trim().parse::<usize>().ok())
-                                .unwrap_or(0);
-                            if buf.len() >= end + 4 + len {
-                                break;
-                            }
-                        }
-                    }
-                    count.fetch_add(1, Ordering::SeqCst);
-                    if hang {
-                        // Hold the connection until the client gives up and closes it.
-                        let _ = sock.read(&mut chunk).await;
-                    }
-                    // Dropping the socket closes it: the answer is lost.
-                });
-            }
-        });
-        (url, committed, task)
-    }
-
     fn fast_retries(url: &str, timeout: Duration) -> InternalClient {
         InternalClient::new(
             reqwest::Client::new(),
@@ -708,8 +652,10 @@ mod tests {
     #[tokio::test]
     async fn a_claim_whose_answer_is_lost_is_sent_exactly_once() {
         for hang in [false, true] {
-            let (url, committed, task) = committing_server_that_loses_answers(hang).await;
-            let c = fast_retries(&url, Duration::from_millis(300));
+            // A real server that does the work of every request it reads, then loses
+            // the answer: closes the connection, or holds it past the client's timeout.
+            let server = LosingProxy::alone(if hang { Loss::Hold } else { Loss::Close }).await;
+            let c = fast_retries(server.url(), Duration::from_millis(300));
             let err = c
                 .post_internal::<_, serde_json::Value>(
                     "/personas/claim",
@@ -725,13 +671,13 @@ mod tests {
                 assert!(matches!(err, ClientError::Transport { .. }), "{err}");
             }
             assert_eq!(
-                committed.load(Ordering::SeqCst),
+                server.forwarded(),
                 1,
                 "hang={hang}: the server must see exactly one claim"
             );
 
             // The same loss on an idempotent write is retried to the limit.
-            let before = committed.load(Ordering::SeqCst);
+            let before = server.forwarded();
             let err = c
                 .post_internal::<_, serde_json::Value>(
                     "/personas/p/release",
@@ -741,8 +687,7 @@ mod tests {
                 .await
                 .unwrap_err();
             assert!(err.is_retryable(), "{err}");
-            assert_eq!(committed.load(Ordering::SeqCst) - before, 3, "hang={hang}");
-            task.abort();
+            assert_eq!(server.forwarded() - before, 3, "hang={hang}");
         }
     }
 

@@ -9,6 +9,11 @@
 //! left behind by killed runs are swept after an hour.
 //!
 //! The server is `TEST_DATABASE_URL`, else `postgres://postgres@127.0.0.1:5432/postgres`.
+//!
+//! Also here, so tests and benches do not copy them: [`auth`] (feature `auth-internal`:
+//! auth-internal in-process, only for the crates that start it), [`proxy`] (a proxy
+//! that loses answers), [`bench`] (statistics of the benches), [`otlp`] (a trace
+//! receiver), [`free_port`] and [`Spawned`] (a binary as a child process).
 
 #![expect(
     clippy::expect_used,
@@ -16,7 +21,10 @@
     reason = "test support panics on broken set-up"
 )]
 
+#[cfg(feature = "auth-internal")]
+pub mod auth;
 pub mod bench;
+pub mod proxy;
 
 use std::{
     path::Path,
@@ -141,6 +149,21 @@ impl TestDb {
         AsyncPgConnection::establish(&self.url)
             .await
             .expect("connect to test database")
+    }
+
+    /// The BIGINT column `n` of the one row `sql` returns (`SELECT count(*) AS n …`).
+    pub async fn count(&self, sql: &str) -> i64 {
+        #[derive(QueryableByName)]
+        struct Count {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let mut conn = self.conn().await;
+        let row: Count = diesel::sql_query(sql)
+            .get_result(&mut conn)
+            .await
+            .unwrap_or_else(|e| panic!("{e}: {sql}"));
+        row.n
     }
 }
 

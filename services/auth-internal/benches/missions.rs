@@ -13,7 +13,6 @@ use std::{
     time::{Duration, Instant},
 };
 
-use auth_internal::{Application, Settings};
 use chrono::Utc;
 use diesel::{
     QueryableByName,
@@ -21,13 +20,14 @@ use diesel::{
 };
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde_json::{Value, json};
+use service_kit::Clock;
 use test_support::{
     TestDb,
+    auth::{Options, SERVICE_KEY as KEY},
     bench::{Entry, percentile},
 };
 use uuid::Uuid;
 
-const KEY: &str = "test-service-key-new";
 const MISSIONS: i64 = 10_000;
 const USERS: i64 = 1_000;
 const SAMPLES: usize = 200;
@@ -147,12 +147,10 @@ async fn measure(log_rows: i64) -> (Vec<f64>, Vec<f64>) {
         t.elapsed().as_secs_f64()
     );
 
-    let mut settings = Settings::for_tests(db.url()).unwrap();
-    settings.log_format = service_kit::telemetry::LogFormat::Pretty;
-    let app = Application::build(settings).await.unwrap();
-    let base = format!("http://127.0.0.1:{}", app.port());
-    let handle = app.handle();
-    tokio::spawn(app.run_until_stopped());
+    let auth = Options::default().clock(Clock::System).db(db).spawn().await;
+    // The replays below read the same database after the server has stopped.
+    let _db = auth.db.clone();
+    let base = auth.base.clone();
     let client = reqwest::Client::new();
 
     let mut claims = Vec::with_capacity(SAMPLES);
@@ -191,7 +189,8 @@ async fn measure(log_rows: i64) -> (Vec<f64>, Vec<f64>) {
                 .unwrap();
         }
     }
-    handle.stop(true).await;
+    drop(client);
+    auth.stop().await;
 
     let mut replays = Vec::with_capacity(REPLAYS);
     for _ in 0..REPLAYS {

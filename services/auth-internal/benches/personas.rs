@@ -19,10 +19,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use auth_internal::{
-    Application, Settings,
-    db::{personas::NewAction, schema::persona_actions},
-};
+use auth_internal::db::{personas::NewAction, schema::persona_actions};
 use chrono::{Datelike, Utc};
 use diesel::{
     QueryableByName,
@@ -30,8 +27,10 @@ use diesel::{
 };
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use reqwest::{Client, header::CONTENT_TYPE};
+use service_kit::Clock;
 use test_support::{
     TestDb,
+    auth::{AuthInternal, Options, SERVICE_KEY},
     bench::{Entry, Rate, Summary, ms, ratio},
 };
 use types::personas::{
@@ -40,7 +39,6 @@ use types::personas::{
 };
 use uuid::Uuid;
 
-const SERVICE_KEY: &str = "test-service-key-new";
 const CLAIM_LIMIT: u32 = 10;
 const LEASE_SECONDS: u32 = 600;
 const CLAIM_WARMUP: usize = 30;
@@ -122,10 +120,10 @@ struct Bench {
     personas: u64,
     seed_secs: f64,
     vacuum_secs: f64,
+    /// `…/api/v1/internal`.
     base: String,
     client: Client,
-    handle: actix_web::dev::ServerHandle,
-    db: TestDb,
+    auth: AuthInternal,
 }
 
 impl Bench {
@@ -145,11 +143,9 @@ impl Bench {
         let vacuum_secs = t.elapsed().as_secs_f64();
         println!("  seeded in {seed_secs:.1} s, VACUUM ANALYZE {vacuum_secs:.1} s");
 
-        let settings = Settings::for_tests(db.url())?;
-        let app = Application::build(settings).await?;
-        let base = format!("http://127.0.0.1:{}/api/v1/internal", app.port());
-        let handle = app.handle();
-        tokio::spawn(app.run_until_stopped());
+        drop(conn);
+        let auth = Options::default().clock(Clock::System).db(db).spawn().await;
+        let base = auth.url("/api/v1/internal");
         let client = Client::builder().timeout(Duration::from_secs(30)).build()?;
         Ok(Self {
             personas,
@@ -157,25 +153,20 @@ impl Bench {
             vacuum_secs,
             base,
             client,
-            handle,
-            db,
+            auth,
         })
     }
 
     async fn stop(self) {
-        let Self {
-            client, handle, db, ..
-        } = self;
+        let Self { client, auth, .. } = self;
         // Close the client's keep-alive connections first so the graceful
-        // stop has nothing to wait for.
+        // stop has nothing to wait for; the database is dropped after the server.
         drop(client);
-        handle.stop(true).await;
-        // Dropping the `TestDb` drops the database.
-        drop(db);
+        auth.stop().await;
     }
 
     async fn conn(&self) -> AsyncPgConnection {
-        self.db.conn().await
+        self.auth.db.conn().await
     }
 
     async fn claim_latency(&self) -> anyhow::Result<ClaimStats> {

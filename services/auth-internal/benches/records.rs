@@ -19,9 +19,8 @@
 
 use std::time::{Duration, Instant};
 
-use actix_web::web;
 use anyhow::{Context, anyhow, bail};
-use auth_internal::{AppState, Application, Settings, store::PgRecordStore};
+use auth_internal::store::PgRecordStore;
 use chrono::Utc;
 use diesel::{
     QueryableByName,
@@ -38,8 +37,9 @@ use rmcp::{
     },
 };
 use serde_json::{Map, Value, json};
+use service_kit::Clock;
 use test_support::{
-    TestDb,
+    auth::{AuthInternal, Options},
     bench::{Entry, Summary, ms, ratio},
 };
 use tools::{CallContext, Registry};
@@ -106,54 +106,35 @@ async fn run() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The app on a fresh database.
+/// The app on a fresh database, and a client to it.
 struct Server {
-    base: String,
     client: Client,
-    state: web::Data<AppState>,
-    handle: actix_web::dev::ServerHandle,
-    db: TestDb,
+    auth: AuthInternal,
 }
 
 impl Server {
     async fn start(stateful: bool) -> anyhow::Result<Self> {
-        let db = TestDb::new(auth_internal::db::MIGRATIONS).await;
-        let mut settings = Settings::for_tests(db.url())?;
-        settings.mcp.stateful = stateful;
-        let app = Application::build(settings).await?;
-        let base = format!("http://127.0.0.1:{}", app.port());
-        let state = app.state();
-        let handle = app.handle();
-        tokio::spawn(app.run_until_stopped());
+        let auth = Options::default()
+            .clock(Clock::System)
+            .settings(move |s| s.mcp.stateful = stateful)
+            .spawn()
+            .await;
         let client = Client::builder().timeout(Duration::from_secs(60)).build()?;
-        Ok(Self {
-            base,
-            client,
-            state,
-            handle,
-            db,
-        })
+        Ok(Self { client, auth })
     }
 
     async fn stop(self) {
-        let Self {
-            client,
-            state,
-            handle,
-            db,
-            ..
-        } = self;
+        let Self { client, auth } = self;
+        // Keep-alive connections closed first: the graceful stop has nothing to wait for.
         drop(client);
-        drop(state);
-        handle.stop(true).await;
-        drop(db);
+        auth.stop().await;
     }
 
     /// Register a human user; (id, access token).
     async fn register(&self, email: &str) -> anyhow::Result<(Uuid, String)> {
         let resp = self
             .client
-            .post(format!("{}/api/v1/auth/register", self.base))
+            .post(format!("{}/api/v1/auth/register", self.auth.base))
             .json(&json!({ "email": email, "password": "a good password" }))
             .send()
             .await?;
@@ -176,7 +157,7 @@ impl Server {
 
     async fn mcp(&self, token: &str) -> anyhow::Result<McpClient> {
         let transport = StreamableHttpClientTransport::from_config(
-            StreamableHttpClientTransportConfig::with_uri(format!("{}/mcp", self.base))
+            StreamableHttpClientTransportConfig::with_uri(format!("{}/mcp", self.auth.base))
                 .auth_header(token.to_owned()),
         );
         ClientConfig::default()
@@ -328,7 +309,7 @@ async fn mcp_section(stateful: bool) -> anyhow::Result<McpStats> {
     }
 
     // Floors: HTTP without the database, and one database round trip.
-    let jwks = format!("{}/.well-known/jwks.json", server.base);
+    let jwks = format!("{}/.well-known/jwks.json", server.auth.base);
     let mut http_floor = Vec::with_capacity(FLOOR_SAMPLES);
     for i in 0..FLOOR_SAMPLES + 20 {
         let t = Instant::now();
@@ -342,7 +323,7 @@ async fn mcp_section(stateful: bool) -> anyhow::Result<McpStats> {
             http_floor.push(ms(t.elapsed()));
         }
     }
-    let mut conn = server.db.conn().await;
+    let mut conn = server.auth.db.conn().await;
     let mut db_floor = Vec::with_capacity(FLOOR_SAMPLES);
     for i in 0..FLOOR_SAMPLES + 20 {
         let t = Instant::now();
@@ -355,7 +336,7 @@ async fn mcp_section(stateful: bool) -> anyhow::Result<McpStats> {
 
     // The same tools in-process: registry + PgRecordStore, no HTTP, no MCP.
     let direct_user = users[MCP_CLIENTS].0;
-    let store = PgRecordStore::new(server.state.clone(), direct_user, "bench", "mcp");
+    let store = PgRecordStore::new(server.auth.state.clone(), direct_user, "bench", "mcp");
     let registry = Registry::global();
     let mut direct = CallTimes::default();
     for i in 0..MCP_WARMUP + DIRECT_CALLS {
@@ -528,7 +509,7 @@ async fn sync_section() -> anyhow::Result<SyncStats> {
     // (b) 1M changes of 1,000 other users, plus user B's history spread
     // through them (one row every INTERLEAVE_EVERY: worst-case heap locality).
     println!("  seeding {OTHER_CHANGES} changes of {OTHER_USERS} other users …");
-    let mut conn = server.db.conn().await;
+    let mut conn = server.auth.db.conn().await;
     let t = Instant::now();
     seed_log(&mut conn, user_b).await?;
     let seed_secs = t.elapsed().as_secs_f64();
@@ -600,7 +581,7 @@ fn push_body(who: &str, k: usize, n: usize) -> anyhow::Result<Vec<u8>> {
 async fn push_once(server: &Server, token: &str, body: Vec<u8>) -> anyhow::Result<PushResponse> {
     let resp = server
         .client
-        .post(format!("{}/api/v1/sync/push", server.base))
+        .post(format!("{}/api/v1/sync/push", server.auth.base))
         .bearer_auth(token)
         .header(CONTENT_TYPE, "application/json")
         .body(body)
@@ -622,7 +603,7 @@ async fn push_once(server: &Server, token: &str, body: Vec<u8>) -> anyhow::Resul
 /// and `records` with one `INSERT … SELECT generate_series` each, committed
 /// (the rows are removed again afterwards).
 async fn raw_insert_latency(server: &Server, user: Uuid) -> anyhow::Result<Summary> {
-    let mut conn = server.db.conn().await;
+    let mut conn = server.auth.db.conn().await;
     let mut samples = Vec::with_capacity(PUSH_SAMPLES);
     for k in 0..PUSH_WARMUP + PUSH_SAMPLES {
         let t = Instant::now();
@@ -658,7 +639,7 @@ async fn raw_insert_latency(server: &Server, user: Uuid) -> anyhow::Result<Summa
 async fn pull_latency(server: &Server, token: &str, expect: usize) -> anyhow::Result<Summary> {
     let url = format!(
         "{}/api/v1/sync/pull?since=0&limit={PULL_LIMIT}",
-        server.base
+        server.auth.base
     );
     let start = Instant::now();
     let mut samples = Vec::with_capacity(PULL_SAMPLES);

@@ -21,7 +21,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
-use auth_internal::{Application, Settings, db::reports as sql};
+use auth_internal::db::reports as sql;
 use chrono::{DateTime, TimeDelta, Utc};
 use diesel::{
     QueryableByName,
@@ -30,9 +30,12 @@ use diesel::{
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use reqwest::Client;
 use serde_json::Value;
-use test_support::TestDb;
+use service_kit::Clock;
+use test_support::{
+    TestDb,
+    auth::{Options, SERVICE_KEY},
+};
 
-const SERVICE_KEY: &str = "test-service-key-new";
 const PERSONAS: i64 = 200;
 const WARMUP: usize = 5;
 /// Wall-clock cap per report.
@@ -105,11 +108,9 @@ async fn run() -> anyhow::Result<()> {
         t.elapsed().as_secs_f64()
     );
 
-    let settings = Settings::for_tests(db.url())?;
-    let app = Application::build(settings).await?;
-    let base = format!("http://127.0.0.1:{}/api/v1/internal", app.port());
-    let handle = app.handle();
-    tokio::spawn(app.run_until_stopped());
+    // The server's database is the one seeded; `conn` stays open for the EXPLAINs.
+    let auth = Options::default().clock(Clock::System).db(db).spawn().await;
+    let base = auth.url("/api/v1/internal");
     let client = Client::builder().timeout(Duration::from_secs(30)).build()?;
 
     // A run with actions and feedback for the detail, and a cursor deep in the list.
@@ -334,9 +335,8 @@ async fn run() -> anyhow::Result<()> {
     }
 
     drop(client);
-    handle.stop(true).await;
     drop(conn);
-    drop(db);
+    auth.stop().await;
     println!("total run time {:.0} s", started.elapsed().as_secs_f64());
     Ok(())
 }

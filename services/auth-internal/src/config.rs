@@ -418,10 +418,16 @@ impl Settings {
 }
 
 impl Settings {
-    /// Settings for tests: the given database, port 0, two service keys,
-    /// cheap argon2, two workers, a fixed seed secret.
+    /// Settings for tests: [`Settings::test_env`] read as the process would.
     pub fn for_tests(database_url: &str) -> Result<Self, ConfigError> {
-        let env: HashMap<String, String> = [
+        Self::load_from(&Self::test_env(database_url).into_iter().collect())
+    }
+
+    /// The environment of the test settings: the given database, port 0, two
+    /// service keys, cheap argon2, two workers, a fixed seed secret. Also what a
+    /// test gives the binary (with its own `BIND_ADDR` after it).
+    pub fn test_env(database_url: &str) -> Vec<(String, String)> {
+        [
             ("DATABASE_URL", database_url),
             ("BIND_ADDR", "127.0.0.1:0"),
             (
@@ -438,8 +444,7 @@ impl Settings {
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect();
-        Self::load_from(&env)
+        .collect()
     }
 }
 

@@ -28,7 +28,6 @@
 use std::{
     collections::HashMap,
     fs::File,
-    net::TcpListener,
     path::PathBuf,
     process::{Child, Command, Stdio},
     sync::{
@@ -39,20 +38,17 @@ use std::{
     time::{Duration, Instant},
 };
 
-use chrono::{TimeDelta, TimeZone, Utc};
-use diesel::QueryableByName;
+use chrono::TimeDelta;
 use fake_llm::{Api, FakeLlm, Reply};
 use persona_runner::{Application, PersonaTick, Settings, TickOutput};
 use runner_kit::{ServiceHandle, TickRunner};
 use serde_json::{Value, json};
-use service_kit::Clock;
 use test_support::{
-    TestDb,
+    auth::{AuthInternal, Options, SEED_SECRET, SERVICE_KEY as KEY},
     bench::{Entry, Summary, ms},
+    free_port,
 };
 
-const KEY: &str = "test-service-key-new";
-const SEED_SECRET: &str = "test-seed-secret";
 /// Personas per round.
 const PERSONAS: usize = 200;
 /// Tool calls per persona-day.
@@ -209,32 +205,18 @@ fn rejected(fake: &FakeLlm) -> usize {
 
 /// auth-internal in-process on a fresh database, clock fixed at Wed 2026-11-18 12:00 UTC.
 struct Auth {
-    base: String,
-    clock: Clock,
-    db: TestDb,
-    handle: actix_web::dev::ServerHandle,
+    app: AuthInternal,
 }
 
 impl Auth {
     async fn spawn() -> Self {
-        let db = TestDb::new(auth_internal::db::MIGRATIONS).await;
-        let mut settings = auth_internal::Settings::for_tests(db.url()).expect("auth settings");
         // The clock moves an hour between rounds: keep tokens valid so the warm rounds
         // measure a cached token, not a rejected one.
-        settings.jwt.access_ttl_secs = 7 * 24 * 3600;
-        let clock = Clock::manual(Utc.with_ymd_and_hms(2026, 11, 18, 12, 0, 0).unwrap());
-        let app = auth_internal::Application::build_with_clock(settings, clock.clone())
-            .await
-            .expect("auth-internal");
-        let base = format!("http://127.0.0.1:{}", app.port());
-        let handle = app.handle();
-        tokio::spawn(app.run_until_stopped());
-        Self {
-            base,
-            clock,
-            db,
-            handle,
-        }
+        let app = Options::default()
+            .settings(|s| s.jwt.access_ttl_secs = 7 * 24 * 3600)
+            .spawn()
+            .await;
+        Self { app }
     }
 
     /// Upserts `PERSONAS` hourly personas `{prefix}-{i}`.
@@ -253,7 +235,7 @@ impl Auth {
             })
             .collect();
         let resp = reqwest::Client::new()
-            .put(format!("{}/api/v1/internal/personas", self.base))
+            .put(format!("{}/api/v1/internal/personas", self.app.base))
             .header("x-service-key", KEY)
             .json(&json!({ "personas": specs }))
             .send()
@@ -265,20 +247,7 @@ impl Auth {
     }
 
     async fn count(&self, sql: &str) -> i64 {
-        // Scoped: `RunQueryDsl::load` would shadow `AtomicBool::load` file-wide.
-        use diesel_async::RunQueryDsl;
-
-        #[derive(QueryableByName)]
-        struct Count {
-            #[diesel(sql_type = diesel::sql_types::BigInt)]
-            n: i64,
-        }
-        let mut conn = self.db.conn().await;
-        let c: Count = diesel::sql_query(sql)
-            .get_result(&mut conn)
-            .await
-            .unwrap_or_else(|e| panic!("{e}: {sql}"));
-        c.n
+        self.app.db.count(sql).await
     }
 
     /// Checks the tick's rows: every persona wrote exactly `TOOL_CALLS` ok actions and
@@ -326,7 +295,7 @@ impl Auth {
     }
 
     async fn stop(self) {
-        self.handle.stop(true).await;
+        self.app.stop().await;
     }
 }
 
@@ -408,7 +377,7 @@ async fn spawn_runner(
     concurrency: usize,
 ) -> (TickRunner<PersonaTick>, ServiceHandle) {
     let mut env: HashMap<String, String> =
-        runner_env(&auth.base, &fake.openai_base_url(), concurrency)
+        runner_env(&auth.app.base, &fake.openai_base_url(), concurrency)
             .into_iter()
             .collect();
     env.insert("BIND_ADDR".into(), "127.0.0.1:0".into());
@@ -457,7 +426,7 @@ async fn round(
         PERSONAS * TOOL_CALLS,
     );
     // Hourly personas are due again an hour later.
-    auth.clock.advance(TimeDelta::minutes(61));
+    auth.app.clock.advance(TimeDelta::minutes(61));
     (days_per_s, tool_p50)
 }
 
@@ -531,11 +500,6 @@ impl Drop for ChildGuard {
     }
 }
 
-fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    l.local_addr().expect("local addr").port()
-}
-
 /// Samples `VmRSS` of `pid` every 20 ms until `stop` (at most 5 min); returns the peak
 /// in kB and when it was seen, relative to the start.
 fn sample_rss(pid: u32, stop: Arc<AtomicBool>) -> thread::JoinHandle<(u64, Duration, usize)> {
@@ -578,7 +542,11 @@ async fn memory() {
     let err = out.try_clone().expect("child log file");
     let mut cmd = Command::new(&bin);
     cmd.env_clear()
-        .envs(runner_env(&auth.base, &fake.openai_base_url(), PERSONAS))
+        .envs(runner_env(
+            &auth.app.base,
+            &fake.openai_base_url(),
+            PERSONAS,
+        ))
         .env("BIND_ADDR", format!("127.0.0.1:{port}"))
         .env("MANA_LOG_FORMAT", "json")
         .stdin(Stdio::null())

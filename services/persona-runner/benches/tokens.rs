@@ -24,16 +24,12 @@
 
 use std::{collections::HashMap, time::Duration};
 
-use chrono::{TimeZone, Utc};
 use fake_llm::{Api, DEFAULT_MIN_CACHEABLE_TOKENS, FakeLlm, Reply};
 use persona_runner::{Application, Settings};
 use serde_json::{Value, json};
-use service_kit::Clock;
-use test_support::TestDb;
+use test_support::auth::{SEED_SECRET, SERVICE_KEY as KEY, spawn_auth_internal};
 use types::tick::TokenUsage;
 
-const KEY: &str = "test-service-key-new";
-const SEED_SECRET: &str = "test-seed-secret";
 /// Tool calls per persona day (the day prompt asks for 3 to 8).
 const TOOL_CALLS: usize = 6;
 const RATING: &str = r#"{"ratings":[]}"#;
@@ -98,15 +94,8 @@ struct Measured {
 }
 
 async fn measure(label: &str, extra: &[(&str, &str)]) -> Measured {
-    let db = TestDb::new(auth_internal::db::MIGRATIONS).await;
-    let settings = auth_internal::Settings::for_tests(db.url()).expect("auth settings");
-    let clock = Clock::manual(Utc.with_ymd_and_hms(2026, 11, 18, 12, 0, 0).unwrap());
-    let app = auth_internal::Application::build_with_clock(settings, clock)
-        .await
-        .expect("auth-internal");
-    let auth = format!("http://127.0.0.1:{}", app.port());
-    let auth_handle = app.handle();
-    tokio::spawn(app.run_until_stopped());
+    let auth_internal = spawn_auth_internal().await;
+    let auth = auth_internal.base.clone();
     let seeded = reqwest::Client::new()
         .put(format!("{auth}/api/v1/internal/personas"))
         .header("x-service-key", KEY)
@@ -171,7 +160,7 @@ async fn measure(label: &str, extra: &[(&str, &str)]) -> Measured {
         .max()
         .unwrap_or(0);
     runner_handle.shutdown().await;
-    auth_handle.stop(true).await;
+    auth_internal.stop().await;
     let per = |n: u64| n / u64::try_from(days.max(1)).unwrap_or(1);
     println!(
         "  {label:<44} per persona-day: billed-equivalent input {:>7}  (input {:>6}, cacheRead {:>6}, cacheWrite {:>6}; raw prompt {:>7}; output {:>4}); first request ≤ {first_prompt_max} prompt tokens; {days} days, {} requests",

@@ -91,6 +91,17 @@ where
         );
 }
 
+/// The answer of a `DELETE` of one of the caller's own things (a token, a grant):
+/// 204 if it was removed, else 404 `not_found` saying `missing` — the same for
+/// another user's id as for an unknown one.
+pub fn owned_deleted(done: bool, missing: &str) -> Result<HttpResponse, crate::error::AppError> {
+    if done {
+        Ok(HttpResponse::NoContent().finish())
+    } else {
+        Err(crate::error::AppError::NotFound(missing.to_owned()))
+    }
+}
+
 /// A service registered by other code, documented by the `#[utoipa::path]`
 /// annotation `D` (an annotation-only fn's `__path_…` type).
 pub struct Documented<S, D> {

@@ -13,6 +13,7 @@ use types::ApiError;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::{owned_deleted, responses::UserErrors};
 use crate::{auth::AuthUser, db::oauth as db, error::AppError, state::AppState};
 
 /// The connected-apps routes (absolute paths, top level).
@@ -74,7 +75,7 @@ pub async fn disconnect(state: &AppState, user_id: Uuid, id: Uuid) -> Result<boo
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The apps connected to the caller's account, newest first", body = GrantList),
-        (status = 401, description = "Missing or invalid bearer token (`unauthorized`)", body = ApiError),
+        UserErrors,
     ),
 )]
 #[get("/api/v1/oauth/grants")]
@@ -93,8 +94,8 @@ pub async fn list_grants(
     params(("id" = Uuid, Path, description = "The grant's id")),
     responses(
         (status = 204, description = "Disconnected: the app's tokens stop working at once"),
-        (status = 401, description = "Missing or invalid bearer token (`unauthorized`)", body = ApiError),
         (status = 404, description = "No such live grant of the caller (`not_found`); also an id that is not a UUID", body = ApiError),
+        UserErrors,
     ),
 )]
 #[delete("/api/v1/oauth/grants/{id}")]
@@ -103,9 +104,6 @@ pub async fn delete_grant(
     user: AuthUser,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, AppError> {
-    if disconnect(&state, user.id, id.into_inner()).await? {
-        Ok(HttpResponse::NoContent().finish())
-    } else {
-        Err(AppError::NotFound("no such connected app".into()))
-    }
+    let done = disconnect(&state, user.id, id.into_inner()).await?;
+    owned_deleted(done, "no such connected app")
 }

@@ -18,6 +18,10 @@ use types::ApiError;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::{
+    owned_deleted,
+    responses::{BodyErrors, UserErrors},
+};
 use crate::{
     auth::AuthUser,
     db::tokens as db,
@@ -86,10 +90,10 @@ pub struct TokenList {
     request_body = CreateTokenRequest,
     responses(
         (status = 201, description = "Created; `token` is shown only in this answer", body = CreatedToken),
-        (status = 400, description = "Malformed JSON or a wrong type (`invalid_body`)", body = ApiError),
-        (status = 401, description = "Missing or invalid bearer token (`unauthorized`)", body = ApiError),
         (status = 403, description = "Not a human account (`forbidden`)", body = ApiError),
         (status = 422, description = "Empty or long name, scope other than `mcp`, expiry out of range (`validation_failed`)", body = ApiError),
+        BodyErrors,
+        UserErrors,
     ),
 )]
 #[post("/api/v1/tokens")]
@@ -154,7 +158,7 @@ pub async fn create_token(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The caller's tokens, newest first, without secrets", body = TokenList),
-        (status = 401, description = "Missing or invalid bearer token (`unauthorized`)", body = ApiError),
+        UserErrors,
     ),
 )]
 #[get("/api/v1/tokens")]
@@ -187,8 +191,8 @@ pub async fn list_tokens(
     params(("id" = Uuid, Path, description = "The token's id")),
     responses(
         (status = 204, description = "Revoked: the token stops working at once"),
-        (status = 401, description = "Missing or invalid bearer token (`unauthorized`)", body = ApiError),
         (status = 404, description = "No such token of the caller (`not_found`); also an id that is not a UUID", body = ApiError),
+        UserErrors,
     ),
 )]
 #[delete("/api/v1/tokens/{id}")]
@@ -199,10 +203,9 @@ pub async fn delete_token(
 ) -> Result<HttpResponse, AppError> {
     let id = id.into_inner();
     let mut conn = state.pool.get().await?;
-    if db::delete_for_user(&mut conn, user.id, id).await? {
+    let done = db::delete_for_user(&mut conn, user.id, id).await?;
+    if done {
         tracing::info!(user.id = %user.id, token.id = %id, "personal access token revoked");
-        Ok(HttpResponse::NoContent().finish())
-    } else {
-        Err(AppError::NotFound("no such token".into()))
     }
+    owned_deleted(done, "no such token")
 }

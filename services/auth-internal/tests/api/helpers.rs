@@ -1,62 +1,41 @@
 //! Start the real application on port 0 against a fresh database.
 
-use std::sync::Arc;
-
-use actix_web::web;
-use auth_internal::{AppState, Application, Settings};
-use chrono::{DateTime, TimeZone, Utc};
+use auth_internal::Settings;
 use reqwest::{Client, RequestBuilder, Response, StatusCode};
 use serde_json::{Value, json};
-use service_kit::Clock;
-use test_support::TestDb;
+use test_support::auth::{AuthInternal, Options};
+pub use test_support::auth::{OLD_SERVICE_KEY, SEED_SECRET, SERVICE_KEY, wednesday_noon};
 
-pub const SERVICE_KEY: &str = "test-service-key-new";
-pub const OLD_SERVICE_KEY: &str = "test-service-key-old";
-pub const SEED_SECRET: &str = "test-seed-secret";
-
+/// The running app (its `base`, `clock`, `state`, `db` through `Deref`) and a client.
 pub struct TestApp {
-    pub base: String,
+    auth: AuthInternal,
     pub client: Client,
-    pub clock: Clock,
-    pub state: web::Data<AppState>,
-    pub db: Arc<TestDb>,
-    handle: actix_web::dev::ServerHandle,
 }
 
-/// Wednesday 2026-11-18 12:00 UTC.
-pub fn wednesday_noon() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 11, 18, 12, 0, 0).unwrap()
+/// Field access (`app.base`, `app.clock`, `app.db`, `app.state`) reads the handle, as
+/// before the start-up moved to `test_support::auth`.
+impl std::ops::Deref for TestApp {
+    type Target = AuthInternal;
+
+    fn deref(&self) -> &AuthInternal {
+        &self.auth
+    }
 }
 
 impl TestApp {
     pub async fn spawn() -> Self {
-        Self::spawn_with(|_| {}).await
+        Self::started(Options::default()).await
     }
 
-    pub async fn spawn_with(tweak: impl FnOnce(&mut Settings)) -> Self {
-        let db = TestDb::new(auth_internal::db::MIGRATIONS).await;
-        let mut settings = Settings::for_tests(db.url()).unwrap();
-        tweak(&mut settings);
-        let clock = Clock::manual(wednesday_noon());
-        let app = Application::build_with_clock(settings, clock.clone())
-            .await
-            .unwrap();
-        let base = format!("http://127.0.0.1:{}", app.port());
-        let state = app.state();
-        let handle = app.handle();
-        tokio::spawn(app.run_until_stopped());
+    pub async fn spawn_with(tweak: impl FnOnce(&mut Settings) + Send + 'static) -> Self {
+        Self::started(Options::default().settings(tweak)).await
+    }
+
+    async fn started(options: Options) -> Self {
         Self {
-            base,
+            auth: options.spawn().await,
             client: Client::new(),
-            clock,
-            state,
-            db: Arc::new(db),
-            handle,
         }
-    }
-
-    pub fn url(&self, path: &str) -> String {
-        format!("{}{}", self.base, path)
     }
 
     pub fn internal(&self, method: reqwest::Method, path: &str) -> RequestBuilder {
@@ -118,30 +97,13 @@ impl TestApp {
     }
 
     pub async fn sql_count(&self, sql: &str) -> i64 {
-        use diesel::prelude::*;
-        use diesel_async::RunQueryDsl;
-        #[derive(QueryableByName)]
-        struct C {
-            #[diesel(sql_type = diesel::sql_types::BigInt)]
-            n: i64,
-        }
-        let mut conn = self.db.conn().await;
-        let c: C = diesel::sql_query(sql).get_result(&mut conn).await.unwrap();
-        c.n
+        self.db.count(sql).await
     }
 
     pub async fn sql(&self, sql: &str) {
         use diesel_async::RunQueryDsl;
         let mut conn = self.db.conn().await;
         diesel::sql_query(sql).execute(&mut conn).await.unwrap();
-    }
-}
-
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        let handle = self.handle.clone();
-        // Stop the server without waiting; the database is dropped after.
-        tokio::spawn(async move { handle.stop(false).await });
     }
 }
 

@@ -615,33 +615,14 @@ async fn sigterm_with_an_open_mcp_session_exits_fast() {
     let db = test_support::TestDb::new(auth_internal::db::MIGRATIONS).await;
     let port = test_support::free_port();
     let base = format!("http://127.0.0.1:{port}");
-    let mut server = test_support::Spawned::start(
+    let mut server = test_support::auth::spawn_binary(
         std::path::Path::new(env!("CARGO_BIN_EXE_auth-internal")),
-        &[
-            ("DATABASE_URL", db.url().to_owned()),
-            ("BIND_ADDR", format!("127.0.0.1:{port}")),
-            ("MANA_SERVICE_KEY", "k".to_owned()),
-            ("PERSONA_SEED_SECRET", SEED_SECRET.to_owned()),
-            ("MANA_CONFIG", String::new()),
-            ("MANA_LOG_FORMAT", "pretty".to_owned()),
-            ("MANA_HTTP__WORKERS", "2".to_owned()),
-            ("MANA_PASSWORD__MEMORY_KIB", "64".to_owned()),
-            ("MANA_PASSWORD__ITERATIONS", "1".to_owned()),
-            ("SHUTDOWN_GRACE_SECS", "10".to_owned()),
-        ],
+        &db,
+        port,
+        &[("SHUTDOWN_GRACE_SECS", "10".to_owned())],
     );
     let http = reqwest::Client::new();
-    let mut up = false;
-    for _ in 0..300 {
-        if let Ok(r) = http.get(format!("{base}/health")).send().await
-            && r.status() == StatusCode::OK
-        {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(up, "auth-internal did not come up");
+    test_support::auth::wait_healthy(&base, Duration::from_secs(6)).await;
     let body: Value = http
         .post(format!("{base}/api/v1/auth/register"))
         .json(&json!({"email": "term@example.com", "password": "a good password"}))

@@ -12,8 +12,10 @@ use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use fake_llm::FakeLlm;
 use llm::{Llm, LlmSettings, RetryPolicy};
 use mission_runner::{
-    MissionApi, MissionTick, PlanModeSetting, Planner, PlannerSettings, TickSettings,
+    Application, MissionApi, MissionTick, PlanModeSetting, Planner, PlannerSettings, Settings,
+    TickSettings,
 };
+use runner_kit::ServiceHandle;
 use serde_json::{Value, json};
 use service_kit::Clock;
 use types::missions::{
@@ -229,6 +231,51 @@ async fn release(
         .releases
         .push((path.into_inner(), body.into_inner()));
     HttpResponse::NoContent().finish()
+}
+
+/// mission-runner's settings against auth-internal at `auth_url`: port 0, the loop off
+/// (ticks only through `POST /internal/tick`); `extra` adds or overrides variables.
+pub fn runner_settings(auth_url: &str, key: &str, extra: &[(&str, &str)]) -> Settings {
+    let mut env: HashMap<String, String> = [
+        ("AUTH_INTERNAL_URL", auth_url),
+        ("MANA_SERVICE_KEY", key),
+        ("BIND_ADDR", "127.0.0.1:0"),
+        ("TICK_INTERVAL_SECS", "0"),
+    ]
+    .iter()
+    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+    .collect();
+    for (k, v) in extra {
+        env.insert((*k).to_owned(), (*v).to_owned());
+    }
+    Settings::from_env(&env).unwrap()
+}
+
+/// The mission-runner service in-process (its HTTP endpoints on `base`).
+pub struct Runner {
+    pub base: String,
+    handle: ServiceHandle,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Runner {
+    pub fn start(settings: Settings) -> Self {
+        let app = Application::build(settings).unwrap();
+        let base = format!("http://127.0.0.1:{}", app.port());
+        let handle = app.handle();
+        let server = tokio::spawn(app.run_without_signals());
+        Self {
+            base,
+            handle,
+            server,
+        }
+    }
+
+    /// The graceful shutdown; the service must exit cleanly.
+    pub async fn stop(self) {
+        self.handle.shutdown().await;
+        self.server.await.unwrap().unwrap();
+    }
 }
 
 pub fn fast_client_retry() -> runner_kit::RetryPolicy {

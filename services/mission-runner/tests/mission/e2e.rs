@@ -3,60 +3,43 @@
 //! is planned, its iteration reaches the user's sync pull, and approving a
 //! step creates the record as that user.
 
-use std::{collections::HashMap, sync::Arc};
-
 use chrono::{TimeDelta, Utc};
 use fake_llm::{FakeLlm, Reply};
-use mission_runner::{Application, Settings};
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
-use service_kit::Clock;
-use test_support::TestDb;
+use test_support::auth::{AuthInternal, Options, SERVICE_KEY as KEY};
 
-const KEY: &str = "test-service-key-new";
+use crate::common::{Runner, runner_settings};
 
 struct Stack {
     auth: String,
     runner: String,
     http: Client,
-    clock: Clock,
-    _db: Arc<TestDb>,
+    _auth_internal: AuthInternal,
+    _runner: Runner,
     _llm: FakeLlm,
 }
 
 async fn stack(llm: FakeLlm, mode: &str) -> Stack {
-    let db = TestDb::new(auth_internal::db::MIGRATIONS).await;
-    let settings = auth_internal::Settings::for_tests(db.url()).unwrap();
     // The runner checks leases against its own (system) clock, so auth runs near it.
-    let clock = Clock::manual(Utc::now());
-    let app = auth_internal::Application::build_with_clock(settings, clock.clone())
-        .await
-        .unwrap();
-    let auth = format!("http://127.0.0.1:{}", app.port());
-    tokio::spawn(app.run_until_stopped());
-    let env: HashMap<String, String> = [
-        ("AUTH_INTERNAL_URL", auth.as_str()),
-        ("MANA_SERVICE_KEY", KEY),
-        ("BIND_ADDR", "127.0.0.1:0"),
-        ("TICK_INTERVAL_SECS", "0"),
-        ("LLM_PROVIDER", "openai"),
-        ("OPENAI_BASE_URL", llm.openai_base_url().as_str()),
-        ("OPENAI_API_KEY", "sk-test"),
-        ("LLM_MAX_ATTEMPTS", "1"),
-        ("MISSION_PLAN_MODE", mode),
-    ]
-    .iter()
-    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-    .collect();
-    let runner_app = Application::build(Settings::from_env(&env).unwrap()).unwrap();
-    let runner = format!("http://127.0.0.1:{}", runner_app.port());
-    tokio::spawn(runner_app.run_without_signals());
+    let auth_internal = Options::default().clock_at(Utc::now()).spawn().await;
+    let runner = Runner::start(runner_settings(
+        &auth_internal.base,
+        KEY,
+        &[
+            ("LLM_PROVIDER", "openai"),
+            ("OPENAI_BASE_URL", llm.openai_base_url().as_str()),
+            ("OPENAI_API_KEY", "sk-test"),
+            ("LLM_MAX_ATTEMPTS", "1"),
+            ("MISSION_PLAN_MODE", mode),
+        ],
+    ));
     Stack {
-        auth,
-        runner,
+        auth: auth_internal.base.clone(),
+        runner: runner.base.clone(),
         http: Client::new(),
-        clock,
-        _db: Arc::new(db),
+        _auth_internal: auth_internal,
+        _runner: runner,
         _llm: llm,
     }
 }
@@ -219,7 +202,6 @@ async fn a_synced_mission_is_planned_validated_written_back_and_approved() {
     );
     let others = s.pull(&other).await;
     assert!(others.is_empty(), "nothing leaked to the other user");
-    let _ = s.clock;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

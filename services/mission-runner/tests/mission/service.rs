@@ -1,8 +1,5 @@
 //! The service end to end: `POST /internal/tick` against the fake auth-internal, on `sim`.
 
-use std::collections::HashMap;
-
-use mission_runner::{Application, Settings};
 use types::missions::{IterationStatus, MissionClaimResponse};
 
 use crate::common::*;
@@ -22,25 +19,15 @@ async fn a_manual_tick_claims_plans_and_writes_back() {
             }],
             server_time: now(),
         });
-    let env: HashMap<String, String> = [
-        ("AUTH_INTERNAL_URL", internal.base_url.as_str()),
-        ("MANA_SERVICE_KEY", SERVICE_KEY),
-        ("BIND_ADDR", "127.0.0.1:0"),
-        ("TICK_INTERVAL_SECS", "0"),
-        ("LLM_PROVIDER", "sim"),
-        ("MISSION_WORKER_ID", "svc-test"),
-    ]
-    .iter()
-    .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
-    .collect();
-    let settings = Settings::from_env(&env).unwrap();
+    let settings = runner_settings(
+        &internal.base_url,
+        SERVICE_KEY,
+        &[("LLM_PROVIDER", "sim"), ("MISSION_WORKER_ID", "svc-test")],
+    );
     assert_eq!(settings.mission.tick.worker, "svc-test");
-    let app = Application::build(settings).unwrap();
-    let port = app.port();
-    let handle = app.handle();
-    let server = tokio::spawn(app.run_without_signals());
+    let runner = Runner::start(settings);
     let http = reqwest::Client::new();
-    let url = format!("http://127.0.0.1:{port}/internal/tick");
+    let url = format!("{}/internal/tick", runner.base);
 
     let refused = http.post(&url).send().await.unwrap();
     assert_eq!(refused.status(), 401);
@@ -65,7 +52,7 @@ async fn a_manual_tick_claims_plans_and_writes_back() {
     }
 
     let metrics = http
-        .get(format!("http://127.0.0.1:{port}/metrics"))
+        .get(format!("{}/metrics", runner.base))
         .send()
         .await
         .unwrap()
@@ -80,6 +67,5 @@ async fn a_manual_tick_claims_plans_and_writes_back() {
         metrics.contains("mana_mission_runner_llm_requests_total{provider=\"sim\",status=\"ok\"}"),
         "{metrics}"
     );
-    handle.shutdown().await;
-    server.await.unwrap().unwrap();
+    runner.stop().await;
 }

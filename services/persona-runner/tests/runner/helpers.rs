@@ -1,59 +1,40 @@
 //! Start auth-internal (fresh database, manual clock) and persona-runners against it.
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{collections::HashMap, time::Duration};
 
-use actix_web::web;
-use auth_internal::{AppState, Settings as AuthSettings};
-use chrono::{DateTime, TimeZone, Utc};
 use persona_runner::{Application, PersonaTick, Settings};
 use reqwest::{Client, StatusCode};
 use runner_kit::{ServiceHandle, TickRunner};
 use serde_json::{Value, json};
-use service_kit::Clock;
-use test_support::TestDb;
+use test_support::auth::{AuthInternal, spawn_auth_internal};
+pub use test_support::auth::{SEED_SECRET, SERVICE_KEY};
 
-pub const SERVICE_KEY: &str = "test-service-key-new";
-pub const SEED_SECRET: &str = "test-seed-secret";
-
-/// Wednesday 2026-11-18 12:00 UTC.
-pub fn wednesday_noon() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 11, 18, 12, 0, 0).unwrap()
+/// auth-internal (its `base`, `clock`, `db` through `Deref`) and a client to it.
+pub struct Auth {
+    auth: AuthInternal,
+    pub client: Client,
 }
 
-pub struct Auth {
-    pub base: String,
-    pub client: Client,
-    pub clock: Clock,
-    pub db: Arc<TestDb>,
-    _state: web::Data<AppState>,
-    handle: actix_web::dev::ServerHandle,
+/// Field access (`auth.base`, `auth.clock`, `auth.db`) reads the handle.
+impl std::ops::Deref for Auth {
+    type Target = AuthInternal;
+
+    fn deref(&self) -> &AuthInternal {
+        &self.auth
+    }
 }
 
 impl Auth {
     pub async fn spawn() -> Self {
-        let db = TestDb::new(auth_internal::db::MIGRATIONS).await;
-        let settings = AuthSettings::for_tests(db.url()).unwrap();
-        let clock = Clock::manual(wednesday_noon());
-        let app = auth_internal::Application::build_with_clock(settings, clock.clone())
-            .await
-            .unwrap();
-        let base = format!("http://127.0.0.1:{}", app.port());
-        let state = app.state();
-        let handle = app.handle();
-        tokio::spawn(app.run_until_stopped());
         Self {
-            base,
+            auth: spawn_auth_internal().await,
             client: Client::new(),
-            clock,
-            db: Arc::new(db),
-            _state: state,
-            handle,
         }
     }
 
     pub fn internal(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         self.client
-            .request(method, format!("{}/api/v1/internal{path}", self.base))
+            .request(method, self.url(&format!("/api/v1/internal{path}")))
             .header("x-service-key", SERVICE_KEY)
     }
 
@@ -105,16 +86,7 @@ impl Auth {
     }
 
     pub async fn sql_count(&self, sql: &str) -> i64 {
-        use diesel::prelude::*;
-        use diesel_async::RunQueryDsl;
-        #[derive(QueryableByName)]
-        struct C {
-            #[diesel(sql_type = diesel::sql_types::BigInt)]
-            n: i64,
-        }
-        let mut conn = self.db.conn().await;
-        let c: C = diesel::sql_query(sql).get_result(&mut conn).await.unwrap();
-        c.n
+        self.db.count(sql).await
     }
 
     pub async fn sql_strings(&self, sql: &str) -> Vec<String> {
@@ -128,13 +100,6 @@ impl Auth {
         let mut conn = self.db.conn().await;
         let rows: Vec<S> = diesel::sql_query(sql).load(&mut conn).await.unwrap();
         rows.into_iter().map(|r| r.s).collect()
-    }
-}
-
-impl Drop for Auth {
-    fn drop(&mut self) {
-        let handle = self.handle.clone();
-        tokio::spawn(async move { handle.stop(false).await });
     }
 }
 

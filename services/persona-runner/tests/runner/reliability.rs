@@ -7,7 +7,10 @@ use std::time::Duration;
 use fake_llm::{Api, FakeLlm, Reply};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use test_support::{Spawned, TestDb};
+use test_support::{
+    Spawned, TestDb,
+    auth::{spawn_binary, wait_healthy},
+};
 
 use crate::helpers::{Auth, Runner, SEED_SECRET, SERVICE_KEY, anthropic_env, as_refs, eventually};
 
@@ -33,36 +36,19 @@ fn busy_day(calls: usize, delay: Duration) -> impl Fn(&Value) -> Reply + Send + 
     }
 }
 
-async fn count(db: &TestDb, sql: &str) -> i64 {
-    use diesel::prelude::*;
-    use diesel_async::RunQueryDsl;
-    #[derive(QueryableByName)]
-    struct C {
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        n: i64,
-    }
-    let mut conn = db.conn().await;
-    let c: C = diesel::sql_query(sql).get_result(&mut conn).await.unwrap();
-    c.n
-}
-
 /// Executed calls (the change log, origin `mcp`) against action rows, per persona.
 async fn executed_vs_rows(db: &TestDb, persona: uuid::Uuid) -> (i64, i64) {
-    let executed = count(
-        db,
-        &format!(
+    let executed = db
+        .count(&format!(
             "SELECT count(*) AS n FROM sync_changes WHERE user_id = '{persona}' AND origin = 'mcp'"
-        ),
-    )
-    .await;
-    let rows = count(
-        db,
-        &format!(
+        ))
+        .await;
+    let rows = db
+        .count(&format!(
             "SELECT count(*) AS n FROM persona_actions WHERE persona_id = '{persona}' \
              AND tool_name = 'todo_create' AND result = 'ok'"
-        ),
-    )
-    .await;
+        ))
+        .await;
     (executed, rows)
 }
 
@@ -253,33 +239,12 @@ async fn a_runner_killed_mid_day_leaves_a_row_for_every_executed_call() {
 /// Starts the auth-internal binary on `port` against `db` (no signal handlers of
 /// ours in between: a real process, stopped with real signals).
 fn start_auth(db: &TestDb, port: u16) -> Spawned {
-    Spawned::start(
+    spawn_binary(
         &test_support::workspace_binary("auth-internal"),
-        &[
-            ("DATABASE_URL", db.url().to_owned()),
-            ("BIND_ADDR", format!("127.0.0.1:{port}")),
-            ("MANA_SERVICE_KEY", SERVICE_KEY.to_owned()),
-            ("PERSONA_SEED_SECRET", SEED_SECRET.to_owned()),
-            ("MANA_CONFIG", String::new()),
-            ("MANA_LOG_FORMAT", "pretty".to_owned()),
-            ("MANA_HTTP__WORKERS", "2".to_owned()),
-            ("MANA_PASSWORD__MEMORY_KIB", "64".to_owned()),
-            ("MANA_PASSWORD__ITERATIONS", "1".to_owned()),
-        ],
+        db,
+        port,
+        &[],
     )
-}
-
-async fn wait_healthy(base: &str) {
-    let http = reqwest::Client::new();
-    for _ in 0..500 {
-        if let Ok(r) = http.get(format!("{base}/health")).send().await
-            && r.status() == StatusCode::OK
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("auth-internal at {base} did not come up");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -288,7 +253,7 @@ async fn an_auth_internal_restart_mid_day_costs_no_call_rating_or_day() {
     let port = test_support::free_port();
     let base = format!("http://127.0.0.1:{port}");
     let mut auth = start_auth(&db, port);
-    wait_healthy(&base).await;
+    wait_healthy(&base, Duration::from_secs(10)).await;
     let http = reqwest::Client::new();
     let specs: Vec<Value> = (0..2)
         .map(|i| {
@@ -317,12 +282,12 @@ async fn an_auth_internal_restart_mid_day_costs_no_call_rating_or_day() {
     });
     let mcp = "SELECT count(*) AS n FROM sync_changes WHERE origin = 'mcp'";
     for _ in 0..500 {
-        if count(&db, mcp).await >= 3 {
+        if db.count(mcp).await >= 3 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    assert!(count(&db, mcp).await >= 3, "the days did not get going");
+    assert!(db.count(mcp).await >= 3, "the days did not get going");
 
     // Down for 3 s mid-day, then back on the same port (a new signing key, no
     // MCP sessions: everything the runner held is gone).
@@ -360,29 +325,17 @@ async fn an_auth_internal_restart_mid_day_costs_no_call_rating_or_day() {
         );
         assert_eq!(rows, 6, "{slug}: one row per executed call");
         assert_eq!(
-            count(
-                &db,
-                &format!("SELECT count(*) AS n FROM persona_actions WHERE persona_id = '{id}' AND completed_at IS NULL")
-            )
-            .await,
+            db.count(&format!("SELECT count(*) AS n FROM persona_actions WHERE persona_id = '{id}' AND completed_at IS NULL")).await,
             0,
             "{slug}: every row completed by the runner"
         );
         assert_eq!(
-            count(
-                &db,
-                &format!("SELECT count(*) AS n FROM persona_feedback WHERE persona_id = '{id}' AND rating = 4")
-            )
-            .await,
+            db.count(&format!("SELECT count(*) AS n FROM persona_feedback WHERE persona_id = '{id}' AND rating = 4")).await,
             1,
             "{slug}: rated"
         );
         assert_eq!(
-            count(
-                &db,
-                &format!("SELECT count(*) AS n FROM personas WHERE user_id = '{id}' AND lease_expires_at IS NULL AND last_active_at IS NOT NULL")
-            )
-            .await,
+            db.count(&format!("SELECT count(*) AS n FROM personas WHERE user_id = '{id}' AND lease_expires_at IS NULL AND last_active_at IS NOT NULL")).await,
             1,
             "{slug}: released done"
         );
