@@ -141,6 +141,40 @@ pub async fn error_body(resp: Response, status: StatusCode) -> Value {
 }
 
 impl TestApp {
+    /// `GET path` with `token` as the bearer.
+    pub async fn get_as(&self, token: &str, path: &str) -> Response {
+        self.client
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// `DELETE path` with `token` as the bearer.
+    pub async fn delete_as(&self, token: &str, path: &str) -> Response {
+        self.client
+            .delete(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Log in with the JSON API; the access token.
+    pub async fn login(&self, email: &str, password: &str) -> String {
+        let resp = self
+            .client
+            .post(self.url("/api/v1/auth/login"))
+            .json(&json!({ "email": email, "password": password }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "login of {email}");
+        let body: Value = resp.json().await.unwrap();
+        body["accessToken"].as_str().unwrap().to_owned()
+    }
+
     /// Register a human user; returns (user id, access token).
     pub async fn register_user(&self, email: &str) -> (uuid::Uuid, String) {
         let resp = self

@@ -68,28 +68,58 @@ pub async fn register_client(app: &TestApp, redirect: &str) -> String {
     body["client_id"].as_str().unwrap().to_owned()
 }
 
+/// `fields` with each of `extra` replacing the field of its name; an empty value
+/// removes the field.
+fn with_fields(fields: &[(&str, &str)], extra: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = fields
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    for (k, v) in extra {
+        out.retain(|(name, _)| name != k);
+        if !v.is_empty() {
+            out.push(((*k).into(), (*v).into()));
+        }
+    }
+    out
+}
+
+/// The authorization request of a public client with PKCE; `extra` as [`with_fields`].
 fn authorize_query(
     app: &TestApp,
     client_id: &str,
     extra: &[(&str, &str)],
 ) -> Vec<(String, String)> {
-    let mut q: Vec<(String, String)> = vec![
-        ("response_type".into(), "code".into()),
-        ("client_id".into(), client_id.into()),
-        ("redirect_uri".into(), REDIRECT.into()),
-        ("code_challenge".into(), CHALLENGE.into()),
-        ("code_challenge_method".into(), "S256".into()),
-        ("state".into(), "st-123".into()),
-        ("scope".into(), "mcp".into()),
-        ("resource".into(), resource(app)),
-    ];
-    for (k, v) in extra {
-        q.retain(|(name, _)| name != k);
-        if !v.is_empty() {
-            q.push(((*k).into(), (*v).into()));
-        }
-    }
-    q
+    let resource = resource(app);
+    with_fields(
+        &[
+            ("response_type", "code"),
+            ("client_id", client_id),
+            ("redirect_uri", REDIRECT),
+            ("code_challenge", CHALLENGE),
+            ("code_challenge_method", "S256"),
+            ("state", "st-123"),
+            ("scope", "mcp"),
+            ("resource", &resource),
+        ],
+        extra,
+    )
+}
+
+/// `GET /oauth/authorize?query` without following the redirect.
+async fn authorize(app: &TestApp, query: &[(String, String)]) -> reqwest::Response {
+    no_redirect()
+        .get(app.url("/oauth/authorize"))
+        .query_pairs(query)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// A registered user (password [`PASSWORD`]) and a registered client; the client id.
+async fn user_and_client(app: &TestApp, email: &str) -> String {
+    app.register_user(email).await;
+    register_client(app, REDIRECT).await
 }
 
 fn location_params(resp: &reqwest::Response) -> Vec<(String, String)> {
@@ -176,7 +206,7 @@ pub async fn get_code(app: &TestApp, client_id: &str, email: &str) -> String {
     param(&params, "code").expect("code").to_owned()
 }
 
-async fn token_request(app: &TestApp, form: &[(&str, &str)]) -> reqwest::Response {
+async fn token_request<T: serde::Serialize + ?Sized>(app: &TestApp, form: &T) -> reqwest::Response {
     app.client
         .post(app.url("/oauth/token"))
         .form_body(form)
@@ -186,19 +216,29 @@ async fn token_request(app: &TestApp, form: &[(&str, &str)]) -> reqwest::Respons
 }
 
 async fn exchange(app: &TestApp, client_id: &str, code: &str, verifier: &str) -> reqwest::Response {
+    exchange_with(app, client_id, code, &[("code_verifier", verifier)]).await
+}
+
+/// The code exchange a client makes, `extra` as [`with_fields`].
+async fn exchange_with(
+    app: &TestApp,
+    client_id: &str,
+    code: &str,
+    extra: &[(&str, &str)],
+) -> reqwest::Response {
     let resource = resource(app);
-    token_request(
-        app,
+    let form = with_fields(
         &[
             ("grant_type", "authorization_code"),
             ("code", code),
             ("redirect_uri", REDIRECT),
             ("client_id", client_id),
-            ("code_verifier", verifier),
+            ("code_verifier", VERIFIER),
             ("resource", &resource),
         ],
-    )
-    .await
+        extra,
+    );
+    token_request(app, &form).await
 }
 
 async fn refresh(app: &TestApp, client_id: &str, token: &str) -> reqwest::Response {
@@ -211,6 +251,32 @@ async fn refresh(app: &TestApp, client_id: &str, token: &str) -> reqwest::Respon
         ],
     )
     .await
+}
+
+/// 400 `invalid_grant`.
+async fn assert_invalid_grant(resp: reqwest::Response) {
+    assert_eq!(
+        oauth_error(resp, StatusCode::BAD_REQUEST).await,
+        "invalid_grant"
+    );
+}
+
+/// The status of an RFC 7009 revocation with this form.
+async fn revoke(app: &TestApp, form: &[(&str, &str)]) -> StatusCode {
+    app.client
+        .post(app.url("/oauth/revoke"))
+        .form_body(form)
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+/// `GET /api/v1/oauth/grants` as `login`, asserted 200: the `grants` array.
+async fn grants(app: &TestApp, login: &str) -> Value {
+    let resp = app.get_as(login, "/api/v1/oauth/grants").await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    resp.json::<Value>().await.unwrap()["grants"].clone()
 }
 
 async fn oauth_error(resp: reqwest::Response, status: StatusCode) -> String {
@@ -227,8 +293,7 @@ async fn oauth_error(resp: reqwest::Response, status: StatusCode) -> String {
 
 /// (access, refresh) tokens for a fresh human user through the whole flow.
 pub async fn tokens_for(app: &TestApp, email: &str) -> (String, String, String) {
-    app.register_user(email).await;
-    let client_id = register_client(app, REDIRECT).await;
+    let client_id = user_and_client(app, email).await;
     let code = get_code(app, &client_id, email).await;
     let resp = exchange(app, &client_id, &code, VERIFIER).await;
     assert_eq!(resp.status(), StatusCode::OK);
@@ -335,13 +400,7 @@ async fn the_whole_flow_gives_tokens_that_work_on_mcp_and_refresh_rotates() {
     let created = structured(&call(&client, "todo_create", json!({"title": "via oauth"})).await);
     assert!(created.to_string().contains("via oauth"));
     // The OAuth token is for /mcp only: the sync API refuses its audience.
-    let resp = app
-        .client
-        .get(app.url("/api/v1/sync/pull?since=0"))
-        .bearer_auth(&access)
-        .send()
-        .await
-        .unwrap();
+    let resp = app.get_as(&access, "/api/v1/sync/pull?since=0").await;
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
     // Refresh: a new pair; the new access token works.
     let resp = refresh(&app, &client_id, &refresh_token).await;
@@ -354,31 +413,20 @@ async fn the_whole_flow_gives_tokens_that_work_on_mcp_and_refresh_rotates() {
     assert_eq!(mcp_status(&app, access2).await, StatusCode::OK);
     // Another client cannot use this client's refresh token.
     let other = register_client(&app, REDIRECT).await;
-    let code = oauth_error(
-        refresh(&app, &other, rotated).await,
-        StatusCode::BAD_REQUEST,
-    )
-    .await;
-    assert_eq!(code, "invalid_grant");
+    assert_invalid_grant(refresh(&app, &other, rotated).await).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pkce_is_required_and_plain_is_refused() {
     let app = TestApp::spawn().await;
     let client_id = register_client(&app, REDIRECT).await;
-    let http = no_redirect();
     for extra in [
         vec![("code_challenge", ""), ("code_challenge_method", "")],
         vec![("code_challenge_method", "plain")],
         vec![("code_challenge_method", "")],
         vec![("code_challenge", "short")],
     ] {
-        let resp = http
-            .get(app.url("/oauth/authorize"))
-            .query_pairs(&authorize_query(&app, &client_id, &extra))
-            .send()
-            .await
-            .unwrap();
+        let resp = authorize(&app, &authorize_query(&app, &client_id, &extra)).await;
         assert_eq!(resp.status(), StatusCode::FOUND, "{extra:?}");
         let params = location_params(&resp);
         assert_eq!(
@@ -394,36 +442,18 @@ async fn pkce_is_required_and_plain_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_verifier_is_invalid_grant_and_burns_the_code() {
     let app = TestApp::spawn().await;
-    app.register_user("verifier@example.com").await;
-    let client_id = register_client(&app, REDIRECT).await;
+    let client_id = user_and_client(&app, "verifier@example.com").await;
     let code = get_code(&app, &client_id, "verifier@example.com").await;
     let wrong = "x".repeat(43);
-    assert_eq!(
-        oauth_error(
-            exchange(&app, &client_id, &code, &wrong).await,
-            StatusCode::BAD_REQUEST
-        )
-        .await,
-        "invalid_grant"
-    );
-    assert_eq!(
-        oauth_error(
-            exchange(&app, &client_id, &code, VERIFIER).await,
-            StatusCode::BAD_REQUEST
-        )
-        .await,
-        "invalid_grant"
-    );
+    assert_invalid_grant(exchange(&app, &client_id, &code, &wrong).await).await;
+    assert_invalid_grant(exchange(&app, &client_id, &code, VERIFIER).await).await;
     // No verifier at all is a malformed request.
     let code = get_code(&app, &client_id, "verifier@example.com").await;
-    let resp = token_request(
+    let resp = exchange_with(
         &app,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", REDIRECT),
-            ("client_id", &client_id),
-        ],
+        &client_id,
+        &code,
+        &[("code_verifier", ""), ("resource", "")],
     )
     .await;
     assert_eq!(
@@ -435,45 +465,26 @@ async fn a_wrong_verifier_is_invalid_grant_and_burns_the_code() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reused_code_is_refused_and_revokes_what_it_issued() {
     let app = TestApp::spawn().await;
-    app.register_user("reuse@example.com").await;
-    let client_id = register_client(&app, REDIRECT).await;
+    let client_id = user_and_client(&app, "reuse@example.com").await;
     let code = get_code(&app, &client_id, "reuse@example.com").await;
     let first = exchange(&app, &client_id, &code, VERIFIER).await;
     assert_eq!(first.status(), StatusCode::OK);
     let first: Value = first.json().await.unwrap();
     let access = first["access_token"].as_str().unwrap();
     assert_eq!(mcp_status(&app, access).await, StatusCode::OK);
-    assert_eq!(
-        oauth_error(
-            exchange(&app, &client_id, &code, VERIFIER).await,
-            StatusCode::BAD_REQUEST
-        )
-        .await,
-        "invalid_grant"
-    );
+    assert_invalid_grant(exchange(&app, &client_id, &code, VERIFIER).await).await;
     assert_eq!(mcp_status(&app, access).await, StatusCode::UNAUTHORIZED);
     let rt = first["refresh_token"].as_str().unwrap();
-    assert_eq!(
-        oauth_error(refresh(&app, &client_id, rt).await, StatusCode::BAD_REQUEST).await,
-        "invalid_grant"
-    );
+    assert_invalid_grant(refresh(&app, &client_id, rt).await).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_code_is_refused() {
     let app = TestApp::spawn().await;
-    app.register_user("expired@example.com").await;
-    let client_id = register_client(&app, REDIRECT).await;
+    let client_id = user_and_client(&app, "expired@example.com").await;
     let code = get_code(&app, &client_id, "expired@example.com").await;
     app.clock.advance(TimeDelta::seconds(61));
-    assert_eq!(
-        oauth_error(
-            exchange(&app, &client_id, &code, VERIFIER).await,
-            StatusCode::BAD_REQUEST
-        )
-        .await,
-        "invalid_grant"
-    );
+    assert_invalid_grant(exchange(&app, &client_id, &code, VERIFIER).await).await;
     // Within 60 s it works.
     let code = get_code(&app, &client_id, "expired@example.com").await;
     app.clock.advance(TimeDelta::seconds(59));
@@ -497,45 +508,17 @@ async fn an_expired_code_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn codes_are_bound_to_client_and_redirect_uri() {
     let app = TestApp::spawn().await;
-    app.register_user("bound@example.com").await;
-    let client_id = register_client(&app, REDIRECT).await;
+    let client_id = user_and_client(&app, "bound@example.com").await;
     let other = register_client(&app, REDIRECT).await;
     let code = get_code(&app, &client_id, "bound@example.com").await;
-    assert_eq!(
-        oauth_error(
-            exchange(&app, &other, &code, VERIFIER).await,
-            StatusCode::BAD_REQUEST
-        )
-        .await,
-        "invalid_grant"
-    );
+    assert_invalid_grant(exchange(&app, &other, &code, VERIFIER).await).await;
     let code = get_code(&app, &client_id, "bound@example.com").await;
-    let resp = token_request(
-        &app,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", "http://127.0.0.1:1/other"),
-            ("client_id", &client_id),
-            ("code_verifier", VERIFIER),
-        ],
-    )
-    .await;
-    assert_eq!(
-        oauth_error(resp, StatusCode::BAD_REQUEST).await,
-        "invalid_grant"
-    );
-    let resp = token_request(
-        &app,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", REDIRECT),
-            ("client_id", "nobody"),
-            ("code_verifier", VERIFIER),
-        ],
-    )
-    .await;
+    let other_uri = [
+        ("redirect_uri", "http://127.0.0.1:1/other"),
+        ("resource", ""),
+    ];
+    assert_invalid_grant(exchange_with(&app, &client_id, &code, &other_uri).await).await;
+    let resp = exchange_with(&app, "nobody", &code, &[("resource", "")]).await;
     assert_eq!(
         oauth_error(resp, StatusCode::UNAUTHORIZED).await,
         "invalid_client"
@@ -566,17 +549,11 @@ async fn codes_are_bound_to_client_and_redirect_uri() {
 async fn an_unregistered_redirect_uri_gets_a_page_not_a_redirect() {
     let app = TestApp::spawn().await;
     let client_id = register_client(&app, REDIRECT).await;
-    let http = no_redirect();
     for (name, value) in [
         ("redirect_uri", "http://127.0.0.1:53682/evil"),
         ("client_id", "unknown-client"),
     ] {
-        let resp = http
-            .get(app.url("/oauth/authorize"))
-            .query_pairs(&authorize_query(&app, &client_id, &[(name, value)]))
-            .send()
-            .await
-            .unwrap();
+        let resp = authorize(&app, &authorize_query(&app, &client_id, &[(name, value)])).await;
         assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "{name}");
         assert!(resp.headers().get("location").is_none());
         assert!(
@@ -591,47 +568,27 @@ async fn an_unregistered_redirect_uri_gets_a_page_not_a_redirect() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_resource_for_another_audience_is_invalid_target() {
     let app = TestApp::spawn().await;
-    app.register_user("target@example.com").await;
-    let client_id = register_client(&app, REDIRECT).await;
-    let resp = no_redirect()
-        .get(app.url("/oauth/authorize"))
-        .query_pairs(&authorize_query(
-            &app,
-            &client_id,
-            &[("resource", "https://other.example/mcp")],
-        ))
-        .send()
-        .await
-        .unwrap();
+    let client_id = user_and_client(&app, "target@example.com").await;
+    let other = [("resource", "https://other.example/mcp")];
+    let resp = authorize(&app, &authorize_query(&app, &client_id, &other)).await;
     assert_eq!(resp.status(), StatusCode::FOUND);
     let params = location_params(&resp);
     assert_eq!(param(&params, "error"), Some("invalid_target"));
     assert_eq!(param(&params, "state"), Some("st-123"));
     // At the token endpoint too.
     let code = get_code(&app, &client_id, "target@example.com").await;
-    let resp = token_request(
-        &app,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", REDIRECT),
-            ("client_id", &client_id),
-            ("code_verifier", VERIFIER),
-            ("resource", "https://other.example/mcp"),
-        ],
-    )
-    .await;
+    let other = [("resource", "https://other.example/mcp")];
+    let resp = exchange_with(&app, &client_id, &code, &other).await;
     assert_eq!(
         oauth_error(resp, StatusCode::BAD_REQUEST).await,
         "invalid_target"
     );
     // An unknown scope is refused as well.
-    let resp = no_redirect()
-        .get(app.url("/oauth/authorize"))
-        .query_pairs(&authorize_query(&app, &client_id, &[("scope", "admin")]))
-        .send()
-        .await
-        .unwrap();
+    let resp = authorize(
+        &app,
+        &authorize_query(&app, &client_id, &[("scope", "admin")]),
+    )
+    .await;
     assert_eq!(
         param(&location_params(&resp), "error"),
         Some("invalid_scope")
@@ -649,22 +606,8 @@ async fn a_reused_refresh_token_kills_the_grant() {
     let access2 = body["access_token"].as_str().unwrap().to_owned();
     assert_eq!(mcp_status(&app, &access2).await, StatusCode::OK);
     // Replaying the rotated token: refused, and the whole grant dies.
-    assert_eq!(
-        oauth_error(
-            refresh(&app, &client_id, &rt1).await,
-            StatusCode::BAD_REQUEST
-        )
-        .await,
-        "invalid_grant"
-    );
-    assert_eq!(
-        oauth_error(
-            refresh(&app, &client_id, &rt2).await,
-            StatusCode::BAD_REQUEST
-        )
-        .await,
-        "invalid_grant"
-    );
+    assert_invalid_grant(refresh(&app, &client_id, &rt1).await).await;
+    assert_invalid_grant(refresh(&app, &client_id, &rt2).await).await;
     assert_eq!(mcp_status(&app, &access).await, StatusCode::UNAUTHORIZED);
     assert_eq!(mcp_status(&app, &access2).await, StatusCode::UNAUTHORIZED);
 }
@@ -675,23 +618,16 @@ async fn revoked_tokens_get_401_on_mcp() {
     // RFC 7009 with the refresh token.
     let (client_id, access, rt) = tokens_for(&app, "revoke@example.com").await;
     assert_eq!(mcp_status(&app, &access).await, StatusCode::OK);
-    let resp = app
-        .client
-        .post(app.url("/oauth/revoke"))
-        .form_body(&[("token", rt.as_str()), ("client_id", client_id.as_str())])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::OK);
-    assert_eq!(mcp_status(&app, &access).await, StatusCode::UNAUTHORIZED);
     assert_eq!(
-        oauth_error(
-            refresh(&app, &client_id, &rt).await,
-            StatusCode::BAD_REQUEST
+        revoke(
+            &app,
+            &[("token", rt.as_str()), ("client_id", client_id.as_str())]
         )
         .await,
-        "invalid_grant"
+        StatusCode::OK
     );
+    assert_eq!(mcp_status(&app, &access).await, StatusCode::UNAUTHORIZED);
+    assert_invalid_grant(refresh(&app, &client_id, &rt).await).await;
     // RFC 7009 with the access token of a second grant.
     let code = get_code(&app, &client_id, "revoke@example.com").await;
     let body: Value = exchange(&app, &client_id, &code, VERIFIER)
@@ -701,24 +637,10 @@ async fn revoked_tokens_get_401_on_mcp() {
         .unwrap();
     let access = body["access_token"].as_str().unwrap();
     assert_eq!(mcp_status(&app, access).await, StatusCode::OK);
-    let resp = app
-        .client
-        .post(app.url("/oauth/revoke"))
-        .form_body(&[("token", access)])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(revoke(&app, &[("token", access)]).await, StatusCode::OK);
     assert_eq!(mcp_status(&app, access).await, StatusCode::UNAUTHORIZED);
     // An unknown token is 200 as well (RFC 7009 §2.2).
-    let resp = app
-        .client
-        .post(app.url("/oauth/revoke"))
-        .form_body(&[("token", "nonsense")])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(revoke(&app, &[("token", "nonsense")]).await, StatusCode::OK);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -727,87 +649,34 @@ async fn users_list_and_disconnect_their_apps_and_only_theirs() {
     let (_, access, _) = tokens_for(&app, "owner@example.com").await;
     let owner_login = login(&app, "owner@example.com").await;
     let (_, stranger) = app.register_user("stranger@example.com").await;
-    let list: Value = app
-        .client
-        .get(app.url("/api/v1/oauth/grants"))
-        .bearer_auth(&owner_login)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let grants = list["grants"].as_array().unwrap();
-    assert_eq!(grants.len(), 1);
-    assert_eq!(grants[0]["clientName"], "Test Client");
-    assert_eq!(grants[0]["resource"], resource(&app));
-    let id = grants[0]["id"].as_str().unwrap();
-    let theirs: Value = app
-        .client
-        .get(app.url("/api/v1/oauth/grants"))
-        .bearer_auth(&stranger)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(theirs["grants"], json!([]));
+    let list = grants(&app, &owner_login).await;
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert_eq!(list[0]["clientName"], "Test Client");
+    assert_eq!(list[0]["resource"], resource(&app));
+    let id = list[0]["id"].as_str().unwrap();
+    assert_eq!(grants(&app, &stranger).await, json!([]));
     let resp = app
-        .client
-        .delete(app.url(&format!("/api/v1/oauth/grants/{id}")))
-        .bearer_auth(&stranger)
-        .send()
-        .await
-        .unwrap();
+        .delete_as(&stranger, &format!("/api/v1/oauth/grants/{id}"))
+        .await;
     assert_eq!(
         crate::helpers::error_code(resp, StatusCode::NOT_FOUND).await,
         "not_found"
     );
     assert_eq!(mcp_status(&app, &access).await, StatusCode::OK);
     let resp = app
-        .client
-        .delete(app.url(&format!("/api/v1/oauth/grants/{id}")))
-        .bearer_auth(&owner_login)
-        .send()
-        .await
-        .unwrap();
+        .delete_as(&owner_login, &format!("/api/v1/oauth/grants/{id}"))
+        .await;
     assert_eq!(resp.status(), StatusCode::NO_CONTENT);
     assert_eq!(mcp_status(&app, &access).await, StatusCode::UNAUTHORIZED);
-    let list: Value = app
-        .client
-        .get(app.url("/api/v1/oauth/grants"))
-        .bearer_auth(&owner_login)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(list["grants"], json!([]));
+    assert_eq!(grants(&app, &owner_login).await, json!([]));
     // An OAuth access token is not a login token for the JSON API.
-    let resp = app
-        .client
-        .get(app.url("/api/v1/oauth/grants"))
-        .bearer_auth(&access)
-        .send()
-        .await
-        .unwrap();
+    let resp = app.get_as(&access, "/api/v1/oauth/grants").await;
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
 }
 
+/// A login token of a user registered with [`PASSWORD`].
 pub async fn login(app: &TestApp, email: &str) -> String {
-    let body: Value = app
-        .client
-        .post(app.url("/api/v1/auth/login"))
-        .json(&json!({"email": email, "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    body["accessToken"].as_str().unwrap().to_owned()
+    app.login(email, PASSWORD).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -998,56 +867,42 @@ async fn the_connections_page_signs_in_and_disconnects() {
         .unwrap()
         .to_owned();
     let cookies = format!("{cookie}; {session}");
-    let html = http
-        .get(app.url("/oauth/connections"))
-        .header("cookie", &cookies)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = || async {
+        http.get(app.url("/oauth/connections"))
+            .header("cookie", &cookies)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    let html = page().await;
     assert!(html.contains("Test Client"), "{html}");
     let grant: String = {
         let start = html.find("/oauth/connections/").unwrap() + "/oauth/connections/".len();
         html[start..start + 36].to_owned()
     };
+    let disconnect = |csrf: String| {
+        let request = http
+            .post(app.url(&format!("/oauth/connections/{grant}/disconnect")))
+            .header("cookie", &cookies)
+            .form_body(&[("csrf_token", csrf)]);
+        async move { request.send().await.unwrap().status() }
+    };
     // Without the CSRF token nothing happens.
-    let resp = http
-        .post(app.url(&format!("/oauth/connections/{grant}/disconnect")))
-        .header("cookie", &cookies)
-        .form_body(&[("csrf_token", "")])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    assert_eq!(disconnect(String::new()).await, StatusCode::FORBIDDEN);
     assert_eq!(mcp_status(&app, &access).await, StatusCode::OK);
-    let resp = http
-        .post(app.url(&format!("/oauth/connections/{grant}/disconnect")))
-        .header("cookie", &cookies)
-        .form_body(&[("csrf_token", csrf.as_str())])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert_eq!(disconnect(csrf).await, StatusCode::SEE_OTHER);
     assert_eq!(mcp_status(&app, &access).await, StatusCode::UNAUTHORIZED);
-    let html = http
-        .get(app.url("/oauth/connections"))
-        .header("cookie", &cookies)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = page().await;
     assert!(html.contains("No app is connected"), "{html}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_exchanges_of_one_code_or_refresh_token_never_both_win() {
     let app = TestApp::spawn().await;
-    app.register_user("race@example.com").await;
-    let client_id = register_client(&app, REDIRECT).await;
+    let client_id = user_and_client(&app, "race@example.com").await;
     let code = get_code(&app, &client_id, "race@example.com").await;
     let (a, b) = tokio::join!(
         exchange(&app, &client_id, &code, VERIFIER),
@@ -1084,8 +939,7 @@ async fn concurrent_exchanges_of_one_code_or_refresh_token_never_both_win() {
 async fn a_client_may_name_itself_with_http_basic() {
     use base64::Engine;
     let app = TestApp::spawn().await;
-    app.register_user("basic@example.com").await;
-    let client_id = register_client(&app, REDIRECT).await;
+    let client_id = user_and_client(&app, "basic@example.com").await;
     let code = get_code(&app, &client_id, "basic@example.com").await;
     let basic = base64::engine::general_purpose::STANDARD.encode(format!("{client_id}:ignored"));
     let form = [

@@ -137,13 +137,10 @@ async fn python_sdk_runs_the_oauth_flow_and_the_inspector_uses_its_token() {
     );
     let access = summary["accessToken"].as_str().unwrap().to_owned();
     // The server saw one grant for the SDK's registered client.
+    let owner = login(&app, email).await;
     let grants: Value = app
-        .client
-        .get(app.url("/api/v1/oauth/grants"))
-        .bearer_auth(login(&app, email).await)
-        .send()
+        .get_as(&owner, "/api/v1/oauth/grants")
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();

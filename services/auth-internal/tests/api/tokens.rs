@@ -18,13 +18,7 @@ async fn create(app: &TestApp, login: &str, body: Value) -> reqwest::Response {
 }
 
 async fn list(app: &TestApp, login: &str) -> Value {
-    let resp = app
-        .client
-        .get(app.url("/api/v1/tokens"))
-        .bearer_auth(login)
-        .send()
-        .await
-        .unwrap();
+    let resp = app.get_as(login, "/api/v1/tokens").await;
     assert_eq!(resp.status(), StatusCode::OK);
     resp.json().await.unwrap()
 }
@@ -79,51 +73,21 @@ async fn create_list_use_and_revoke_a_personal_access_token() {
         json!(app.clock.now())
     );
     // It is not a login token for the JSON API.
-    let resp = app
-        .client
-        .get(app.url("/api/v1/tokens"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let resp = app.get_as(&token, "/api/v1/tokens").await;
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
     // Another user neither sees nor deletes it.
     assert_eq!(list(&app, &other).await["tokens"], json!([]));
-    let resp = app
-        .client
-        .delete(app.url(&format!("/api/v1/tokens/{id}")))
-        .bearer_auth(&other)
-        .send()
-        .await
-        .unwrap();
+    let resp = app.delete_as(&other, &format!("/api/v1/tokens/{id}")).await;
     assert_eq!(error_code(resp, StatusCode::NOT_FOUND).await, "not_found");
     assert_eq!(mcp_status(&app, &token).await, StatusCode::OK);
     // The owner revokes it: 204, then /mcp refuses it and it is gone from the list.
-    let resp = app
-        .client
-        .delete(app.url(&format!("/api/v1/tokens/{id}")))
-        .bearer_auth(&login)
-        .send()
-        .await
-        .unwrap();
+    let resp = app.delete_as(&login, &format!("/api/v1/tokens/{id}")).await;
     assert_eq!(resp.status(), StatusCode::NO_CONTENT);
     assert_eq!(mcp_status(&app, &token).await, StatusCode::UNAUTHORIZED);
     assert_eq!(list(&app, &login).await["tokens"], json!([]));
-    let resp = app
-        .client
-        .delete(app.url(&format!("/api/v1/tokens/{id}")))
-        .bearer_auth(&login)
-        .send()
-        .await
-        .unwrap();
+    let resp = app.delete_as(&login, &format!("/api/v1/tokens/{id}")).await;
     assert_eq!(error_code(resp, StatusCode::NOT_FOUND).await, "not_found");
-    let resp = app
-        .client
-        .delete(app.url("/api/v1/tokens/not-a-uuid"))
-        .bearer_auth(&login)
-        .send()
-        .await
-        .unwrap();
+    let resp = app.delete_as(&login, "/api/v1/tokens/not-a-uuid").await;
     assert_eq!(error_code(resp, StatusCode::NOT_FOUND).await, "not_found");
 }
 
@@ -211,17 +175,7 @@ async fn personas_cannot_create_tokens() {
     let email = "persona.pat-persona-0@mana.test";
     let password =
         service_kit::persona_password::persona_password(crate::helpers::SEED_SECRET, email);
-    let body: Value = app
-        .client
-        .post(app.url("/api/v1/auth/login"))
-        .json(&json!({"email": email, "password": password}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let login = body["accessToken"].as_str().unwrap();
-    let resp = create(&app, login, json!({"name": "x", "scope": "mcp"})).await;
+    let login = app.login(email, &password).await;
+    let resp = create(&app, &login, json!({"name": "x", "scope": "mcp"})).await;
     assert_eq!(error_code(resp, StatusCode::FORBIDDEN).await, "forbidden");
 }
