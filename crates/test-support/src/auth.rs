@@ -53,7 +53,7 @@ type Tweak = Box<dyn FnOnce(&mut Settings) + Send>;
 pub struct Options {
     clock: Clock,
     db: Option<TestDb>,
-    tweak: Option<Tweak>,
+    tweaks: Vec<Tweak>,
 }
 
 impl Default for Options {
@@ -61,16 +61,17 @@ impl Default for Options {
         Self {
             clock: Clock::manual(wednesday_noon()),
             db: None,
-            tweak: None,
+            tweaks: Vec::new(),
         }
     }
 }
 
 impl Options {
-    /// Change the test settings before the build (e.g. `|s| s.mcp.stateful = false`).
+    /// Change the test settings before the build (e.g. `|s| s.mcp.stateful = false`);
+    /// several tweaks apply in order.
     #[must_use]
     pub fn settings(mut self, tweak: impl FnOnce(&mut Settings) + Send + 'static) -> Self {
-        self.tweak = Some(Box::new(tweak));
+        self.tweaks.push(Box::new(tweak));
         self
     }
 
@@ -102,7 +103,7 @@ impl Options {
         };
         let mut settings = Settings::for_tests(db.url())
             .unwrap_or_else(|e| panic!("auth-internal test settings: {e}"));
-        if let Some(tweak) = self.tweak {
+        for tweak in self.tweaks {
             tweak(&mut settings);
         }
         let app = Application::build_with_clock(settings, self.clock.clone())
