@@ -25,7 +25,7 @@ use auth_internal::db::reports as sql;
 use chrono::{DateTime, TimeDelta, Utc};
 use diesel::{
     QueryableByName,
-    sql_types::{Array, BigInt, Text, Timestamptz},
+    sql_types::{BigInt, Text, Timestamptz},
 };
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use reqwest::Client;
@@ -98,6 +98,10 @@ async fn run() -> anyhow::Result<()> {
         "persona_runs",
         "persona_feedback",
         "persona_actions",
+        "report_ratings_hourly",
+        "report_ratings_daily",
+        "report_calls_hourly",
+        "report_tokens_hourly",
     ] {
         diesel::sql_query(format!("VACUUM ANALYZE {table}"))
             .execute(&mut conn)
@@ -224,104 +228,57 @@ async fn run() -> anyhow::Result<()> {
         from: now - TimeDelta::days(7),
         to: now,
     };
-    let prev = period.previous();
-    let modules: Vec<String> = [
-        "todo", "notes", "journal", "calendar", "contacts", "goals", "habits", "mood",
-    ]
-    .iter()
-    .map(|s| (*s).to_owned())
-    .collect();
-    let [ratings, calls, notes] = sql::modules_statements(false);
-    let plans: Vec<(&str, Result<Vec<PlanLine>, diesel::result::Error>)> =
-        vec![
-        (
-            "modules: ratings",
-            diesel::sql_query(format!("EXPLAIN ANALYZE {ratings}"))
-                .bind::<Timestamptz, _>(prev.from)
-                .bind::<Timestamptz, _>(period.from)
-                .bind::<Timestamptz, _>(period.to)
-                .load(&mut conn)
-                .await,
-        ),
-        (
-            "modules: tool calls",
-            diesel::sql_query(format!("EXPLAIN ANALYZE {calls}"))
-                .bind::<Timestamptz, _>(period.from)
-                .bind::<Timestamptz, _>(period.to)
-                .load(&mut conn)
-                .await,
-        ),
-        (
-            "modules: low notes",
-            diesel::sql_query(format!("EXPLAIN ANALYZE {notes}"))
-                .bind::<Array<Text>, _>(&modules)
-                .bind::<Timestamptz, _>(period.from)
-                .bind::<Timestamptz, _>(period.to)
-                .bind::<BigInt, _>(3)
-                .load(&mut conn)
-                .await,
-        ),
-        (
-            "modules appVersion: ratings",
-            diesel::sql_query(format!("EXPLAIN ANALYZE {}", sql::modules_statements(true)[0]))
-                .bind::<Timestamptz, _>(prev.from)
-                .bind::<Timestamptz, _>(period.from)
-                .bind::<Timestamptz, _>(period.to)
-                .bind::<Text, _>("1.2")
-                .load(&mut conn)
-                .await,
-        ),
-        (
-            "trend: buckets",
-            diesel::sql_query(format!("EXPLAIN ANALYZE {}", sql::trend_buckets_sql()))
-                .bind::<Text, _>("todo")
-                .bind::<Timestamptz, _>(period.from)
-                .bind::<Timestamptz, _>(period.to)
-                .bind::<Text, _>("day")
-                .load(&mut conn)
-                .await,
-        ),
-        (
-            "trend: personas",
-            diesel::sql_query(format!("EXPLAIN ANALYZE {}", sql::TREND_PERSONAS_SQL))
-                .bind::<Text, _>("todo")
-                .bind::<Timestamptz, _>(period.from)
-                .bind::<Timestamptz, _>(period.to)
-                .load(&mut conn)
-                .await,
-        ),
+    let mut statements = sql::explained(period, "todo", "1.2");
+    let quarter = sql::Period {
+        from: now - TimeDelta::days(90),
+        to: now,
+    };
+    statements.extend(
+        sql::explained(quarter, "todo", "1.2")
+            .into_iter()
+            .filter(|(name, _)| name.starts_with("trend") || name.starts_with("tokens"))
+            .map(|(name, q)| {
+                (
+                    if name.starts_with("trend") {
+                        "trend (90 days)"
+                    } else {
+                        "tokens (90 days)"
+                    },
+                    q,
+                )
+            }),
+    );
+    let mut plans: Vec<(&str, Result<Vec<PlanLine>, diesel::result::Error>)> = Vec::new();
+    for (name, q) in statements {
+        plans.push((name, q.load(&mut conn).await));
+    }
+    for (name, text) in [
         (
             "runs list (equivalent of the diesel query)",
-            diesel::sql_query(
-                "EXPLAIN ANALYZE SELECT id, persona_id, tick_id, outcome, error_class, started_at, \
-                   finished_at, tool_calls, tool_errors, tokens_input, tokens_output, \
-                   tokens_cache_read, tokens_cache_write FROM persona_runs \
-                 WHERE started_at >= $1 AND started_at < $2 \
-                 ORDER BY started_at DESC, id DESC LIMIT 51",
-            )
-            .bind::<Timestamptz, _>(period.from)
-            .bind::<Timestamptz, _>(period.to)
-            .load(&mut conn)
-            .await,
+            "EXPLAIN ANALYZE SELECT id, persona_id, tick_id, outcome, error_class, started_at, \
+               finished_at, tool_calls, tool_errors, tokens_input, tokens_output, \
+               tokens_cache_read, tokens_cache_write FROM persona_runs \
+             WHERE started_at >= $1 AND started_at < $2 \
+             ORDER BY started_at DESC, id DESC LIMIT 51",
         ),
         (
-            "failures",
-            diesel::sql_query(format!("EXPLAIN ANALYZE {}", sql::FAILURES_SQL))
+            "runs q=timeout (equivalent of the diesel query)",
+            "EXPLAIN ANALYZE SELECT id, started_at FROM persona_runs \
+             WHERE started_at >= $1 AND started_at < $2 \
+               AND (error ILIKE '%timeout%' OR id IN ( \
+                 SELECT tick_id FROM persona_feedback WHERE notes ILIKE '%timeout%')) \
+             ORDER BY started_at DESC, id DESC LIMIT 51",
+        ),
+    ] {
+        plans.push((
+            name,
+            diesel::sql_query(text)
                 .bind::<Timestamptz, _>(period.from)
                 .bind::<Timestamptz, _>(period.to)
                 .load(&mut conn)
                 .await,
-        ),
-        (
-            "tokens",
-            diesel::sql_query(format!("EXPLAIN ANALYZE {}", sql::tokens_sql()))
-                .bind::<Timestamptz, _>(period.from)
-                .bind::<Timestamptz, _>(period.to)
-                .bind::<Text, _>("day")
-                .load(&mut conn)
-                .await,
-        ),
-    ];
+        ));
+    }
     for (name, plan) in plans {
         println!("  {name}:");
         match plan {

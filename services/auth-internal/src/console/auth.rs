@@ -11,6 +11,11 @@
 //! - Every state-changing form is checked against the session's CSRF token
 //!   ([`check_csrf`]) before anything is read from or written to the database.
 //! - `next` after sign-in is only ever a path inside `/console`.
+//! - Failed sign-ins are counted per client address and per email (as typed,
+//!   lower-cased) over `console.login_failure_window_secs`; at
+//!   `console.login_failures_per_ip` or `…_per_email` the form answers 429 with
+//!   `Retry-After` before any password is checked (the pattern of OAuth's
+//!   registration limit: counted rows in Postgres, so every replica agrees).
 
 use std::{collections::HashMap, future::Future, pin::Pin};
 
@@ -250,7 +255,26 @@ pub async fn login(
     let next = safe_next(form.get("next").map(String::as_str));
     let email = form.get("email").map(|e| e.trim()).unwrap_or_default();
     let password = form.get("password").cloned().unwrap_or_default();
+    let ip = req
+        .peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_else(|| "unknown".into());
+    let email_key = email.to_lowercase();
+    let limits = &state.settings.console;
+    let window = i64::try_from(limits.login_failure_window_secs).unwrap_or(i64::MAX / 4);
+    let now = state.clock.now();
+    let since = now - TimeDelta::seconds(window);
     let mut conn = state.pool.get().await?;
+    let (by_ip, by_email) =
+        operators::count_login_failures(&mut conn, &ip, &email_key, since).await?;
+    if by_ip >= i64::from(limits.login_failures_per_ip)
+        || by_email >= i64::from(limits.login_failures_per_email)
+    {
+        tracing::warn!(client.ip = %ip, failures.ip = by_ip, failures.email = by_email, "console sign-in refused: too many failures");
+        return Err(ConsoleError::RateLimited {
+            retry_after_secs: limits.login_failure_window_secs,
+        });
+    }
     let user = if email.is_empty() {
         None
     } else {
@@ -265,7 +289,9 @@ pub async fn login(
     let user = match user {
         Some(u) if ok => u,
         _ => {
-            tracing::info!("console sign-in failed: wrong email or password");
+            tracing::info!(client.ip = %ip, "console sign-in failed: wrong email or password");
+            let mut conn = state.pool.get().await?;
+            operators::record_login_failure(&mut conn, &ip, &email_key, now, since).await?;
             return Ok(login_page(
                 StatusCode::UNAUTHORIZED,
                 &cookie_token,
@@ -281,12 +307,12 @@ pub async fn login(
             "this account is not an operator; the console is for operators only".into(),
         ));
     }
-    let now = state.clock.now();
     let ttl = state.settings.console.session_ttl_secs;
     let expires_at = now + TimeDelta::seconds(i64::try_from(ttl).unwrap_or(i64::MAX / 4));
     let id = csrf::random_token()?;
     let csrf_token = csrf::random_token()?;
     let mut conn = state.pool.get().await?;
+    operators::clear_login_failures(&mut conn, &email_key).await?;
     if let Some(old) = session::read_cookie(&req, SESSION_COOKIE) {
         operators::delete_session(&mut conn, &session::hash_id(&old)).await?;
     }

@@ -27,6 +27,9 @@ pub enum ConsoleError {
     /// A state-changing form without its CSRF token, or with a wrong one.
     #[error("the form's CSRF token is missing or wrong; reload the page and try again")]
     Csrf,
+    /// Too many failed sign-ins from this address or for this email.
+    #[error("too many failed sign-ins; try again in {} minutes", retry_after_secs.div_ceil(60))]
+    RateLimited { retry_after_secs: u64 },
     #[error(transparent)]
     App(#[from] AppError),
 }
@@ -63,6 +66,7 @@ impl ConsoleError {
             Self::SignIn { .. } => codes::UNAUTHORIZED,
             Self::Forbidden(_) => codes::FORBIDDEN,
             Self::Csrf => CSRF_FAILED,
+            Self::RateLimited { .. } => RATE_LIMITED,
             Self::App(e) => e.code(),
         }
     }
@@ -70,12 +74,15 @@ impl ConsoleError {
 
 /// The code of a refused CSRF check.
 pub const CSRF_FAILED: &str = "csrf_failed";
+/// The code of a sign-in refused for too many failures (as OAuth's registration).
+pub const RATE_LIMITED: &str = "rate_limited";
 
 impl ResponseError for ConsoleError {
     fn status_code(&self) -> StatusCode {
         match self {
             Self::SignIn { .. } => StatusCode::SEE_OTHER,
             Self::Forbidden(_) | Self::Csrf => StatusCode::FORBIDDEN,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::App(e) => e.status_code(),
         }
     }
@@ -108,6 +115,12 @@ impl ResponseError for ConsoleError {
         if status == StatusCode::SERVICE_UNAVAILABLE {
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, header::HeaderValue::from_static("2"));
+        }
+        if let Self::RateLimited { retry_after_secs } = self {
+            resp.headers_mut().insert(
+                header::RETRY_AFTER,
+                header::HeaderValue::from(*retry_after_secs),
+            );
         }
         resp
     }
@@ -148,6 +161,13 @@ mod tests {
             (ConsoleError::Csrf, 403, "csrf_failed"),
             (ConsoleError::Forbidden("no".into()), 403, "forbidden"),
             (ConsoleError::not_found("x"), 404, "not_found"),
+            (
+                ConsoleError::RateLimited {
+                    retry_after_secs: 900,
+                },
+                429,
+                "rate_limited",
+            ),
             (
                 ConsoleError::App(AppError::Internal("secret".into())),
                 500,

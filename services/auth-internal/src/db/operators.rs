@@ -152,3 +152,63 @@ pub async fn sweep_expired_sessions(
     .execute(conn)
     .await
 }
+
+#[derive(QueryableByName)]
+struct FailureCounts {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    by_ip: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    by_email: i64,
+}
+
+/// Failed console sign-ins since `since`: `(from this address, for this email)`.
+/// Served by `console_login_failures_ip_idx` and `…_email_idx` (a `BitmapOr`).
+pub async fn count_login_failures(
+    conn: &mut AsyncPgConnection,
+    ip: &str,
+    email: &str,
+    since: DateTime<Utc>,
+) -> QueryResult<(i64, i64)> {
+    let c: FailureCounts = diesel::sql_query(
+        "SELECT count(*) FILTER (WHERE ip = $1) AS by_ip, \
+                count(*) FILTER (WHERE email = $2) AS by_email \
+         FROM console_login_failures WHERE (ip = $1 OR email = $2) AND at >= $3",
+    )
+    .bind::<diesel::sql_types::Text, _>(ip)
+    .bind::<diesel::sql_types::Text, _>(email)
+    .bind::<diesel::sql_types::Timestamptz, _>(since)
+    .get_result(conn)
+    .await?;
+    Ok((c.by_ip, c.by_email))
+}
+
+/// Record a failed sign-in; failures older than `forget_before` go in the same
+/// statement, so the table holds one window's failures and no sweeper is needed.
+pub async fn record_login_failure(
+    conn: &mut AsyncPgConnection,
+    ip: &str,
+    email: &str,
+    now: DateTime<Utc>,
+    forget_before: DateTime<Utc>,
+) -> QueryResult<()> {
+    diesel::sql_query(
+        "WITH gone AS (DELETE FROM console_login_failures WHERE at < $4) \
+         INSERT INTO console_login_failures (ip, email, at) VALUES ($1, $2, $3)",
+    )
+    .bind::<diesel::sql_types::Text, _>(ip)
+    .bind::<diesel::sql_types::Text, _>(email)
+    .bind::<diesel::sql_types::Timestamptz, _>(now)
+    .bind::<diesel::sql_types::Timestamptz, _>(forget_before)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A successful sign-in forgets the failures of its email (not of its address).
+pub async fn clear_login_failures(conn: &mut AsyncPgConnection, email: &str) -> QueryResult<()> {
+    diesel::sql_query("DELETE FROM console_login_failures WHERE email = $1")
+        .bind::<diesel::sql_types::Text, _>(email)
+        .execute(conn)
+        .await?;
+    Ok(())
+}

@@ -1,24 +1,34 @@
 //! The reports: modules scoreboard, a module's trend, failures by class and persona,
-//! tokens by provider, model and kind. Plain SQL over indexed columns; the statistics
-//! (mean, Student-t interval) are finished here from `count`, `avg` and `stddev_samp`.
+//! tokens by provider, model and kind. Plain SQL over rollups and indexed columns; the
+//! statistics (mean, Student-t interval) are finished here from count, sum and sum of
+//! squares, which give exactly what `avg` and `stddev_samp` give.
 //!
 //! Rules:
 //! - Every period is half-open `[from, to)`; callers pass both bounds (no `now()` in SQL).
-//! - Feedback and actions belong to a run through `tick_id` = the run id; the
-//!   `appVersion` filter goes through that link to `persona_runs.app_version`.
+//! - Ratings, tool calls and tokens are read from the rollups of the migration
+//!   `2026-12-01-000050_report_rollups` (UTC hours; the per-persona breakdown UTC days)
+//!   for the whole buckets of a period, and from the raw rows for the partial buckets at
+//!   its edges ([`Split`]), so any bounds give exact results and no report reads more
+//!   than two hours (two days for the persona breakdown) of raw rows.
+//! - Feedback belongs to a run through `tick_id` = the run id, actions through their tick
+//!   id up to a batch suffix `~k` (`{runId}~k`, persona-runner's batches); the
+//!   `appVersion` filter goes through that link to `persona_runs.app_version` (the
+//!   rollups keep the version per row, moved by the triggers when a run is written).
 //! - `__parse` rows (rating NULL) are counted apart and never enter a mean.
 //! - Low notes are ratings ≤ 2 (the literal matches the partial index
 //!   `persona_feedback_low_idx`; `types::reports::LOW_RATING_MAX` says the same).
-//! - Each report is a few statements, each served by an index named in the migration
-//!   `2026-12-01-000010_persona_runs`; the benchmark prints their plans.
+//! - Each statement is served by an index; [`explained`] gives them to the benchmark,
+//!   which prints their plans.
 //! - Buckets are UTC (`date_trunc` on the UTC wall time; weeks start on Monday).
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use diesel::{
+    pg::Pg,
     prelude::*,
-    sql_types::{Array, BigInt, Double, Nullable, SmallInt, Text, Timestamptz, Uuid as SqlUuid},
+    query_builder::{BoxedSqlQuery, SqlQuery},
+    sql_types::{Array, BigInt, Nullable, SmallInt, Text, Timestamptz, Uuid as SqlUuid},
 };
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use statrs::distribution::{ContinuousCDF, StudentsT};
@@ -96,34 +106,6 @@ pub struct TokensFilter {
 }
 
 #[derive(QueryableByName)]
-struct RatingAgg {
-    #[diesel(sql_type = Text)]
-    module: String,
-    #[diesel(sql_type = BigInt)]
-    n: i64,
-    #[diesel(sql_type = Nullable<Double>)]
-    mean: Option<f64>,
-    #[diesel(sql_type = Nullable<Double>)]
-    sd: Option<f64>,
-    #[diesel(sql_type = BigInt)]
-    prev_n: i64,
-    #[diesel(sql_type = Nullable<Double>)]
-    prev_mean: Option<f64>,
-    #[diesel(sql_type = BigInt)]
-    unparsed: i64,
-}
-
-#[derive(QueryableByName)]
-struct CallAgg {
-    #[diesel(sql_type = Text)]
-    module: String,
-    #[diesel(sql_type = BigInt)]
-    calls: i64,
-    #[diesel(sql_type = BigInt)]
-    errors: i64,
-}
-
-#[derive(QueryableByName)]
 struct NoteRow {
     #[diesel(sql_type = Text)]
     module: String,
@@ -137,47 +119,218 @@ struct NoteRow {
     created_at: DateTime<Utc>,
 }
 
-/// Ratings of both periods in one pass over `persona_feedback_created_idx`.
-/// Binds: $1 previous from, $2 from, $3 to [, $4 app version].
-fn ratings_sql(by_version: bool) -> String {
-    let (join, cond) = if by_version {
-        (
-            "JOIN persona_runs r ON r.id = f.tick_id",
-            "AND r.app_version = $4",
-        )
-    } else {
-        ("", "")
-    };
+/// Prefix a statement gets: nothing to run it, `EXPLAIN …` for the benchmark's plans.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Run,
+    Explain,
+}
+
+impl Mode {
+    fn prefix(self) -> &'static str {
+        match self {
+            Self::Run => "",
+            Self::Explain => "EXPLAIN (ANALYZE, BUFFERS OFF) ",
+        }
+    }
+}
+
+/// A statement with its binds.
+pub type Query = BoxedSqlQuery<'static, Pg, SqlQuery>;
+
+fn query(mode: Mode, sql: &str) -> Query {
+    diesel::sql_query(format!("{}{sql}", mode.prefix())).into_boxed()
+}
+
+/// A period cut at whole rollup buckets (UTC hours or days): `whole` is read from a
+/// rollup, the two `edges` (possibly empty) from the raw rows. A period shorter than
+/// one whole bucket is all edge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Split {
+    pub whole: Period,
+    pub edges: [Period; 2],
+}
+
+fn floor_to(t: DateTime<Utc>, secs: i64) -> DateTime<Utc> {
+    let s = t.timestamp().div_euclid(secs) * secs;
+    DateTime::from_timestamp(s, 0).unwrap_or(t)
+}
+
+const HOUR: i64 = 3600;
+const DAY: i64 = 86_400;
+
+impl Split {
+    /// `unit` in seconds: [`HOUR`] or [`DAY`] (Unix time has no leap seconds, so these
+    /// are the UTC `date_trunc` buckets the rollups use).
+    fn of(p: Period, unit: i64) -> Self {
+        let floor_from = floor_to(p.from, unit);
+        let ceil_from = if floor_from == p.from {
+            p.from
+        } else {
+            floor_from + TimeDelta::seconds(unit)
+        };
+        let floor_to_ = floor_to(p.to, unit);
+        if ceil_from >= floor_to_ {
+            let empty = Period {
+                from: p.to,
+                to: p.to,
+            };
+            return Self {
+                whole: empty,
+                edges: [p, empty],
+            };
+        }
+        Self {
+            whole: Period {
+                from: ceil_from,
+                to: floor_to_,
+            },
+            edges: [
+                Period {
+                    from: p.from,
+                    to: ceil_from,
+                },
+                Period {
+                    from: floor_to_,
+                    to: p.to,
+                },
+            ],
+        }
+    }
+
+    /// Binds `whole.from, whole.to, edge0.from, edge0.to, edge1.from, edge1.to` in order.
+    fn bind(self, q: Query) -> Query {
+        q.bind::<Timestamptz, _>(self.whole.from)
+            .bind::<Timestamptz, _>(self.whole.to)
+            .bind::<Timestamptz, _>(self.edges[0].from)
+            .bind::<Timestamptz, _>(self.edges[0].to)
+            .bind::<Timestamptz, _>(self.edges[1].from)
+            .bind::<Timestamptz, _>(self.edges[1].to)
+    }
+}
+
+/// Count, sum and sum of squares of ratings: the mean and the sample standard deviation
+/// exactly as `avg` and `stddev_samp` give them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Sums {
+    pub n: i64,
+    pub sum: i64,
+    pub sum_sq: i64,
+}
+
+impl Sums {
+    #[expect(clippy::cast_precision_loss, reason = "sums far below 2^52")]
+    pub fn mean(self) -> Option<f64> {
+        (self.n > 0).then(|| self.sum as f64 / self.n as f64)
+    }
+
+    /// `sqrt((n·Σx² − (Σx)²) / (n(n − 1)))`, the numerator in exact integers.
+    #[expect(clippy::cast_precision_loss, reason = "sums far below 2^52")]
+    pub fn sd(self) -> Option<f64> {
+        (self.n > 1).then(|| {
+            let (n, s, ss) = (
+                i128::from(self.n),
+                i128::from(self.sum),
+                i128::from(self.sum_sq),
+            );
+            let num = (n * ss - s * s).max(0) as f64;
+            (num / (n * (n - 1)) as f64).sqrt()
+        })
+    }
+
+    pub fn ci95(self) -> Option<[f64; 2]> {
+        ci95(u64_of(self.n), self.mean(), self.sd())
+    }
+}
+
+/// One raw arm of a rollup read: `{select}` over `persona_feedback f` (or the table in
+/// `from`) in `[${lo}, ${hi})` of `{column}`, grouped by `{group}`.
+fn raw_arm(
+    select: &str,
+    from: &str,
+    column: &str,
+    lo: u8,
+    hi: u8,
+    cond: &str,
+    group: &str,
+) -> String {
     format!(
-        "SELECT f.module, \
-           count(f.rating) FILTER (WHERE f.created_at >= $2) AS n, \
-           (avg(f.rating) FILTER (WHERE f.created_at >= $2))::float8 AS mean, \
-           (stddev_samp(f.rating) FILTER (WHERE f.created_at >= $2))::float8 AS sd, \
-           count(f.rating) FILTER (WHERE f.created_at < $2) AS prev_n, \
-           (avg(f.rating) FILTER (WHERE f.created_at < $2))::float8 AS prev_mean, \
-           count(*) FILTER (WHERE f.rating IS NULL AND f.created_at >= $2) AS unparsed \
-         FROM persona_feedback f {join} \
-         WHERE f.created_at >= $1 AND f.created_at < $3 {cond} \
-         GROUP BY f.module"
+        "SELECT {select} FROM {from} WHERE {column} >= ${lo} AND {column} < ${hi} {cond} GROUP BY {group}"
     )
 }
 
-/// Tool calls and errors per module over `persona_actions_created_idx`.
-/// Binds: $1 from, $2 to [, $3 app version].
-fn calls_sql(by_version: bool) -> String {
-    let (join, cond) = if by_version {
+#[derive(QueryableByName)]
+struct RatingSums {
+    #[diesel(sql_type = Text)]
+    module: String,
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+    #[diesel(sql_type = BigInt)]
+    s: i64,
+    #[diesel(sql_type = BigInt)]
+    ss: i64,
+    #[diesel(sql_type = BigInt)]
+    unparsed: i64,
+}
+
+/// Per module: ratings' sums and unparsed rows of one period, whole hours from
+/// `report_ratings_hourly`, edges from `persona_feedback_created_idx`.
+/// Binds: the [`Split`] ($1–$6) [, $7 app version].
+fn ratings_sql(by_version: bool) -> String {
+    let (cond, join) = if by_version {
         (
-            "JOIN persona_runs r ON r.id = a.tick_id",
-            "AND r.app_version = $3",
+            "AND app_version = $7",
+            "persona_feedback f JOIN persona_runs r ON r.id = f.tick_id AND r.app_version = $7",
         )
     } else {
-        ("", "")
+        ("", "persona_feedback f")
     };
+    let select = "f.module, count(f.rating), coalesce(sum(f.rating), 0), \
+                  coalesce(sum(f.rating * f.rating), 0), count(*) - count(f.rating)";
     format!(
-        "SELECT a.module, count(*) AS calls, count(*) FILTER (WHERE a.result = 'error') AS errors \
-         FROM persona_actions a {join} \
-         WHERE a.created_at >= $1 AND a.created_at < $2 {cond} \
-         GROUP BY a.module"
+        "SELECT module, sum(n)::int8 AS n, sum(s)::int8 AS s, sum(ss)::int8 AS ss, \
+                sum(u)::int8 AS unparsed FROM ( \
+           SELECT module, n, sum AS s, sum_sq AS ss, unparsed AS u FROM report_ratings_hourly \
+           WHERE hour >= $1 AND hour < $2 {cond} \
+           UNION ALL {} UNION ALL {}) AS x \
+         GROUP BY module HAVING sum(n) > 0 OR sum(u) > 0",
+        raw_arm(select, join, "f.created_at", 3, 4, "", "f.module"),
+        raw_arm(select, join, "f.created_at", 5, 6, "", "f.module"),
+    )
+}
+
+#[derive(QueryableByName)]
+struct CallSums {
+    #[diesel(sql_type = Text)]
+    module: String,
+    #[diesel(sql_type = BigInt)]
+    calls: i64,
+    #[diesel(sql_type = BigInt)]
+    errors: i64,
+}
+
+/// Per module: tool calls and errors of one period, whole hours from
+/// `report_calls_hourly`, edges from `persona_actions_created_idx`. A batch's tick id
+/// `{runId}~k` belongs to run `runId`. Binds: the [`Split`] ($1–$6) [, $7 app version].
+fn calls_sql(by_version: bool) -> String {
+    let (cond, join) = if by_version {
+        (
+            "AND app_version = $7",
+            "persona_actions a JOIN persona_runs r \
+             ON r.id = split_part(a.tick_id, '~', 1) AND r.app_version = $7",
+        )
+    } else {
+        ("", "persona_actions a")
+    };
+    let select = "a.module, count(*), count(*) FILTER (WHERE a.result = 'error')";
+    format!(
+        "SELECT module, sum(calls)::int8 AS calls, sum(errors)::int8 AS errors FROM ( \
+           SELECT module, calls, errors FROM report_calls_hourly \
+           WHERE hour >= $1 AND hour < $2 {cond} \
+           UNION ALL {} UNION ALL {}) AS x \
+         GROUP BY module HAVING sum(calls) > 0",
+        raw_arm(select, join, "a.created_at", 3, 4, "", "a.module"),
+        raw_arm(select, join, "a.created_at", 5, 6, "", "a.module"),
     )
 }
 
@@ -201,13 +354,34 @@ fn notes_sql(by_version: bool) -> String {
     )
 }
 
-/// The SQL statements of the scoreboard (for the benchmark's plans).
-pub fn modules_statements(by_version: bool) -> [String; 3] {
-    [
-        ratings_sql(by_version),
-        calls_sql(by_version),
-        notes_sql(by_version),
-    ]
+fn with_version(q: Query, version: Option<&str>) -> Query {
+    match version {
+        Some(v) => q.bind::<Text, _>(v.to_owned()),
+        None => q,
+    }
+}
+
+fn ratings_query(mode: Mode, p: Period, version: Option<&str>) -> Query {
+    let q = Split::of(p, HOUR).bind(query(mode, &ratings_sql(version.is_some())));
+    with_version(q, version)
+}
+
+fn calls_query(mode: Mode, p: Period, version: Option<&str>) -> Query {
+    let q = Split::of(p, HOUR).bind(query(mode, &calls_sql(version.is_some())));
+    with_version(q, version)
+}
+
+fn notes_query(mode: Mode, modules: Vec<String>, p: Period, version: Option<&str>) -> Query {
+    let per = i64::try_from(LOW_NOTES_PER_MODULE).unwrap_or(3);
+    let q = query(mode, &notes_sql(version.is_some()))
+        .bind::<Array<Text>, _>(modules)
+        .bind::<Timestamptz, _>(p.from)
+        .bind::<Timestamptz, _>(p.to)
+        .bind::<BigInt, _>(per);
+    match version {
+        Some(v) => q.bind::<Text, _>(v.to_owned()),
+        None => q,
+    }
 }
 
 fn u64_of(v: i64) -> u64 {
@@ -225,40 +399,12 @@ pub async fn modules(
     f: &ModulesFilter,
 ) -> QueryResult<ModulesReport> {
     let p = f.period;
-    let prev = p.previous();
-    let by_version = f.app_version.is_some();
-    let version = f.app_version.clone().unwrap_or_default();
-
-    let ratings: Vec<RatingAgg> = if by_version {
-        diesel::sql_query(ratings_sql(true))
-            .bind::<Timestamptz, _>(prev.from)
-            .bind::<Timestamptz, _>(p.from)
-            .bind::<Timestamptz, _>(p.to)
-            .bind::<Text, _>(&version)
-            .load(conn)
-            .await?
-    } else {
-        diesel::sql_query(ratings_sql(false))
-            .bind::<Timestamptz, _>(prev.from)
-            .bind::<Timestamptz, _>(p.from)
-            .bind::<Timestamptz, _>(p.to)
-            .load(conn)
-            .await?
-    };
-    let calls: Vec<CallAgg> = if by_version {
-        diesel::sql_query(calls_sql(true))
-            .bind::<Timestamptz, _>(p.from)
-            .bind::<Timestamptz, _>(p.to)
-            .bind::<Text, _>(&version)
-            .load(conn)
-            .await?
-    } else {
-        diesel::sql_query(calls_sql(false))
-            .bind::<Timestamptz, _>(p.from)
-            .bind::<Timestamptz, _>(p.to)
-            .load(conn)
-            .await?
-    };
+    let version = f.app_version.as_deref();
+    let current: Vec<RatingSums> = ratings_query(Mode::Run, p, version).load(conn).await?;
+    let previous: Vec<RatingSums> = ratings_query(Mode::Run, p.previous(), version)
+        .load(conn)
+        .await?;
+    let calls: Vec<CallSums> = calls_query(Mode::Run, p, version).load(conn).await?;
 
     let mut parse_failures = 0u64;
     let mut scores: BTreeMap<String, ModuleScore> = BTreeMap::new();
@@ -273,25 +419,42 @@ pub async fn modules(
         tool_calls: 0,
         low_notes: Vec::new(),
     };
-    for r in ratings {
+    for r in current {
+        parse_failures += u64_of(r.unparsed);
         if r.module == PARSE_FAILURE_MODULE {
-            parse_failures += u64_of(r.unparsed);
             continue;
         }
-        parse_failures += u64_of(r.unparsed);
-        let n = u64_of(r.n);
-        let prev_n = u64_of(r.prev_n);
+        let sums = Sums {
+            n: r.n,
+            sum: r.s,
+            sum_sq: r.ss,
+        };
         let s = scores
             .entry(r.module.clone())
             .or_insert_with(|| blank(&r.module));
-        s.n = n;
-        s.mean = r.mean;
-        s.ci95 = ci95(n, r.mean, r.sd);
-        s.previous = PeriodStats {
-            n: prev_n,
-            mean: r.prev_mean,
+        s.n = u64_of(r.n);
+        s.mean = sums.mean();
+        s.ci95 = sums.ci95();
+    }
+    for r in previous {
+        if r.module == PARSE_FAILURE_MODULE {
+            continue;
+        }
+        let sums = Sums {
+            n: r.n,
+            sum: r.s,
+            sum_sq: r.ss,
         };
-        s.delta = r.mean.zip(r.prev_mean).map(|(a, b)| a - b);
+        let s = scores
+            .entry(r.module.clone())
+            .or_insert_with(|| blank(&r.module));
+        s.previous = PeriodStats {
+            n: u64_of(r.n),
+            mean: sums.mean(),
+        };
+    }
+    for s in scores.values_mut() {
+        s.delta = s.mean.zip(s.previous.mean).map(|(a, b)| a - b);
     }
     for c in calls {
         let s = scores
@@ -307,25 +470,7 @@ pub async fn modules(
         .map(|s| s.module.clone())
         .collect();
     if !names.is_empty() {
-        let per = i64::try_from(LOW_NOTES_PER_MODULE).unwrap_or(3);
-        let notes: Vec<NoteRow> = if by_version {
-            diesel::sql_query(notes_sql(true))
-                .bind::<Array<Text>, _>(&names)
-                .bind::<Timestamptz, _>(p.from)
-                .bind::<Timestamptz, _>(p.to)
-                .bind::<BigInt, _>(per)
-                .bind::<Text, _>(&version)
-                .load(conn)
-                .await?
-        } else {
-            diesel::sql_query(notes_sql(false))
-                .bind::<Array<Text>, _>(&names)
-                .bind::<Timestamptz, _>(p.from)
-                .bind::<Timestamptz, _>(p.to)
-                .bind::<BigInt, _>(per)
-                .load(conn)
-                .await?
-        };
+        let notes: Vec<NoteRow> = notes_query(Mode::Run, names, p, version).load(conn).await?;
         for n in notes {
             if let Some(s) = scores.get_mut(&n.module) {
                 s.low_notes.push(LowNote {
@@ -356,29 +501,29 @@ pub async fn modules(
 }
 
 #[derive(QueryableByName)]
-struct BucketAgg {
+struct BucketSums {
     #[diesel(sql_type = Timestamptz)]
     start: DateTime<Utc>,
     #[diesel(sql_type = BigInt)]
     n: i64,
-    #[diesel(sql_type = Nullable<Double>)]
-    mean: Option<f64>,
-    #[diesel(sql_type = Nullable<Double>)]
-    sd: Option<f64>,
+    #[diesel(sql_type = BigInt)]
+    s: i64,
+    #[diesel(sql_type = BigInt)]
+    ss: i64,
 }
 
 #[derive(QueryableByName)]
-struct PersonaAgg {
+struct PersonaSums {
     #[diesel(sql_type = SqlUuid)]
     persona_id: Uuid,
     #[diesel(sql_type = Text)]
     slug: String,
     #[diesel(sql_type = BigInt)]
     n: i64,
-    #[diesel(sql_type = Nullable<Double>)]
-    mean: Option<f64>,
-    #[diesel(sql_type = Nullable<Double>)]
-    sd: Option<f64>,
+    #[diesel(sql_type = BigInt)]
+    s: i64,
+    #[diesel(sql_type = BigInt)]
+    ss: i64,
 }
 
 /// `date_trunc` of a timestamptz in UTC, back as a timestamptz. `$b` is the bucket name.
@@ -386,55 +531,110 @@ fn utc_trunc(bind: &str, column: &str) -> String {
     format!("(date_trunc({bind}, {column} AT TIME ZONE 'UTC') AT TIME ZONE 'UTC')")
 }
 
-/// Binds: $1 module, $2 from, $3 to, $4 bucket.
-pub fn trend_buckets_sql() -> String {
+/// A module's buckets: whole hours from `report_ratings_hourly_module_idx`, edges from
+/// `persona_feedback_module_trend_idx`. Binds: the [`Split`] ($1–$6), $7 module, $8 bucket.
+fn trend_buckets_sql() -> String {
+    let select = format!(
+        "{} AS start, count(*), sum(f.rating), sum(f.rating * f.rating)",
+        utc_trunc("$8", "f.created_at")
+    );
+    let cond = "AND f.module = $7 AND f.rating IS NOT NULL";
     format!(
-        "SELECT {start} AS start, count(f.rating) AS n, avg(f.rating)::float8 AS mean, \
-                stddev_samp(f.rating)::float8 AS sd \
-         FROM persona_feedback f \
-         WHERE f.module = $1 AND f.created_at >= $2 AND f.created_at < $3 AND f.rating IS NOT NULL \
-         GROUP BY 1 ORDER BY 1",
-        start = utc_trunc("$4", "f.created_at")
+        "SELECT start, sum(n)::int8 AS n, sum(s)::int8 AS s, sum(ss)::int8 AS ss FROM ( \
+           SELECT {start} AS start, n, sum AS s, sum_sq AS ss FROM report_ratings_hourly \
+           WHERE module = $7 AND hour >= $1 AND hour < $2 \
+           UNION ALL {} UNION ALL {}) AS x \
+         GROUP BY start HAVING sum(n) > 0 ORDER BY start",
+        raw_arm(
+            &select,
+            "persona_feedback f",
+            "f.created_at",
+            3,
+            4,
+            cond,
+            "1"
+        ),
+        raw_arm(
+            &select,
+            "persona_feedback f",
+            "f.created_at",
+            5,
+            6,
+            cond,
+            "1"
+        ),
+        start = utc_trunc("$8", "hour"),
     )
 }
 
-/// Binds: $1 module, $2 from, $3 to.
-pub const TREND_PERSONAS_SQL: &str = "SELECT a.persona_id, p.slug, a.n, a.mean, a.sd FROM ( \
-       SELECT f.persona_id, count(f.rating) AS n, avg(f.rating)::float8 AS mean, \
-              stddev_samp(f.rating)::float8 AS sd \
-       FROM persona_feedback f \
-       WHERE f.module = $1 AND f.created_at >= $2 AND f.created_at < $3 AND f.rating IS NOT NULL \
-       GROUP BY f.persona_id) AS a \
-     JOIN personas p ON p.user_id = a.persona_id";
+/// A module's per-persona sums: whole days from `report_ratings_daily`, edges from
+/// `persona_feedback_module_trend_idx`. Binds: the day [`Split`] ($1–$6), $7 module.
+fn trend_personas_sql() -> String {
+    let select = "f.persona_id, count(*), sum(f.rating), sum(f.rating * f.rating)";
+    let cond = "AND f.module = $7 AND f.rating IS NOT NULL";
+    format!(
+        "SELECT a.persona_id, p.slug, a.n, a.s, a.ss FROM ( \
+           SELECT persona_id, sum(n)::int8 AS n, sum(s)::int8 AS s, sum(ss)::int8 AS ss FROM ( \
+             SELECT persona_id, n, sum AS s, sum_sq AS ss FROM report_ratings_daily \
+             WHERE module = $7 AND day >= $1 AND day < $2 \
+             UNION ALL {} UNION ALL {}) AS x \
+           GROUP BY persona_id HAVING sum(n) > 0) AS a \
+         JOIN personas p ON p.user_id = a.persona_id",
+        raw_arm(
+            select,
+            "persona_feedback f",
+            "f.created_at",
+            3,
+            4,
+            cond,
+            "1"
+        ),
+        raw_arm(
+            select,
+            "persona_feedback f",
+            "f.created_at",
+            5,
+            6,
+            cond,
+            "1"
+        ),
+    )
+}
+
+fn trend_buckets_query(mode: Mode, f: &TrendFilter) -> Query {
+    Split::of(f.period, HOUR)
+        .bind(query(mode, &trend_buckets_sql()))
+        .bind::<Text, _>(f.module.clone())
+        .bind::<Text, _>(f.bucket.as_str())
+}
+
+fn trend_personas_query(mode: Mode, f: &TrendFilter) -> Query {
+    Split::of(f.period, DAY)
+        .bind(query(mode, &trend_personas_sql()))
+        .bind::<Text, _>(f.module.clone())
+}
 
 /// `GET …/reports/modules/{module}/trend`.
 pub async fn module_trend(
     conn: &mut AsyncPgConnection,
     f: &TrendFilter,
 ) -> QueryResult<ModuleTrend> {
-    let buckets: Vec<BucketAgg> = diesel::sql_query(trend_buckets_sql())
-        .bind::<Text, _>(&f.module)
-        .bind::<Timestamptz, _>(f.period.from)
-        .bind::<Timestamptz, _>(f.period.to)
-        .bind::<Text, _>(f.bucket.as_str())
-        .load(conn)
-        .await?;
-    let personas: Vec<PersonaAgg> = diesel::sql_query(TREND_PERSONAS_SQL)
-        .bind::<Text, _>(&f.module)
-        .bind::<Timestamptz, _>(f.period.from)
-        .bind::<Timestamptz, _>(f.period.to)
-        .load(conn)
-        .await?;
+    let buckets: Vec<BucketSums> = trend_buckets_query(Mode::Run, f).load(conn).await?;
+    let personas: Vec<PersonaSums> = trend_personas_query(Mode::Run, f).load(conn).await?;
     let mut personas: Vec<PersonaBreakdown> = personas
         .into_iter()
         .map(|p| {
-            let n = u64_of(p.n);
+            let sums = Sums {
+                n: p.n,
+                sum: p.s,
+                sum_sq: p.ss,
+            };
             PersonaBreakdown {
                 persona_id: p.persona_id,
                 slug: p.slug,
-                n,
-                mean: p.mean,
-                ci95: ci95(n, p.mean, p.sd),
+                n: u64_of(p.n),
+                mean: sums.mean(),
+                ci95: sums.ci95(),
             }
         })
         .collect();
@@ -452,12 +652,16 @@ pub async fn module_trend(
         buckets: buckets
             .into_iter()
             .map(|b| {
-                let n = u64_of(b.n);
+                let sums = Sums {
+                    n: b.n,
+                    sum: b.s,
+                    sum_sq: b.ss,
+                };
                 TrendBucket {
                     start: b.start,
-                    n,
-                    mean: b.mean,
-                    ci95: ci95(n, b.mean, b.sd),
+                    n: u64_of(b.n),
+                    mean: sums.mean(),
+                    ci95: sums.ci95(),
                 }
             })
             .collect(),
@@ -554,27 +758,38 @@ struct TokenAgg {
     cache_write: i64,
 }
 
-/// Binds: $1 from, $2 to, $3 bucket. Served by `persona_runs_started_idx` (its INCLUDE
-/// columns make it an index-only scan).
-pub fn tokens_sql() -> String {
+/// Whole hours from `report_tokens_hourly`, edges from `persona_runs_started_idx` (its
+/// INCLUDE columns make them index-only scans). Binds: the [`Split`] ($1–$6), $7 bucket.
+fn tokens_sql() -> String {
+    let select = format!(
+        "{} AS start, provider, model, count(*), sum(tokens_input), sum(tokens_output), \
+         sum(tokens_cache_read), sum(tokens_cache_write)",
+        utc_trunc("$7", "started_at")
+    );
     format!(
-        "SELECT {start} AS start, provider, model, count(*) AS runs, \
-                sum(tokens_input)::int8 AS input, sum(tokens_output)::int8 AS output, \
-                sum(tokens_cache_read)::int8 AS cache_read, sum(tokens_cache_write)::int8 AS cache_write \
-         FROM persona_runs WHERE started_at >= $1 AND started_at < $2 \
-         GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
-        start = utc_trunc("$3", "started_at")
+        "SELECT start, provider, model, sum(runs)::int8 AS runs, sum(i)::int8 AS input, \
+                sum(o)::int8 AS output, sum(cr)::int8 AS cache_read, sum(cw)::int8 AS cache_write \
+         FROM ( \
+           SELECT {start} AS start, provider, model, runs, input AS i, output AS o, \
+                  cache_read AS cr, cache_write AS cw \
+           FROM report_tokens_hourly WHERE hour >= $1 AND hour < $2 \
+           UNION ALL {} UNION ALL {}) AS x \
+         GROUP BY 1, 2, 3 HAVING sum(runs) > 0 ORDER BY 1, 2, 3",
+        raw_arm(&select, "persona_runs", "started_at", 3, 4, "", "1, 2, 3"),
+        raw_arm(&select, "persona_runs", "started_at", 5, 6, "", "1, 2, 3"),
+        start = utc_trunc("$7", "hour"),
     )
+}
+
+fn tokens_query(mode: Mode, f: TokensFilter) -> Query {
+    Split::of(f.period, HOUR)
+        .bind(query(mode, &tokens_sql()))
+        .bind::<Text, _>(f.bucket.as_str())
 }
 
 /// `GET …/reports/tokens`.
 pub async fn tokens(conn: &mut AsyncPgConnection, f: TokensFilter) -> QueryResult<TokensReport> {
-    let rows: Vec<TokenAgg> = diesel::sql_query(tokens_sql())
-        .bind::<Timestamptz, _>(f.period.from)
-        .bind::<Timestamptz, _>(f.period.to)
-        .bind::<Text, _>(f.bucket.as_str())
-        .load(conn)
-        .await?;
+    let rows: Vec<TokenAgg> = tokens_query(Mode::Run, f).load(conn).await?;
     let mut total = TokenUsage::default();
     let rows = rows
         .into_iter()
@@ -597,6 +812,71 @@ pub async fn tokens(conn: &mut AsyncPgConnection, f: TokensFilter) -> QueryResul
         rows,
         total,
     })
+}
+
+/// The statements of each report for `EXPLAIN (ANALYZE)` (the benchmark prints their
+/// plans): a default request over `period`, module `module`, app version `version`.
+pub fn explained(period: Period, module: &str, version: &str) -> Vec<(&'static str, Query)> {
+    let trend = |bucket| TrendFilter {
+        module: module.to_owned(),
+        period,
+        bucket,
+    };
+    let modules: Vec<String> = vec![module.to_owned()];
+    vec![
+        (
+            "modules: ratings",
+            ratings_query(Mode::Explain, period, None),
+        ),
+        (
+            "modules: previous ratings",
+            ratings_query(Mode::Explain, period.previous(), None),
+        ),
+        (
+            "modules: tool calls",
+            calls_query(Mode::Explain, period, None),
+        ),
+        (
+            "modules: low notes",
+            notes_query(Mode::Explain, modules.clone(), period, None),
+        ),
+        (
+            "modules appVersion: ratings",
+            ratings_query(Mode::Explain, period, Some(version)),
+        ),
+        (
+            "modules appVersion: tool calls",
+            calls_query(Mode::Explain, period, Some(version)),
+        ),
+        (
+            "modules appVersion: low notes",
+            notes_query(Mode::Explain, modules, period, Some(version)),
+        ),
+        (
+            "trend: buckets",
+            trend_buckets_query(Mode::Explain, &trend(Bucket::Day)),
+        ),
+        (
+            "trend: personas",
+            trend_personas_query(Mode::Explain, &trend(Bucket::Day)),
+        ),
+        (
+            "failures",
+            query(Mode::Explain, FAILURES_SQL)
+                .bind::<Timestamptz, _>(period.from)
+                .bind::<Timestamptz, _>(period.to),
+        ),
+        (
+            "tokens",
+            tokens_query(
+                Mode::Explain,
+                TokensFilter {
+                    period,
+                    bucket: Bucket::Day,
+                },
+            ),
+        ),
+    ]
 }
 
 #[cfg(test)]
@@ -626,5 +906,60 @@ mod tests {
         let p = Period { from, to }.previous();
         assert_eq!(p.to, from);
         assert_eq!(p.from, DateTime::from_timestamp(-200_000, 0).unwrap());
+    }
+
+    #[test]
+    fn periods_split_at_whole_hours_and_days() {
+        let t = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().to_utc();
+        let p = Period {
+            from: t("2026-11-11T12:30:00Z"),
+            to: t("2026-11-18T12:00:00Z"),
+        };
+        let s = Split::of(p, HOUR);
+        assert_eq!(
+            (s.whole.from, s.whole.to),
+            (t("2026-11-11T13:00:00Z"), p.to)
+        );
+        assert_eq!((s.edges[0].from, s.edges[0].to), (p.from, s.whole.from));
+        assert_eq!(s.edges[1].from, s.edges[1].to);
+        let d = Split::of(p, DAY);
+        assert_eq!(
+            (d.whole.from, d.whole.to),
+            (t("2026-11-12T00:00:00Z"), t("2026-11-18T00:00:00Z"))
+        );
+        assert_eq!(
+            (d.edges[1].from, d.edges[1].to),
+            (t("2026-11-18T00:00:00Z"), p.to)
+        );
+        // Shorter than one whole bucket: all edge, the rollup range empty.
+        let short = Period {
+            from: t("2026-11-11T12:10:00Z"),
+            to: t("2026-11-11T13:50:00Z"),
+        };
+        let s = Split::of(short, HOUR);
+        assert_eq!(s.edges[0], short);
+        assert_eq!(s.whole.from, s.whole.to);
+    }
+
+    #[test]
+    fn sums_give_the_mean_and_sample_deviation() {
+        // 3,4,5,4,3,4,5,4,3,5: n 10, Σ 40, Σx² 166 → mean 4, sd 0.8165.
+        let s = Sums {
+            n: 10,
+            sum: 40,
+            sum_sq: 166,
+        };
+        assert_eq!(s.mean(), Some(4.0));
+        assert!((s.sd().unwrap() - 0.816_496_580_927_726).abs() < 1e-12);
+        assert_eq!(
+            Sums {
+                n: 1,
+                sum: 2,
+                sum_sq: 4
+            }
+            .sd(),
+            None
+        );
+        assert_eq!(Sums::default().mean(), None);
     }
 }

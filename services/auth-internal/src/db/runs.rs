@@ -14,7 +14,6 @@
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::{DateTime, Utc};
 use diesel::{
-    dsl::exists,
     prelude::*,
     sql_types::{BigInt, Bool, Integer, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid},
 };
@@ -357,11 +356,13 @@ pub async fn list_runs(conn: &mut AsyncPgConnection, f: &RunFilter) -> QueryResu
     }
     if let Some(text) = f.q.as_deref().filter(|t| !t.is_empty()) {
         let pattern = like_pattern(text);
+        // The notes' matches come from the trigram index `persona_feedback_notes_trgm_idx`
+        // once (a hashed sub-plan), not from a probe per run of the period.
         q = q.filter(
-            r::error.ilike(pattern.clone()).or(exists(
+            r::error.ilike(pattern.clone()).or(r::id.eq_any(
                 persona_feedback::table
-                    .filter(persona_feedback::tick_id.eq(r::id))
-                    .filter(persona_feedback::notes.ilike(pattern)),
+                    .filter(persona_feedback::notes.ilike(pattern))
+                    .select(persona_feedback::tick_id),
             )),
         );
     }

@@ -7,60 +7,41 @@
 //! - Every form carries the CSRF token that is also in the `mana_oauth_csrf`
 //!   cookie (double submit, `SameSite=Strict`, `HttpOnly`); POST handlers
 //!   compare them in constant time.
-//! - All pages go through [`layout`], the one place to switch to the console's
-//!   shared look.
+//! - All pages go through [`layout`] and [`respond`]: the console's shared frame,
+//!   stylesheet and security headers (`web::layout`), one look for both.
 //! - Pages are never cached and may not be framed (clickjacking of the
 //!   approve button).
 
-use actix_web::{HttpRequest, HttpResponse, http::StatusCode};
+use actix_web::{
+    HttpRequest, HttpResponse,
+    http::{StatusCode, header},
+};
 use chrono::{DateTime, Utc};
-use maud::{DOCTYPE, Markup, PreEscaped, html};
+use maud::{Markup, html};
 use subtle::ConstantTimeEq;
 
-use crate::error::AppError;
+use crate::{error::AppError, web::layout};
 
 /// Name of the CSRF cookie (path `/oauth`).
 pub const CSRF_COOKIE: &str = "mana_oauth_csrf";
 /// Name of the session cookie of the connected-apps page (path `/oauth`).
 pub const SESSION_COOKIE: &str = "mana_oauth_session";
 
-const STYLE: &str = "body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;background:#f4f5f7;color:#1f2328;margin:0}\
-main{max-width:28rem;margin:3rem auto;background:#fff;border:1px solid #d0d7de;border-radius:8px;padding:1.5rem 2rem}\
-h1{font-size:1.3rem;margin-top:0}label{display:block;margin:.8rem 0 .2rem;font-weight:600}\
-input[type=email],input[type=password]{width:100%;box-sizing:border-box;padding:.5rem;border:1px solid #d0d7de;border-radius:6px;font-size:1rem}\
-.actions{display:flex;gap:.75rem;margin-top:1.2rem}button{padding:.55rem 1.1rem;border-radius:6px;border:1px solid #d0d7de;font-size:1rem;cursor:pointer;background:#f6f8fa}\
-button.primary{background:#1f6feb;color:#fff;border-color:#1f6feb}.error{background:#ffebe9;border:1px solid #ff8182;padding:.6rem;border-radius:6px}\
-.muted{color:#59636e;font-size:.9rem}ul.scopes{padding-left:1.2rem}table{width:100%;border-collapse:collapse}td,th{text-align:left;padding:.4rem;border-bottom:1px solid #eee}";
-
-/// The page frame. Switching to the console's shared layout is this function.
+/// The page frame: the console's shared layout ([`layout::account_page`]).
 pub fn layout(title: &str, body: Markup) -> Markup {
-    html! {
-        (DOCTYPE)
-        html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                meta name="robots" content="noindex";
-                title { (title) " · Mana" }
-                style { (PreEscaped(STYLE)) }
-            }
-            body { main { (body) } }
-        }
-    }
+    layout::account_page(title, body)
 }
 
-/// An HTML answer with the pages' security headers.
+/// An HTML answer with the shared security headers; forms may be redirected to
+/// the client (consent), and no referrer leaves (a code in a URL stays here).
 pub fn respond(status: StatusCode, markup: Markup) -> HttpResponse {
-    HttpResponse::build(status)
-        .content_type("text/html; charset=utf-8")
-        .insert_header(("cache-control", "no-store"))
-        .insert_header(("x-frame-options", "DENY"))
-        .insert_header((
-            "content-security-policy",
-            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self' *; frame-ancestors 'none'",
-        ))
-        .insert_header(("referrer-policy", "no-referrer"))
-        .body(markup.into_string())
+    let mut resp =
+        layout::html_response_with(status, markup, layout::FormTargets::SelfAndRedirects);
+    resp.headers_mut().insert(
+        header::REFERRER_POLICY,
+        header::HeaderValue::from_static("no-referrer"),
+    );
+    resp
 }
 
 /// The error page shown when we cannot (or must not) redirect back.
@@ -166,7 +147,7 @@ pub fn consent_page(v: &ConsentView<'_>) -> Markup {
                 input #password type="password" name="password" autocomplete="current-password";
                 div.actions {
                     button.primary type="submit" name="decision" value="approve" { "Sign in and approve" }
-                    button type="submit" name="decision" value="deny" formnovalidate { "Deny" }
+                    button.secondary type="submit" name="decision" value="deny" formnovalidate { "Deny" }
                 }
             }
             p.muted { "Only approve apps you trust. You can disconnect it any time at "

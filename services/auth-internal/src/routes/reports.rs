@@ -8,6 +8,7 @@
 
 use actix_web::{HttpResponse, get, web};
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
+use diesel_async::AsyncPgConnection;
 use types::{
     ApiError,
     reports::{Bucket, FailuresReport, ModuleTrend, ModulesReport, TokensReport},
@@ -79,10 +80,65 @@ pub fn period_of(q: &QueryParams<'_>, now: DateTime<Utc>) -> Result<Period, AppE
     Ok(Period { from, to })
 }
 
+/// A query with the period parameters `from` and `to`.
+pub trait PeriodParams {
+    fn period_params(&self) -> QueryParams<'_>;
+
+    /// The period (see the module rules).
+    fn period(&self, now: DateTime<Utc>) -> Result<Period, AppError> {
+        period_of(&self.period_params(), now)
+    }
+}
+
+/// Implements [`PeriodParams`] for query structs with `from` and `to` fields.
+macro_rules! period_params {
+    ($($t:ty),* $(,)?) => {$(
+        impl $crate::routes::reports::PeriodParams for $t {
+            fn period_params(&self) -> $crate::routes::reports::QueryParams<'_> {
+                $crate::routes::reports::QueryParams {
+                    from: self.from.as_deref(),
+                    to: self.to.as_deref(),
+                }
+            }
+        }
+    )*};
+}
+pub(crate) use period_params;
+
+/// An optional parameter through `parse`; what it rejects is a 400 naming it.
+pub fn parse_param<T>(
+    name: &str,
+    value: Option<&str>,
+    why: &str,
+    parse: impl FnOnce(&str) -> Option<T>,
+) -> Result<Option<T>, AppError> {
+    value
+        .map(|v| parse(v).ok_or_else(|| bad_param(name, why)))
+        .transpose()
+}
+
+/// A text parameter of at most `max` characters.
+pub fn check_chars(name: &str, value: Option<&str>, max: usize) -> Result<(), AppError> {
+    if value.is_some_and(|v| v.chars().count() > max) {
+        return Err(bad_param(
+            name,
+            &format!("must be at most {max} characters"),
+        ));
+    }
+    Ok(())
+}
+
+/// Reads on a pooled connection and answers with the result as JSON.
+pub async fn json_of<T: serde::Serialize>(
+    state: &AppState,
+    read: impl AsyncFnOnce(&mut AsyncPgConnection) -> diesel::QueryResult<T>,
+) -> Result<HttpResponse, AppError> {
+    let mut conn = state.pool.get().await?;
+    Ok(HttpResponse::Ok().json(read(&mut conn).await?))
+}
+
 fn bucket_of(v: Option<&str>) -> Result<Bucket, AppError> {
-    v.map_or(Ok(Bucket::Day), |b| {
-        Bucket::parse(b).ok_or_else(|| bad_param("bucket", "must be day or week"))
-    })
+    Ok(parse_param("bucket", v, "must be day or week", Bucket::parse)?.unwrap_or(Bucket::Day))
 }
 
 /// A module name as the registry spells them (or `__parse`).
@@ -108,21 +164,9 @@ pub struct ModulesQuery {
 
 /// Parses the scoreboard's query.
 pub fn modules_filter(q: &ModulesQuery, now: DateTime<Utc>) -> Result<ModulesFilter, AppError> {
-    let period = period_of(
-        &QueryParams {
-            from: q.from.as_deref(),
-            to: q.to.as_deref(),
-        },
-        now,
-    )?;
-    if q.app_version
-        .as_ref()
-        .is_some_and(|v| v.chars().count() > 100)
-    {
-        return Err(bad_param("appVersion", "must be at most 100 characters"));
-    }
+    check_chars("appVersion", q.app_version.as_deref(), 100)?;
     Ok(ModulesFilter {
-        period,
+        period: q.period(now)?,
         app_version: q.app_version.clone(),
     })
 }
@@ -143,15 +187,14 @@ pub async fn modules_report(
     query: web::Query<ModulesQuery>,
 ) -> Result<HttpResponse, AppError> {
     let filter = modules_filter(&query, state.clock.now())?;
-    let mut conn = state.pool.get().await?;
-    Ok(HttpResponse::Ok().json(db::modules(&mut conn, &filter).await?))
+    json_of(&state, async |c| db::modules(c, &filter).await).await
 }
 
-/// Query of `GET …/reports/modules/{module}/trend`.
+/// Query of a module's trend and of the tokens report.
 #[derive(Debug, serde::Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase")]
-pub struct TrendQuery {
+pub struct BucketQuery {
     /// `day` (default) or `week` (Monday-based), UTC.
     pub bucket: Option<String>,
     /// Start (RFC 3339 or `YYYY-MM-DD`, UTC); default `to` − 7 days.
@@ -159,6 +202,13 @@ pub struct TrendQuery {
     /// End, exclusive; default now.
     pub to: Option<String>,
 }
+
+/// Query of `GET …/reports/modules/{module}/trend`.
+pub type TrendQuery = BucketQuery;
+/// Query of `GET …/reports/tokens`.
+pub type TokensQuery = BucketQuery;
+
+period_params!(ModulesQuery, BucketQuery, PeriodQuery);
 
 /// Parses a trend query.
 pub fn trend_filter(
@@ -171,13 +221,7 @@ pub fn trend_filter(
     }
     Ok(TrendFilter {
         module: module.to_owned(),
-        period: period_of(
-            &QueryParams {
-                from: q.from.as_deref(),
-                to: q.to.as_deref(),
-            },
-            now,
-        )?,
+        period: q.period(now)?,
         bucket: bucket_of(q.bucket.as_deref())?,
     })
 }
@@ -200,8 +244,7 @@ pub async fn module_trend_report(
     query: web::Query<TrendQuery>,
 ) -> Result<HttpResponse, AppError> {
     let filter = trend_filter(&module, &query, state.clock.now())?;
-    let mut conn = state.pool.get().await?;
-    Ok(HttpResponse::Ok().json(db::module_trend(&mut conn, &filter).await?))
+    json_of(&state, async |c| db::module_trend(c, &filter).await).await
 }
 
 /// Query of the failures report.
@@ -229,39 +272,14 @@ pub async fn failures_report(
     state: web::Data<AppState>,
     query: web::Query<PeriodQuery>,
 ) -> Result<HttpResponse, AppError> {
-    let period = period_of(
-        &QueryParams {
-            from: query.from.as_deref(),
-            to: query.to.as_deref(),
-        },
-        state.clock.now(),
-    )?;
-    let mut conn = state.pool.get().await?;
-    Ok(HttpResponse::Ok().json(db::failures(&mut conn, period).await?))
-}
-
-/// Query of the tokens report.
-#[derive(Debug, serde::Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct TokensQuery {
-    /// `day` (default) or `week` (Monday-based), UTC.
-    pub bucket: Option<String>,
-    /// Start (RFC 3339 or `YYYY-MM-DD`, UTC); default `to` − 7 days.
-    pub from: Option<String>,
-    /// End, exclusive; default now.
-    pub to: Option<String>,
+    let period = query.period(state.clock.now())?;
+    json_of(&state, async |c| db::failures(c, period).await).await
 }
 
 /// Parses the tokens report's query.
 pub fn tokens_filter(q: &TokensQuery, now: DateTime<Utc>) -> Result<TokensFilter, AppError> {
     Ok(TokensFilter {
-        period: period_of(
-            &QueryParams {
-                from: q.from.as_deref(),
-                to: q.to.as_deref(),
-            },
-            now,
-        )?,
+        period: q.period(now)?,
         bucket: bucket_of(q.bucket.as_deref())?,
     })
 }
@@ -282,8 +300,7 @@ pub async fn tokens_report(
     query: web::Query<TokensQuery>,
 ) -> Result<HttpResponse, AppError> {
     let filter = tokens_filter(&query, state.clock.now())?;
-    let mut conn = state.pool.get().await?;
-    Ok(HttpResponse::Ok().json(db::tokens(&mut conn, filter).await?))
+    json_of(&state, async |c| db::tokens(c, filter).await).await
 }
 
 #[cfg(test)]

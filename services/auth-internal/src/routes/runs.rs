@@ -26,7 +26,7 @@ use crate::{
         runs::{self as db, NewRun, RunCursor, RunFilter, RunWrite},
     },
     error::AppError,
-    routes::reports::{QueryParams, bad_param, period_of},
+    routes::reports::{PeriodParams, bad_param, check_chars, json_of, parse_param, period_params},
     state::AppState,
 };
 
@@ -58,6 +58,12 @@ pub fn valid_error_class(s: &str) -> bool {
 /// The record rules (422), given the path's persona.
 fn validate(persona_id: Uuid, r: &RunRecord) -> Result<(), AppError> {
     check_text("tickId", &r.tick_id, 1, 128)?;
+    if r.tick_id.contains('~') {
+        // `{runId}~k` is an action batch of run `runId` (the reports' attribution).
+        return Err(AppError::Validation(
+            "`tickId` must not contain `~` (it marks action batches)".into(),
+        ));
+    }
     if r.id != format!("{}.{persona_id}", r.tick_id) {
         return Err(AppError::Validation(format!(
             "`id` must be `<tickId>.<personaId>` = `{}.{persona_id}`",
@@ -207,31 +213,23 @@ pub struct RunsQuery {
     pub cursor: Option<String>,
 }
 
+period_params!(RunsQuery);
+
 /// Parses the runs list's query (400 naming the parameter).
 pub fn run_filter(
     q: &RunsQuery,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<RunFilter, AppError> {
-    let period = period_of(
-        &QueryParams {
-            from: q.from.as_deref(),
-            to: q.to.as_deref(),
-        },
-        now,
+    let period = q.period(now)?;
+    let persona = parse_param("persona", q.persona.as_deref(), "must be a UUID", |p| {
+        Uuid::parse_str(p).ok()
+    })?;
+    let outcome = parse_param(
+        "outcome",
+        q.outcome.as_deref(),
+        "must be ok, simulator_failure or failed",
+        RunOutcome::parse,
     )?;
-    let persona = q
-        .persona
-        .as_deref()
-        .map(|p| Uuid::parse_str(p).map_err(|_| bad_param("persona", "must be a UUID")))
-        .transpose()?;
-    let outcome = q
-        .outcome
-        .as_deref()
-        .map(|o| {
-            RunOutcome::parse(o)
-                .ok_or_else(|| bad_param("outcome", "must be ok, simulator_failure or failed"))
-        })
-        .transpose()?;
     if let Some(c) = &q.error_class
         && !valid_error_class(c)
     {
@@ -240,24 +238,20 @@ pub fn run_filter(
             "must be 1–64 characters of a-z, 0-9 and '_'",
         ));
     }
-    if q.q.as_ref().is_some_and(|t| t.chars().count() > 200) {
-        return Err(bad_param("q", "must be at most 200 characters"));
-    }
-    let limit = match q.limit.as_deref() {
-        None => 50,
-        Some(l) => l
-            .parse::<u32>()
-            .ok()
-            .filter(|l| (1..=500).contains(l))
-            .ok_or_else(|| bad_param("limit", "must be an integer from 1 to 500"))?,
-    };
-    let cursor = q
-        .cursor
-        .as_deref()
-        .map(|c| {
-            RunCursor::decode(c).ok_or_else(|| bad_param("cursor", "is not a cursor of this list"))
-        })
-        .transpose()?;
+    check_chars("q", q.q.as_deref(), 200)?;
+    let limit = parse_param(
+        "limit",
+        q.limit.as_deref(),
+        "must be an integer from 1 to 500",
+        |l| l.parse::<u32>().ok().filter(|l| (1..=500).contains(l)),
+    )?
+    .unwrap_or(50);
+    let cursor = parse_param(
+        "cursor",
+        q.cursor.as_deref(),
+        "is not a cursor of this list",
+        RunCursor::decode,
+    )?;
     Ok(RunFilter {
         persona,
         outcome,
@@ -286,9 +280,7 @@ pub async fn list_runs(
     query: web::Query<RunsQuery>,
 ) -> Result<HttpResponse, AppError> {
     let filter = run_filter(&query, state.clock.now())?;
-    let mut conn = state.pool.get().await?;
-    let page = db::list_runs(&mut conn, &filter).await?;
-    Ok(HttpResponse::Ok().json(page))
+    json_of(&state, async |c| db::list_runs(c, &filter).await).await
 }
 
 /// `GET /api/v1/internal/runs/{runId}`: summary, transcript, actions and feedback.

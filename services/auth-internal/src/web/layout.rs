@@ -1,9 +1,10 @@
 //! The page frame every HTML page shares: `page(title, nav, body)`.
 //!
 //! Rules:
-//! - One frame for all pages: the same `<head>`, stylesheet and header; the
-//!   navigation appears only for a signed-in operator ([`Nav`]), and its
-//!   logout button is a POST form with the session's CSRF token.
+//! - One frame for all pages, the console's and the account (OAuth) pages
+//!   ([`Site`]): the same `<head>`, stylesheet and header; the navigation
+//!   appears only for a signed-in operator ([`Nav`]), and its logout button is
+//!   a POST form with the session's CSRF token.
 //! - Answers go through [`html_response`], which sets the security headers;
 //!   nothing else builds an HTML response.
 
@@ -34,22 +35,51 @@ pub struct Nav<'a> {
     pub csrf_token: &'a str,
 }
 
+/// Whose page a document is: the brand in its header says where it belongs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Site {
+    /// The operator console (`/console`).
+    Console,
+    /// A user's account pages: OAuth sign-in and consent, connected apps (`/oauth`).
+    Account,
+}
+
 /// A whole HTML document: head, header (with navigation when `nav` is set), `body`.
 pub fn page(title: &str, nav: Option<&Nav<'_>>, body: Markup) -> Markup {
+    frame(Site::Console, title, nav, body)
+}
+
+/// An account page (OAuth): the console's frame and stylesheet, without its
+/// navigation, the body in one narrow panel.
+pub fn account_page(title: &str, body: Markup) -> Markup {
+    frame(
+        Site::Account,
+        title,
+        None,
+        html! { section.panel.account { (body) } },
+    )
+}
+
+fn frame(site: Site, title: &str, nav: Option<&Nav<'_>>, body: Markup) -> Markup {
+    let (suffix, home, sub) = match site {
+        Site::Console => ("Mana console", "/console", "console"),
+        Site::Account => ("Mana", "/oauth/connections", "account"),
+    };
     html! {
         (DOCTYPE)
         html lang="en" {
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
-                title { (title) " · Mana console" }
+                @if site == Site::Account { meta name="robots" content="noindex"; }
+                title { (title) " · " (suffix) }
                 link rel="stylesheet" href=(STYLESHEET_PATH);
                 // No favicon request (it would 404 and log a console error).
                 link rel="icon" href="data:,";
             }
             body {
                 header.top {
-                    a.brand href="/console" { "Mana" span.brand-sub { "console" } }
+                    a.brand href=(home) { "Mana" span.brand-sub { (sub) } }
                     @if let Some(nav) = nav {
                         nav.sections {
                             @for (key, label, path) in SECTIONS {
@@ -73,15 +103,37 @@ pub fn page(title: &str, nav: Option<&Nav<'_>>, body: Markup) -> Markup {
     }
 }
 
+/// Where a page's forms may send the browser (CSP `form-action`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FormTargets {
+    /// This origin only (the console).
+    SelfOnly,
+    /// This origin, and wherever it redirects a submitted form: OAuth's consent
+    /// answers with a redirect to the client's `redirect_uri`, which browsers
+    /// check against `form-action` too.
+    SelfAndRedirects,
+}
+
 /// An HTML answer with the security headers every page carries.
 pub fn html_response(status: StatusCode, markup: Markup) -> HttpResponse {
+    html_response_with(status, markup, FormTargets::SelfOnly)
+}
+
+/// [`html_response`] with the form targets of the page.
+pub fn html_response_with(status: StatusCode, markup: Markup, forms: FormTargets) -> HttpResponse {
+    let csp = match forms {
+        FormTargets::SelfOnly => {
+            "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; \
+             frame-ancestors 'none'; base-uri 'none'"
+        }
+        FormTargets::SelfAndRedirects => {
+            "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self' *; \
+             frame-ancestors 'none'; base-uri 'none'"
+        }
+    };
     HttpResponse::build(status)
         .content_type("text/html; charset=utf-8")
-        .insert_header((
-            header::CONTENT_SECURITY_POLICY,
-            "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; \
-             frame-ancestors 'none'; base-uri 'none'",
-        ))
+        .insert_header((header::CONTENT_SECURITY_POLICY, csp))
         .insert_header((header::X_FRAME_OPTIONS, "DENY"))
         .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .insert_header((header::REFERRER_POLICY, "same-origin"))
@@ -130,5 +182,9 @@ mod tests {
             signed_in
                 .contains(r#"<a class="active" href="/console/personas" aria-current="page">"#)
         );
+        let account = account_page("Connect", html! { p { "hi" } }).into_string();
+        assert!(account.contains(r#"<link rel="stylesheet" href="/console/static/console.css">"#));
+        assert!(account.contains(r#"<section class="panel account"><p>hi</p></section>"#));
+        assert!(!account.contains("/console/logout"));
     }
 }

@@ -26,12 +26,21 @@ pub const LOGIN_CSRF_COOKIE: &str = "mana_console_login";
 pub struct ConsoleSettings {
     /// Lifetime of a console session from sign-in (default 12 h).
     pub session_ttl_secs: u64,
+    /// Failed sign-ins one client address may make per window before it gets 429.
+    pub login_failures_per_ip: u32,
+    /// Failed sign-ins per email (typed, any account or none) per window before 429.
+    pub login_failures_per_email: u32,
+    /// The window of those counts, and the `Retry-After` of a refusal (default 15 min).
+    pub login_failure_window_secs: u64,
 }
 
 impl Default for ConsoleSettings {
     fn default() -> Self {
         Self {
             session_ttl_secs: 12 * 3600,
+            login_failures_per_ip: 20,
+            login_failures_per_email: 5,
+            login_failure_window_secs: 15 * 60,
         }
     }
 }

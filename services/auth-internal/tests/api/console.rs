@@ -708,3 +708,50 @@ async fn the_json_reports_accept_an_operator_session_but_not_other_users() {
         "forbidden"
     );
 }
+
+#[tokio::test]
+async fn failed_sign_ins_are_limited_per_email_and_per_address() {
+    let app = TestApp::spawn_with(|s| {
+        s.console.login_failures_per_email = 3;
+        s.console.login_failures_per_ip = 5;
+    })
+    .await;
+    add_operator(&app).await;
+    let mut b = Browser::new(&app);
+    for _ in 0..3 {
+        let wrong = b.sign_in(OPERATOR_EMAIL, "guess").await;
+        assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    }
+    // The email is locked: even the right password (any case of the email) gets 429.
+    let locked = b
+        .sign_in(&OPERATOR_EMAIL.to_uppercase(), OPERATOR_PASSWORD)
+        .await;
+    assert_eq!(locked.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(locked.headers()[header::RETRY_AFTER], "900");
+    assert_eq!(locked.headers()["x-error-code"], "rate_limited");
+    assert!(
+        locked
+            .text()
+            .await
+            .unwrap()
+            .contains("too many failed sign-ins; try again in 15 minutes")
+    );
+    // Two more failures for another email fill the address's allowance (3 + 2 = 5).
+    for _ in 0..2 {
+        let wrong = b.sign_in("nobody@mana.test", "guess").await;
+        assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    }
+    let by_ip = b.sign_in("someone-else@mana.test", "guess").await;
+    assert_eq!(by_ip.status(), StatusCode::TOO_MANY_REQUESTS);
+    // After the window the operator signs in, which forgets the email's failures.
+    app.clock.advance(TimeDelta::minutes(16));
+    let ok = b.sign_in(OPERATOR_EMAIL, OPERATOR_PASSWORD).await;
+    assert_eq!(ok.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        app.sql_count(
+            "SELECT count(*) AS n FROM console_login_failures WHERE email = 'ops@mana.test'"
+        )
+        .await,
+        0
+    );
+}

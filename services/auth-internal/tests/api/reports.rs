@@ -517,3 +517,149 @@ async fn failures_group_by_class_and_persona_and_tokens_by_provider_model_and_da
         .unwrap();
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test]
+async fn the_app_version_covers_every_action_batch_of_a_run() {
+    let app = TestApp::spawn().await;
+    let a = app.seed_personas("batched", 1, "daily").await[0];
+    let r1 = format!("t1.{a}");
+    // The tool calls come first (recorded as they run), the run row after them.
+    action(&app, a, &r1, 0, "todo", true, "16 09:00").await;
+    // Batch 1 of the same run (persona-runner: tick id `{runId}~1`).
+    action(&app, a, &format!("{r1}~1"), 0, "todo", false, "16 09:05").await;
+    action(&app, a, &format!("{r1}~1"), 1, "todo", false, "16 09:06").await;
+    run(
+        &app,
+        &r1,
+        a,
+        "16 08:59",
+        "ok",
+        None,
+        None,
+        ("sim", "sim-1", "3.1"),
+        [1, 1, 0, 0],
+    )
+    .await;
+    feedback(&app, a, &r1, "todo", Some(3), "ok", "16 09:10").await;
+
+    for path in ["/reports/modules", "/reports/modules?appVersion=3.1"] {
+        let r = get(&app, path).await;
+        let todo = &r["modules"][0];
+        assert_eq!(todo["module"], "todo", "{path}: {r}");
+        assert_eq!(todo["toolCalls"], 3, "{path}: {r}");
+        close(&todo["errorShare"], 2.0 / 3.0);
+        assert_eq!(todo["n"], 1);
+    }
+    let other = get(&app, "/reports/modules?appVersion=3.0").await;
+    assert!(other["modules"].as_array().unwrap().is_empty(), "{other}");
+}
+
+/// One count of the rows in which a rollup (`{kept}`: its columns, zero rows left out)
+/// and a recount of the raw rows (`{recount}`) differ.
+fn drift(kept: &str, recount: &str) -> String {
+    format!(
+        "(SELECT count(*) FROM (({kept} EXCEPT {recount}) UNION ALL ({recount} EXCEPT {kept})) AS d)"
+    )
+}
+
+/// Rollup rows that differ from a recount of the raw rows, over all four rollups.
+fn rollup_drift() -> String {
+    let ratings = "SELECT date_trunc('hour', f.created_at, 'UTC'), f.module, r.app_version, \
+          count(f.rating), coalesce(sum(f.rating), 0), coalesce(sum(f.rating * f.rating), 0), \
+          count(*) - count(f.rating) \
+        FROM persona_feedback f LEFT JOIN persona_runs r ON r.id = f.tick_id GROUP BY 1, 2, 3";
+    let daily = "SELECT date_trunc('day', created_at, 'UTC'), module, persona_id, count(*), \
+          sum(rating), sum(rating * rating) FROM persona_feedback WHERE rating IS NOT NULL \
+        GROUP BY 1, 2, 3";
+    let calls = "SELECT date_trunc('hour', a.created_at, 'UTC'), a.module, r.app_version, \
+          count(*), count(*) FILTER (WHERE a.result = 'error') \
+        FROM persona_actions a LEFT JOIN persona_runs r ON r.id = split_part(a.tick_id, '~', 1) \
+        GROUP BY 1, 2, 3";
+    let tokens = "SELECT date_trunc('hour', started_at, 'UTC'), provider, model, count(*), \
+          sum(tokens_input), sum(tokens_output), sum(tokens_cache_read), sum(tokens_cache_write) \
+        FROM persona_runs GROUP BY 1, 2, 3";
+    format!(
+        "SELECT {} + {} + {} + {} AS n",
+        drift(
+            "SELECT hour, module, app_version, n, sum, sum_sq, unparsed FROM report_ratings_hourly \
+             WHERE n <> 0 OR unparsed <> 0 OR sum <> 0 OR sum_sq <> 0",
+            ratings
+        ),
+        drift(
+            "SELECT day, module, persona_id, n, sum, sum_sq FROM report_ratings_daily \
+             WHERE n <> 0 OR sum <> 0 OR sum_sq <> 0",
+            daily
+        ),
+        drift(
+            "SELECT hour, module, app_version, calls, errors FROM report_calls_hourly \
+             WHERE calls <> 0 OR errors <> 0",
+            calls
+        ),
+        drift(
+            "SELECT hour, provider, model, runs, input, output, cache_read, cache_write \
+             FROM report_tokens_hourly WHERE runs <> 0 OR input <> 0 OR output <> 0 \
+               OR cache_read <> 0 OR cache_write <> 0",
+            tokens
+        ),
+    )
+}
+
+#[tokio::test]
+async fn the_rollups_stay_equal_to_the_raw_rows_through_every_kind_of_write() {
+    let app = TestApp::spawn().await;
+    let Seed { a, b } = seed(&app).await;
+    assert_eq!(app.sql_count(&rollup_drift()).await, 0, "after the seed");
+    let (r1, r3) = (format!("r1.{a}"), format!("r3.{a}"));
+    // A retried feedback batch inserts nothing and counts nothing.
+    app.sql(&format!(
+        "INSERT INTO persona_feedback (id, persona_id, tick_id, module, rating, created_at) \
+         VALUES ('{r1}-todo-12 09:00', '{a}', '{r1}', 'todo', 5, now()), \
+                ('{r1}-extra', '{a}', '{r1}', 'todo', 3, '{}') ON CONFLICT DO NOTHING",
+        at("17 10:30")
+    ))
+    .await;
+    // The run of ratings and calls written before it; a newer snapshot changes a run's
+    // version and tokens; a tool call is completed with another result; a batch `~1`.
+    run(
+        &app,
+        &r3,
+        a,
+        "05 08:00",
+        "failed",
+        Some("llm"),
+        Some("529"),
+        ("sim", "sim-1", "3.0"),
+        [7, 7, 7, 7],
+    )
+    .await;
+    app.sql(&format!(
+        "UPDATE persona_runs SET app_version = '2.1', tokens_input = 1000, revision = 2 \
+         WHERE id = '{r1}'"
+    ))
+    .await;
+    app.sql(&format!(
+        "UPDATE persona_actions SET result = 'ok', completed_at = now() WHERE id = '{r1}-0-todo_x'"
+    ))
+    .await;
+    action(&app, a, &format!("{r1}~1"), 0, "notes", false, "12 11:30").await;
+    // Retention drops transcripts (an update that changes nothing counted).
+    app.sql("UPDATE persona_runs SET transcript = NULL").await;
+    assert_eq!(app.sql_count(&rollup_drift()).await, 0, "after the writes");
+    let v = get(&app, "/reports/modules?appVersion=2.1").await;
+    assert_eq!(v["modules"][0]["module"], "todo", "{v}");
+    assert_eq!(v["modules"][0]["n"], 4, "{v}");
+    // Deleting a persona takes its rows out of every rollup.
+    app.sql(&format!("DELETE FROM users WHERE id = '{b}'"))
+        .await;
+    assert_eq!(
+        app.sql_count(&rollup_drift()).await,
+        0,
+        "after a persona went"
+    );
+    let r = get(&app, "/reports/modules").await;
+    let todo = &r["modules"][0];
+    assert_eq!(todo["module"], "todo", "{r}");
+    // a's todo ratings in the period: 1, 2, 4 and the extra 3.
+    assert_eq!(todo["n"], 4, "{r}");
+    close(&todo["mean"], 2.5);
+}
