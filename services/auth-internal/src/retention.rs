@@ -7,6 +7,8 @@
 //! - A sweep works in batches of `runs.retention_batch` rows, one short statement each
 //!   (no long lock, no table-wide rewrite), until a batch comes back short.
 //! - A failed sweep is logged and retried at the next interval; it never stops the task.
+//! - The reports' rollups are untouched: nulling a transcript changes no column they sum
+//!   (the `persona_runs` trigger skips such updates), and summaries are never deleted.
 
 use std::time::Duration;
 

@@ -9,6 +9,8 @@
 //!   the last row's `(started_at, id)`: pages never overlap and never skip a row.
 //! - Retention nulls transcripts in bounded batches (`LIMIT` inside the `UPDATE`'s
 //!   sub-select, `FOR UPDATE SKIP LOCKED` so replicas share the work); the summary stays.
+//! - `q` matches the run's error (`ILIKE`, over the period's runs) or a rating note of it
+//!   (the trigram index `persona_feedback_notes_trgm_idx`, looked up once per query).
 //! - `now` and every period bound are parameters, so tests move time freely.
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
