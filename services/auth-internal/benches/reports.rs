@@ -13,10 +13,13 @@
 //!   the end) and `VACUUM ANALYZE`d, so index-only scans see an up-to-date visibility map;
 //! - every feedback and action row belongs to a run (its `tick_id` is the run id), so the
 //!   `appVersion` filter and the run detail see realistic joins;
+//! - the seeding goes through the tables' triggers, so the report rollups
+//!   (`report_*_hourly`, `report_ratings_daily`) are filled as production fills them, and the
+//!   seed time includes their upkeep;
 //! - each report's statements are `EXPLAIN ANALYZE`d with the binds a default request uses,
-//!   and their plan shape (node types and indexes) is printed; the SQL is the code's own
-//!   (`db::reports`), except the runs list, which diesel builds: its equivalent is spelled
-//!   out here.
+//!   and their plan shape (node types and indexes) is printed; the statements are the code's
+//!   own (`db::reports::explained`), except the runs list, which diesel builds: its
+//!   equivalent (with and without `q`) is spelled out here.
 
 use std::time::{Duration, Instant};
 

@@ -304,12 +304,19 @@ async fn an_operator_uses_the_console_in_a_real_browser() {
             let errors = console_errors(&c).await;
             assert!(errors.is_empty(), "{path}: {errors:?}");
         }
+        // The account (OAuth) pages share the console's frame and stylesheet.
+        c.goto(&app.url("/oauth/connections")).await.unwrap();
+        wait_for(&c, "header.top a.brand").await;
+        wait_for(&c, "section.panel.account form").await;
+        let errors = console_errors(&c).await;
+        assert!(errors.is_empty(), "/oauth/connections: {errors:?}");
         if let Ok(dir) = std::env::var("CONSOLE_SCREENSHOTS") {
             for (name, path) in [
                 ("scoreboard", "/console".to_owned()),
                 ("module", "/console/modules/notes".to_owned()),
                 ("personas", "/console/personas".to_owned()),
                 ("run", format!("/console/runs/{}", seeded.ok_run)),
+                ("connections", "/oauth/connections".to_owned()),
             ] {
                 c.goto(&app.url(&path)).await.unwrap();
                 let png = c.screenshot().await.unwrap();
