@@ -34,6 +34,8 @@ CREATE UNIQUE INDEX report_ratings_hourly_key
     ON report_ratings_hourly (hour, module, app_version) NULLS NOT DISTINCT;
 -- A module's trend.
 CREATE INDEX report_ratings_hourly_module_idx ON report_ratings_hourly (module, hour);
+-- The scoreboard of one app version.
+CREATE INDEX report_ratings_hourly_version_idx ON report_ratings_hourly (app_version, hour);
 
 -- A module's per-persona breakdown (trend page).
 CREATE TABLE report_ratings_daily (
@@ -56,6 +58,7 @@ CREATE TABLE report_calls_hourly (
 );
 CREATE UNIQUE INDEX report_calls_hourly_key
     ON report_calls_hourly (hour, module, app_version) NULLS NOT DISTINCT;
+CREATE INDEX report_calls_hourly_version_idx ON report_calls_hourly (app_version, hour);
 
 -- Runs and tokens by provider and model, on `started_at` (tokens report).
 CREATE TABLE report_tokens_hourly (

@@ -393,11 +393,25 @@ fn share(errors: i64, calls: i64) -> Option<f64> {
     (calls > 0).then(|| errors as f64 / calls as f64)
 }
 
-/// `GET …/reports/modules`: see `types::reports::ModulesReport`.
+/// `GET …/reports/modules`: see `types::reports::ModulesReport`. Its statements run in
+/// one transaction, so they see one snapshot, and without parallel workers: each reads a
+/// few thousand rows, and starting workers would cost more than it saves (tens of ms on
+/// a loaded host, the benchmark showed).
 pub async fn modules(
     conn: &mut AsyncPgConnection,
     f: &ModulesFilter,
 ) -> QueryResult<ModulesReport> {
+    use diesel_async::AsyncConnection;
+    conn.transaction(async |c| {
+        diesel::sql_query("SET LOCAL max_parallel_workers_per_gather = 0")
+            .execute(c)
+            .await?;
+        modules_in(c, f).await
+    })
+    .await
+}
+
+async fn modules_in(conn: &mut AsyncPgConnection, f: &ModulesFilter) -> QueryResult<ModulesReport> {
     let p = f.period;
     let version = f.app_version.as_deref();
     let current: Vec<RatingSums> = ratings_query(Mode::Run, p, version).load(conn).await?;
