@@ -253,8 +253,18 @@ async fn run() -> anyhow::Result<()> {
     );
     let mut plans: Vec<(&str, Result<Vec<PlanLine>, diesel::result::Error>)> = Vec::new();
     for (name, q) in statements {
+        // The scoreboard runs its statements with its own setting (`db::reports::modules`).
+        let setting = if name.starts_with("modules") {
+            format!("SET {}", sql::SCOREBOARD_SETTING)
+        } else {
+            "RESET max_parallel_workers_per_gather".to_owned()
+        };
+        diesel::sql_query(setting).execute(&mut conn).await?;
         plans.push((name, q.load(&mut conn).await));
     }
+    diesel::sql_query("RESET max_parallel_workers_per_gather")
+        .execute(&mut conn)
+        .await?;
     for (name, text) in [
         (
             "runs list (equivalent of the diesel query)",

@@ -393,6 +393,9 @@ fn share(errors: i64, calls: i64) -> Option<f64> {
     (calls > 0).then(|| errors as f64 / calls as f64)
 }
 
+/// The setting the scoreboard's statements run with (see [`modules`]).
+pub const SCOREBOARD_SETTING: &str = "max_parallel_workers_per_gather = 0";
+
 /// `GET …/reports/modules`: see `types::reports::ModulesReport`. Its statements run in
 /// one transaction, so they see one snapshot, and without parallel workers: each reads a
 /// few thousand rows, and starting workers would cost more than it saves (tens of ms on
@@ -403,7 +406,7 @@ pub async fn modules(
 ) -> QueryResult<ModulesReport> {
     use diesel_async::AsyncConnection;
     conn.transaction(async |c| {
-        diesel::sql_query("SET LOCAL max_parallel_workers_per_gather = 0")
+        diesel::sql_query(format!("SET LOCAL {SCOREBOARD_SETTING}"))
             .execute(c)
             .await?;
         modules_in(c, f).await
