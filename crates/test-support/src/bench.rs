@@ -11,6 +11,12 @@
 //! - An entry compared with a baseline (a raw INSERT, an in-process call)
 //!   carries it and `ratio = value / baseline.value`, so a run can be judged
 //!   on its own on a noisy machine.
+//! - With `BENCH_BASELINE_SUMMARY=<path>` set (the summary of another build,
+//!   e.g. the commit before a change, run in the same minutes), an entry with
+//!   no in-run baseline is compared with the same metric of that file
+//!   (`baseline.metric` = `"<path>:<metric>"`).
+//! - [`section`] lets a run leave out the parts of a bench that are not
+//!   wanted (`<NAME>=0`), e.g. to repeat the timed parts quickly.
 
 use std::{
     collections::BTreeMap,
@@ -151,11 +157,47 @@ pub fn summary_path() -> PathBuf {
     target.join("bench").join("summary.json")
 }
 
-/// Merge `entries` into the summary at [`summary_path`] (keyed by metric).
+/// Whether the bench section behind env variable `name` runs: it does unless
+/// the variable is `0` (or `false`, `no`, `off`).
+pub fn section(name: &str) -> bool {
+    !std::env::var(name).is_ok_and(|v| {
+        matches!(
+            v.trim().to_ascii_lowercase().as_str(),
+            "0" | "false" | "no" | "off"
+        )
+    })
+}
+
+/// Merge `entries` into the summary at [`summary_path`] (keyed by metric);
+/// entries without a baseline are compared with `BENCH_BASELINE_SUMMARY`'s.
 pub fn record(entries: &[Entry]) -> std::io::Result<PathBuf> {
     let path = summary_path();
-    record_at(&path, entries)?;
+    let entries = match std::env::var_os("BENCH_BASELINE_SUMMARY").filter(|v| !v.is_empty()) {
+        Some(base) => against_file(Path::new(&base), entries)?,
+        None => entries.to_vec(),
+    };
+    record_at(&path, &entries)?;
     Ok(path)
+}
+
+/// `entries`, each one without a baseline compared with the same metric of
+/// the summary at `base` when it has one.
+pub fn against_file(base: &Path, entries: &[Entry]) -> std::io::Result<Vec<Entry>> {
+    let bytes = std::fs::read(base)?;
+    let old: BTreeMap<String, f64> = serde_json::from_slice::<Vec<Entry>>(&bytes)
+        .map_err(std::io::Error::other)?
+        .into_iter()
+        .map(|e| (e.metric, e.value))
+        .collect();
+    Ok(entries
+        .iter()
+        .map(|e| match (&e.baseline, old.get(&e.metric)) {
+            (None, Some(v)) => e
+                .clone()
+                .against(format!("{}:{}", base.display(), e.metric), *v),
+            _ => e.clone(),
+        })
+        .collect())
 }
 
 /// Merge `entries` into the summary file at `path`: same metric replaced,
@@ -219,6 +261,42 @@ mod tests {
         assert_eq!(back[0].ratio, None);
         assert_eq!(back[1].ratio, Some(0.25));
         assert_eq!(back[1].baseline.as_ref().unwrap().value, 400.0);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn entries_without_a_baseline_take_the_same_metric_of_another_summary() {
+        let dir = std::env::temp_dir().join(format!("bench-base-{}", uuid::Uuid::new_v4()));
+        let base = dir.join("base.json");
+        record_at(
+            &base,
+            &[
+                Entry::new("claim.p50_ms", 8.0, "ms"),
+                Entry::new("push.p50_ms", 900.0, "ms"),
+            ],
+        )
+        .unwrap();
+        let out = against_file(
+            &base,
+            &[
+                Entry::new("claim.p50_ms", 4.0, "ms"),
+                Entry::new("push.p50_ms", 40.0, "ms").against("raw_insert", 20.0),
+                Entry::new("new.metric", 1.0, "ms"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(out[0].ratio, Some(0.5));
+        assert!(
+            out[0]
+                .baseline
+                .as_ref()
+                .unwrap()
+                .metric
+                .ends_with(":claim.p50_ms")
+        );
+        assert_eq!(out[1].baseline.as_ref().unwrap().metric, "raw_insert");
+        assert_eq!(out[2].baseline, None);
+        assert!(section("BENCH_SECTION_THAT_IS_NEVER_SET"));
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -7,14 +7,15 @@
 //!    MCP session per day, and a zero-latency fake OpenAI-compatible LLM that makes
 //!    exactly 10 tool calls per day (`todo_create` / `todo_list` alternating), then ends
 //!    the day and answers the rating turn with strict JSON. 200 hourly personas,
-//!    `PERSONA_CONCURRENCY` 8 and 32; per concurrency a cold round (a fresh runner logs
+//!    `PERSONA_CONCURRENCY` 1, 8 and 32 (1: one day at a time, so its tool-call p50 is
+//!    the round trip of one call, not a queue); per concurrency a cold round (a fresh runner logs
 //!    every persona in) and a warm round (cached tokens, clock one hour on). Every round
 //!    checks the rows written (200 × 10 actions, 200 ratings) so the figure is honest.
 //!    Everything shares the machine's cores (runner, auth-internal, fake, PostgreSQL).
 //! 2. Memory: the release binary of persona-runner as a child process (so its RSS is its
 //!    own), `PERSONA_CONCURRENCY=200`, a fake that waits 200 ms per reply so all 200 days
 //!    overlap; idle `VmRSS` after `/health`, then `VmRSS` sampled every 20 ms during
-//!    `POST /internal/tick` and `VmHWM` at the end.
+//!    `POST /internal/tick` and `VmHWM` at the end. `DAY_BENCH_MEMORY=0` leaves it out.
 //!
 //! Rules: prints figures, asserts only correctness (rows, outcomes), never time. Every
 //! loop is bounded; the child is killed on every path (guard with `Drop`).
@@ -81,7 +82,9 @@ async fn run() {
         thread::available_parallelism().map_or(0, usize::from),
     );
     throughput().await;
-    memory().await;
+    if test_support::bench::section("DAY_BENCH_MEMORY") {
+        memory().await;
+    }
     println!("total bench time {:.1} s", started.elapsed().as_secs_f64());
 }
 
@@ -443,7 +446,7 @@ async fn throughput() {
     let auth = Auth::spawn().await;
     auth.seed("tp").await;
     let mut entries = Vec::new();
-    for concurrency in [8, 32] {
+    for concurrency in [1, 8, 32] {
         // A fresh fake per runner bounds the requests it keeps in memory.
         let (fake, spans) = start_fake(Duration::ZERO).await;
         let (runner, handle) = spawn_runner(&auth, &fake, concurrency).await;

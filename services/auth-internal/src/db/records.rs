@@ -180,27 +180,7 @@ pub async fn append_if(
     }
     lww::apply(&mut state, change);
 
-    let change_data: Option<Value> = if change.fields.is_empty() {
-        None
-    } else {
-        Some(Value::Object(
-            change
-                .fields
-                .iter()
-                .map(|(k, v, _)| (k.clone(), v.clone()))
-                .collect(),
-        ))
-    };
-    let change_stamps: Map<String, Value> = change
-        .fields
-        .iter()
-        .map(|(k, _, s)| (k.clone(), Value::String(s.to_string())))
-        .collect();
-    let stamps: Map<String, Value> = state
-        .field_stamps()
-        .into_iter()
-        .map(|(k, s)| (k, Value::String(s.to_string())))
-        .collect();
+    let (change_data, change_stamps) = change_columns(change);
     let visible = state.is_visible();
     // `created_at` of a record: when it (re)appeared.
     let created_at = if visible && !was_visible {
@@ -224,13 +204,13 @@ pub async fn append_if(
     .bind::<Text, _>(key.record_id)
     .bind::<Text, _>(change.op.as_str())
     .bind::<Nullable<Jsonb>, _>(change_data)
-    .bind::<Jsonb, _>(Value::Object(change_stamps))
+    .bind::<Jsonb, _>(change_stamps)
     .bind::<Text, _>(change.stamp.to_string())
     .bind::<Text, _>(author.client_id)
     .bind::<Text, _>(author.origin)
     .bind::<Timestamptz, _>(now)
     .bind::<Jsonb, _>(Value::Object(state.data()))
-    .bind::<Jsonb, _>(Value::Object(stamps))
+    .bind::<Jsonb, _>(state_stamps(&state))
     .bind::<Nullable<Text>, _>(state.created.as_ref().map(ToString::to_string))
     .bind::<Nullable<Text>, _>(state.tombstone.as_ref().map(ToString::to_string))
     .bind::<Bool, _>(!visible)
@@ -470,30 +450,15 @@ pub struct BatchItem<'a> {
     pub change: &'a Change,
 }
 
+/// A record row of a batch, with the rest of its key.
 #[derive(QueryableByName)]
 struct LockedRow {
     #[diesel(sql_type = Text)]
     app_id: String,
     #[diesel(sql_type = Text)]
     table_name: String,
-    #[diesel(sql_type = Text)]
-    record_id: String,
-    #[diesel(sql_type = Jsonb)]
-    data: Value,
-    #[diesel(sql_type = Jsonb)]
-    field_timestamps: Value,
-    #[diesel(sql_type = Nullable<Text>)]
-    created_stamp: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
-    tombstone: Option<String>,
-    #[diesel(sql_type = Bool)]
-    deleted: bool,
-    #[diesel(sql_type = BigInt)]
-    last_change_id: i64,
-    #[diesel(sql_type = Timestamptz)]
-    created_at: DateTime<Utc>,
-    #[diesel(sql_type = Timestamptz)]
-    updated_at: DateTime<Utc>,
+    #[diesel(embed)]
+    row: ListRow,
 }
 
 #[derive(QueryableByName)]
@@ -514,6 +479,8 @@ struct Merging {
 
 type Key3 = (String, String, String);
 
+/// The `data` and `field_timestamps` columns of a change's log row (shared by
+/// [`append_if`] and [`append_batch`]).
 fn change_columns(change: &Change) -> (Option<Value>, Value) {
     let data = if change.fields.is_empty() {
         None
@@ -532,6 +499,17 @@ fn change_columns(change: &Change) -> (Option<Value>, Value) {
         .map(|(k, _, s)| (k.clone(), Value::String(s.to_string())))
         .collect();
     (data, Value::Object(stamps))
+}
+
+/// The `field_timestamps` column of a merged record.
+fn state_stamps(state: &RecordState) -> Value {
+    Value::Object(
+        state
+            .field_stamps()
+            .into_iter()
+            .map(|(k, s)| (k, Value::String(s.to_string())))
+            .collect(),
+    )
 }
 
 /// Append a batch of changes of one user, in order, with a fixed number of
@@ -607,17 +585,7 @@ pub async fn append_batch(
     }
     let mut merging: BTreeMap<Key3, Merging> = BTreeMap::new();
     for l in locked {
-        let row = RecordRow {
-            record_id: l.record_id,
-            data: l.data,
-            field_timestamps: l.field_timestamps,
-            created_stamp: l.created_stamp,
-            tombstone: l.tombstone,
-            deleted: l.deleted,
-            last_change_id: l.last_change_id,
-            created_at: l.created_at,
-            updated_at: l.updated_at,
-        };
+        let row = l.row.into_row();
         let m = Merging {
             state: row.state()?,
             written: row.last_change_id > 0,
@@ -712,17 +680,11 @@ pub async fn append_batch(
     let mut r_last = Vec::with_capacity(merging.len());
     let mut r_created_at = Vec::with_capacity(merging.len());
     for ((a, t, r), m) in &merging {
-        let stamps: Map<String, Value> = m
-            .state
-            .field_stamps()
-            .into_iter()
-            .map(|(k, s)| (k, Value::String(s.to_string())))
-            .collect();
         r_apps.push(a.as_str());
         r_tables.push(t.as_str());
         r_ids.push(r.as_str());
         r_data.push(Value::Object(m.state.data()));
-        r_stamps.push(Value::Object(stamps));
+        r_stamps.push(state_stamps(&m.state));
         r_created.push(m.state.created.as_ref().map(ToString::to_string));
         r_tomb.push(m.state.tombstone.as_ref().map(ToString::to_string));
         r_deleted.push(!m.state.is_visible());
