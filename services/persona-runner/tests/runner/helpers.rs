@@ -32,11 +32,6 @@ impl Auth {
         }
     }
 
-    /// The in-process app's state (to call its store directly, without HTTP).
-    pub fn state(&self) -> web::Data<AppState> {
-        self._state.clone()
-    }
-
     pub fn internal(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         self.client
             .request(method, self.url(&format!("/api/v1/internal{path}")))

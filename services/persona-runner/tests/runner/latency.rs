@@ -74,7 +74,7 @@ async fn median_tool_call_latency_of_a_day_is_not_stalled() {
 
     // The same calls in-process, as the first persona, in the same minutes.
     let store =
-        auth_internal::store::PgRecordStore::new(auth.state(), ids[0], "latency-test", "mcp");
+        auth_internal::store::PgRecordStore::new(auth.state.clone(), ids[0], "latency-test", "mcp");
     let registry = Registry::global();
     let mut direct = Vec::with_capacity(DAYS * TOOL_CALLS);
     for i in 0..DAYS * TOOL_CALLS {
