@@ -107,9 +107,17 @@ impl Spans {
             .insert(key, (Instant::now(), None));
     }
 
-    fn end(&self, key: &str) {
-        if let Some(day) = self.days.lock().unwrap().get_mut(key) {
-            day.1 = Some(Instant::now());
+    /// Ends the open day whose system prompt ends with `system`: the rating request carries
+    /// only the persona's own system prompt, the day's requests the shared rules before it.
+    fn end(&self, system: &str) {
+        let now = Instant::now();
+        let mut days = self.days.lock().unwrap();
+        if let Some(day) = days
+            .iter_mut()
+            .find(|(k, d)| d.1.is_none() && k.ends_with(system))
+            .map(|(_, d)| d)
+        {
+            day.1 = Some(now);
         }
     }
 
@@ -161,8 +169,9 @@ fn day_handler(delay: Duration, spans: Arc<Spans>) -> impl Fn(&Value) -> Reply +
             .unwrap_or_default();
         let key = messages
             .first()
-            .map(|m| m["content"].to_string())
-            .unwrap_or_default();
+            .and_then(|m| m["content"].as_str())
+            .unwrap_or_default()
+            .to_owned();
         let has_tools = body["tools"].as_array().is_some_and(|t| !t.is_empty());
         let reply = if has_tools {
             let turns = messages.iter().filter(|m| m["role"] == "assistant").count();
