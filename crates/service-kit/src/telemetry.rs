@@ -5,10 +5,11 @@
 //! Rules:
 //! - Export is on only when `OTEL_EXPORTER_OTLP_ENDPOINT` or
 //!   `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` is set (and `OTEL_SDK_DISABLED` is not `true`).
-//!   The exporter reads the standard variables itself (endpoints, `…_HEADERS`,
-//!   `…_TIMEOUT`), the SDK reads `OTEL_TRACES_SAMPLER[_ARG]`, `OTEL_BSP_*`,
-//!   `OTEL_SERVICE_NAME` and `OTEL_RESOURCE_ATTRIBUTES`; the service's own name is only the
-//!   default when neither names one.
+//!   [`OtelSettings::from_lookup`] resolves the traces endpoint, `…_HEADERS` (percent-decoded)
+//!   and `OTEL_SERVICE_NAME` the way the exporter and SDK would, so one lookup (a map in
+//!   tests) decides what reaches the collector; the exporter still reads `…_TIMEOUT`, the SDK
+//!   `OTEL_TRACES_SAMPLER[_ARG]`, `OTEL_BSP_*` and `OTEL_RESOURCE_ATTRIBUTES`. The service's
+//!   own name is only the default when neither `OTEL_SERVICE_NAME` nor the attributes name one.
 //! - Spans leave through the batch processor's own thread with the *blocking* reqwest
 //!   client (the async client panics on that thread and spans vanish): a slow or dead
 //!   collector never blocks a request or a tick. [`Telemetry::shutdown`] flushes on exit.
@@ -105,13 +106,16 @@ pub fn set_genai(options: GenAiOptions) {
 pub struct OtelSettings {
     /// Export spans over OTLP/HTTP.
     pub export: bool,
-    /// An explicit traces URL (`http://host:4318/v1/traces`); `None` lets the exporter
-    /// resolve `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` / `OTEL_EXPORTER_OTLP_ENDPOINT`.
+    /// The traces URL (`http://host:4318/v1/traces`): `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`
+    /// as given, else `OTEL_EXPORTER_OTLP_ENDPOINT` + `/v1/traces`; `None` leaves it to the
+    /// exporter's default.
     pub endpoint: Option<String>,
-    /// Extra export headers on top of `OTEL_EXPORTER_OTLP_HEADERS`.
+    /// Export headers: `OTEL_EXPORTER_OTLP_TRACES_HEADERS`, else `OTEL_EXPORTER_OTLP_HEADERS`
+    /// (`key=value,…`, values percent-decoded).
     pub headers: HashMap<String, String>,
-    /// `service.name` unless `OTEL_SERVICE_NAME` or `OTEL_RESOURCE_ATTRIBUTES` names one.
-    pub default_service_name: Option<String>,
+    /// `service.name`: `OTEL_SERVICE_NAME`, else the service's own name unless
+    /// `OTEL_RESOURCE_ATTRIBUTES` names one (`None`: the SDK's resource detectors decide).
+    pub service_name: Option<String>,
     /// Per-export timeout (`None`: `OTEL_EXPORTER_OTLP_TIMEOUT` or the exporter's 10 s).
     pub timeout: Option<Duration>,
     /// Delay between batch exports (`None`: `OTEL_BSP_SCHEDULE_DELAY` or 5 s).
@@ -124,23 +128,67 @@ fn truthy(v: Option<String>) -> bool {
     v.is_some_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "true" | "1" | "yes"))
 }
 
+/// `%XX` escapes decoded (the OTLP header format); `None` for a broken escape or non-UTF-8.
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// `key=value,…` as the OTLP exporters read `OTEL_EXPORTER_OTLP_HEADERS`: pairs trimmed,
+/// values percent-decoded (kept as given when the escape is broken), empty keys or values
+/// skipped.
+fn parse_headers(v: &str) -> HashMap<String, String> {
+    v.split(',')
+        .filter_map(|kv| {
+            let (k, v) = kv.split_once('=')?;
+            let (k, v) = (k.trim(), v.trim());
+            let v = percent_decode(v).unwrap_or_else(|| v.to_owned());
+            (!k.is_empty() && !v.is_empty()).then(|| (k.to_owned(), v))
+        })
+        .collect()
+}
+
 impl OtelSettings {
     /// Reads the variables through `lookup` (tests pass a map; services the real env).
     pub fn from_lookup(default_service: &str, lookup: impl Fn(&str) -> Option<String>) -> Self {
-        let set = |k: &str| lookup(k).is_some_and(|v| !v.trim().is_empty());
-        let export = !truthy(lookup("OTEL_SDK_DISABLED"))
-            && (set("OTEL_EXPORTER_OTLP_ENDPOINT") || set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"));
-        let env_names_service = set("OTEL_SERVICE_NAME")
-            || lookup("OTEL_RESOURCE_ATTRIBUTES").is_some_and(|attrs| {
-                attrs
-                    .split(',')
-                    .any(|kv| kv.split('=').next().map(str::trim) == Some("service.name"))
-            });
+        let get = |k: &str| {
+            lookup(k)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        let endpoint = get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").or_else(|| {
+            get("OTEL_EXPORTER_OTLP_ENDPOINT")
+                .map(|base| format!("{}/v1/traces", base.trim_end_matches('/')))
+        });
+        let export = !truthy(lookup("OTEL_SDK_DISABLED")) && endpoint.is_some();
+        let headers = get("OTEL_EXPORTER_OTLP_TRACES_HEADERS")
+            .or_else(|| get("OTEL_EXPORTER_OTLP_HEADERS"))
+            .map(|h| parse_headers(&h))
+            .unwrap_or_default();
+        let attributes_name_service = lookup("OTEL_RESOURCE_ATTRIBUTES").is_some_and(|attrs| {
+            attrs
+                .split(',')
+                .any(|kv| kv.split('=').next().map(str::trim) == Some("service.name"))
+        });
+        let service_name = get("OTEL_SERVICE_NAME")
+            .or_else(|| (!attributes_name_service).then(|| default_service.to_owned()));
         Self {
             export,
-            endpoint: None,
-            headers: HashMap::new(),
-            default_service_name: (!env_names_service).then(|| default_service.to_owned()),
+            endpoint,
+            headers,
+            service_name,
             timeout: None,
             batch_delay: None,
             genai: GenAiOptions {
@@ -173,7 +221,7 @@ impl OtelSettings {
 /// (spans still get ids for log correlation).
 pub fn build_provider(settings: &OtelSettings) -> Result<SdkTracerProvider, TelemetryError> {
     let mut resource = Resource::builder();
-    if let Some(name) = &settings.default_service_name {
+    if let Some(name) = &settings.service_name {
         resource = resource.with_service_name(name.clone());
     }
     resource =
@@ -574,10 +622,13 @@ mod tests {
     fn a_remote_parent_is_continued_and_reinjected() {
         let provider = build_provider(&OtelSettings::default()).unwrap();
         let sub = subscriber(LogFormat::Pretty, &provider);
-        let incoming = HashMap::from([(
-            "traceparent".to_owned(),
-            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".to_owned(),
-        )]);
+        let incoming = HashMap::from([
+            (
+                "traceparent".to_owned(),
+                "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".to_owned(),
+            ),
+            ("tracestate".to_owned(), "vendor=abc,other=x:1".to_owned()),
+        ]);
         let out = tracing::subscriber::with_default(sub, || {
             let span = tracing::info_span!("server");
             span.set_parent(context_from_map(&incoming)).unwrap();
@@ -589,6 +640,12 @@ mod tests {
             "{tp}"
         );
         assert!(!tp.contains("b7ad6b7169203331"), "a new span id: {tp}");
+        // The caller's vendor state travels on unchanged, in order.
+        assert_eq!(
+            out.get("tracestate").map(String::as_str),
+            Some("vendor=abc,other=x:1"),
+            "{out:?}"
+        );
         assert!(!has_span(&context_from_map(&HashMap::new())));
     }
 
@@ -604,13 +661,19 @@ mod tests {
         };
         let off = OtelSettings::from_lookup("svc", env(&[]));
         assert!(!off.export);
-        assert_eq!(off.default_service_name.as_deref(), Some("svc"));
+        assert_eq!(off.endpoint, None);
+        assert!(off.headers.is_empty());
+        assert_eq!(off.service_name.as_deref(), Some("svc"));
         assert_eq!(off.genai, GenAiOptions::default());
 
         let on = OtelSettings::from_lookup(
             "svc",
             env(&[
-                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318"),
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318/"),
+                (
+                    "OTEL_EXPORTER_OTLP_HEADERS",
+                    "authorization=Basic%20abc, x-scope-orgid = t%2C1 ,broken=%zz,empty=",
+                ),
                 (
                     "OTEL_RESOURCE_ATTRIBUTES",
                     "deployment.environment=dev, service.name=x",
@@ -623,18 +686,43 @@ mod tests {
             ]),
         );
         assert!(on.export);
-        assert_eq!(on.default_service_name, None);
+        assert_eq!(
+            on.endpoint.as_deref(),
+            Some("http://127.0.0.1:4318/v1/traces")
+        );
+        assert_eq!(
+            on.headers,
+            HashMap::from([
+                ("authorization".to_owned(), "Basic abc".to_owned()),
+                ("x-scope-orgid".to_owned(), "t,1".to_owned()),
+                ("broken".to_owned(), "%zz".to_owned()),
+            ])
+        );
+        assert_eq!(on.service_name, None, "the resource attributes name it");
         assert!(on.genai.capture_content && on.genai.latest_experimental);
 
         let traces_only = OtelSettings::from_lookup(
             "svc",
             env(&[
-                ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://c/v1/traces"),
+                ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://c/custom"),
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://ignored:4318"),
+                ("OTEL_EXPORTER_OTLP_HEADERS", "x-general=1"),
+                ("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "x-traces=2"),
                 ("OTEL_SERVICE_NAME", "named"),
+                ("OTEL_RESOURCE_ATTRIBUTES", "service.name=loses"),
             ]),
         );
         assert!(traces_only.export);
-        assert_eq!(traces_only.default_service_name, None);
+        assert_eq!(
+            traces_only.endpoint.as_deref(),
+            Some("http://c/custom"),
+            "the per-signal URL is used as given"
+        );
+        assert_eq!(
+            traces_only.headers,
+            HashMap::from([("x-traces".to_owned(), "2".to_owned())])
+        );
+        assert_eq!(traces_only.service_name.as_deref(), Some("named"));
 
         let disabled = OtelSettings::from_lookup(
             "svc",

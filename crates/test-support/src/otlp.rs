@@ -1,6 +1,7 @@
 //! An in-process OTLP/HTTP trace receiver: `POST /v1/traces` with an
 //! `ExportTraceServiceRequest` (protobuf), decoded with `opentelemetry-proto` and kept in
-//! memory so tests can assert on the spans a service exported.
+//! memory so tests can assert on the spans a service exported, and on the headers each
+//! export arrived with.
 //!
 //! Rules: binds 127.0.0.1 on a free port; answers every well-formed export 200 (an empty
 //! `ExportTraceServiceResponse`) and anything else 400; waiting for spans uses a notifier,
@@ -12,7 +13,7 @@ use std::{
     time::Duration,
 };
 
-use actix_web::{App, HttpResponse, HttpServer, web};
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use opentelemetry_proto::tonic::{
     collector::trace::v1::ExportTraceServiceRequest,
     common::v1::{AnyValue, KeyValue, any_value},
@@ -135,6 +136,7 @@ fn flatten(req: ExportTraceServiceRequest) -> Vec<RecordedSpan> {
 struct Shared {
     spans: Mutex<Vec<RecordedSpan>>,
     exports: Mutex<u64>,
+    headers: Mutex<Vec<BTreeMap<String, String>>>,
     notify: Notify,
 }
 
@@ -145,10 +147,27 @@ pub struct OtlpReceiver {
     handle: actix_web::dev::ServerHandle,
 }
 
-async fn export(shared: web::Data<Arc<Shared>>, body: web::Bytes) -> HttpResponse {
+async fn export(
+    shared: web::Data<Arc<Shared>>,
+    request: HttpRequest,
+    body: web::Bytes,
+) -> HttpResponse {
     match ExportTraceServiceRequest::decode(body.as_ref()) {
         Ok(req) => {
             let spans = flatten(req);
+            let headers = request
+                .headers()
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.as_str().to_owned(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
+                .collect();
+            if let Ok(mut all) = shared.headers.lock() {
+                all.push(headers);
+            }
             if let Ok(mut all) = shared.spans.lock() {
                 all.extend(spans);
             }
@@ -201,6 +220,16 @@ impl OtlpReceiver {
             .spans
             .lock()
             .map(|s| s.clone())
+            .unwrap_or_default()
+    }
+
+    /// The headers of each well-formed export request so far, in arrival order (names
+    /// lowercase; a repeated header keeps its last value).
+    pub fn export_headers(&self) -> Vec<BTreeMap<String, String>> {
+        self.shared
+            .headers
+            .lock()
+            .map(|h| h.clone())
             .unwrap_or_default()
     }
 

@@ -234,9 +234,18 @@ impl ServerHandler for ManaMcp {
             .call_tool_traced(request, ctx)
             .instrument(span.clone())
             .await;
-        if let Err(e) = &result {
-            span.record("error.type", format!("{}", e.code.0));
-            span.record("rpc.response.status_code", e.code.0);
+        match &result {
+            Err(e) => {
+                span.record("error.type", format!("{}", e.code.0));
+                span.record("rpc.response.status_code", e.code.0);
+                span.record("otel.status_code", "ERROR");
+            }
+            // The tool ran and answered `isError: true` (MCP conventions: `tool_error`).
+            Ok(CallToolResponse::Complete(r)) if r.is_error == Some(true) => {
+                span.record("error.type", "tool_error");
+                span.record("otel.status_code", "ERROR");
+            }
+            Ok(_) => {}
         }
         result
     }
@@ -420,9 +429,15 @@ pub(crate) fn base_url(req: &HttpRequest, state: &AppState) -> String {
 #[derive(Clone)]
 struct HttpTraceContext(opentelemetry::Context);
 
+/// The `Mcp-Session-Id` of the HTTP request that carried an MCP message (stateful mode;
+/// rmcp has checked it names a live session before a handler runs).
+#[derive(Clone)]
+struct McpSessionId(String);
+
 /// The server span `tools/call {tool}` (MCP semantic conventions), parented by the
 /// `traceparent` in the request's `_meta` when the client sent one, else by the HTTP
-/// request's span.
+/// request's span. `mcp.session.id` is set in stateful mode; [`ManaMcp::call_tool`] adds
+/// `error.type` (the JSON-RPC code, or `tool_error` for an `isError` result).
 fn tools_call_span(tool: &str, ctx: &RequestContext<RoleServer>) -> tracing::Span {
     let span = tracing::info_span!(
         "mcp.server",
@@ -436,7 +451,13 @@ fn tools_call_span(tool: &str, ctx: &RequestContext<RoleServer>) -> tracing::Spa
         mcp.session.id = tracing::field::Empty,
         error.type = tracing::field::Empty,
         rpc.response.status_code = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
     );
+    if let Some(session) =
+        on_request_extensions(&ctx.extensions).and_then(|e| e.get::<McpSessionId>())
+    {
+        span.record("mcp.session.id", session.0.as_str());
+    }
     let mut remote = std::collections::HashMap::new();
     if let Some(tp) = ctx.meta.get_traceparent() {
         remote.insert("traceparent".to_owned(), tp.to_owned());
@@ -623,6 +644,13 @@ pub fn build_service(
                 .get::<service_kit::telemetry::HttpServerSpan>()
             {
                 ext.insert(HttpTraceContext(span.0.context()));
+            }
+            if let Some(session) = http_req
+                .headers()
+                .get("mcp-session-id")
+                .and_then(|v| v.to_str().ok())
+            {
+                ext.insert(McpSessionId(session.to_owned()));
             }
         })
         .build()

@@ -316,6 +316,29 @@ async fn a_mission_plan_is_one_trace_with_its_validation_outcome() {
     assert!(chats.iter().all(|c| c.parent_span_id == plan.span_id
         && c.str("gen_ai.provider.name") == Some("openai")
         && c.str("gen_ai.system") == Some("openai")));
+    // Default options: message capture is off, so no prompt or answer leaves the process,
+    // neither as attributes (latest conventions) nor as per-message events.
+    for c in &chats {
+        for key in [
+            "gen_ai.system_instructions",
+            "gen_ai.input.messages",
+            "gen_ai.output.messages",
+        ] {
+            assert!(!c.attributes.contains_key(key), "{key} on {c:#?}");
+        }
+        assert!(
+            c.events.iter().all(|e| !matches!(
+                e.name.as_str(),
+                "gen_ai.system.message"
+                    | "gen_ai.user.message"
+                    | "gen_ai.assistant.message"
+                    | "gen_ai.tool.message"
+                    | "gen_ai.choice"
+            )),
+            "message events without capture: {:?}",
+            c.events
+        );
+    }
     assert!(
         trace
             .iter()

@@ -1,13 +1,20 @@
 //! Traces (issue 14): one persona day is one trace from the runner through MCP into
 //! auth-internal's store write, exported over OTLP/HTTP to an in-process receiver; a dead
-//! collector costs a tick nothing.
+//! collector costs a tick nothing; the standard `OTEL_*` variables decide what reaches the
+//! collector; JSON log lines inside a day carry its trace id.
 
-use std::{collections::HashMap, time::Duration};
+use std::{
+    collections::HashMap,
+    io::Write,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use fake_llm::{Api, FakeLlm, Reply};
 use serde_json::json;
 use service_kit::telemetry::{
     GenAiOptions, LogFormat, OtelSettings, Telemetry, build_provider, subscriber,
+    subscriber_with_writer,
 };
 use test_support::otlp::{OtlpReceiver, RecordedSpan};
 
@@ -90,6 +97,9 @@ async fn one_persona_day_is_one_trace_across_runner_mcp_and_auth_internal() {
     assert_eq!(days.len(), 1, "one invoke_agent span per day: {days:#?}");
     let day = days[0];
     assert_eq!(day.name, "invoke_agent traced-0");
+    // The provider's resource names the service. (auth-internal runs in this process under
+    // the same provider; deployed, its own `Telemetry::init` names it `auth-internal`.)
+    assert_eq!(day.service, "persona-runner");
     assert_eq!(day.str("gen_ai.operation.name"), Some("invoke_agent"));
     assert!(
         day.parent_span_id.is_empty(),
@@ -134,6 +144,7 @@ async fn one_persona_day_is_one_trace_across_runner_mcp_and_auth_internal() {
     assert_eq!(chats.len(), 4, "{chats:#?}");
     for c in &chats {
         assert_eq!(c.name, "chat claude-sonnet-4-5");
+        assert_eq!(c.service, "persona-runner");
         assert_eq!(c.kind, 3, "client");
         assert_eq!(c.parent_span_id, day.span_id);
         assert_eq!(c.str("gen_ai.operation.name"), Some("chat"));
@@ -177,6 +188,7 @@ async fn one_persona_day_is_one_trace_across_runner_mcp_and_auth_internal() {
             && t.str("gen_ai.tool.call.id")
                 .is_some_and(|id| !id.is_empty())
     }));
+    assert!(tools.iter().all(|t| t.service == "persona-runner"));
     assert_eq!(
         tools
             .iter()
@@ -188,10 +200,23 @@ async fn one_persona_day_is_one_trace_across_runner_mcp_and_auth_internal() {
     assert_eq!(mcp.len(), 2, "{mcp:#?}");
     for m in &mcp {
         assert_eq!(m.kind, 2, "server");
+        let Some(tool) = tools.iter().find(|t| t.span_id == m.parent_span_id) else {
+            panic!("parented by the runner's execute_tool span: {m:#?}");
+        };
+        // The server saw the same outcome as the client: `isError: true` is a tool error.
+        if tool.str("error.type") == Some("tool_error") {
+            assert_eq!(m.str("error.type"), Some("tool_error"), "{m:#?}");
+            assert_eq!(m.status, 2, "error status: {m:#?}");
+        } else {
+            assert_eq!(m.str("error.type"), None, "{m:#?}");
+            assert_ne!(m.status, 2, "{m:#?}");
+        }
+        // Stateful MCP (the default): both calls ran in the day's one session.
         assert!(
-            tools.iter().any(|t| t.span_id == m.parent_span_id),
-            "parented by the runner's execute_tool span"
+            m.str("mcp.session.id").is_some_and(|id| !id.is_empty()),
+            "{m:#?}"
         );
+        assert_eq!(m.str("mcp.session.id"), mcp[0].str("mcp.session.id"));
         assert_eq!(m.str("mcp.method.name"), Some("tools/call"));
         assert_eq!(m.str("gen_ai.tool.name"), Some("todo_create"));
         assert!(m.str("jsonrpc.request.id").is_some_and(|id| !id.is_empty()));
@@ -316,5 +341,152 @@ fn a_dead_or_silent_collector_costs_a_tick_nothing() {
             );
         }
         drop(rt);
+    }
+}
+
+/// The standard variables alone decide what reaches the collector: the endpoint, the
+/// headers (percent-decoded, as an operator writes `Basic%20…` for Langfuse) and the service
+/// name. They come through one lookup, so the test needs no process-wide `set_var`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_standard_otlp_variables_reach_the_collector() {
+    let receiver = OtlpReceiver::start().await;
+    let url = receiver.traces_url();
+    let vars: HashMap<&str, String> = HashMap::from([
+        (
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            url.trim_end_matches("/v1/traces").to_owned(),
+        ),
+        (
+            "OTEL_EXPORTER_OTLP_HEADERS",
+            "authorization=Basic%20abc, x-scope-orgid=tenant%2C1".to_owned(),
+        ),
+        ("OTEL_SERVICE_NAME", "persona-runner-eu".to_owned()),
+    ]);
+    let settings = OtelSettings::from_lookup("persona-runner", |k| vars.get(k).cloned());
+    assert!(settings.export);
+    let provider = build_provider(&settings).unwrap();
+    {
+        let _guard = tracing::subscriber::set_default(subscriber(LogFormat::Pretty, &provider));
+        tracing::info_span!("probe").in_scope(|| tracing::info!("inside the probe"));
+    }
+    let p = provider.clone();
+    tokio::task::spawn_blocking(move || p.force_flush())
+        .await
+        .unwrap()
+        .unwrap();
+    let spans = receiver
+        .wait_for(Duration::from_secs(10), |s| {
+            s.iter().any(|s| s.name == "probe")
+        })
+        .await;
+    let probe = spans.iter().find(|s| s.name == "probe").unwrap();
+    assert_eq!(probe.service, "persona-runner-eu", "OTEL_SERVICE_NAME wins");
+    let headers = receiver.export_headers();
+    assert!(!headers.is_empty());
+    for h in &headers {
+        assert_eq!(
+            h.get("authorization").map(String::as_str),
+            Some("Basic abc")
+        );
+        assert_eq!(
+            h.get("x-scope-orgid").map(String::as_str),
+            Some("tenant,1")
+        );
+        assert_eq!(
+            h.get("content-type").map(String::as_str),
+            Some("application/x-protobuf")
+        );
+    }
+    let _ = provider.shutdown();
+}
+
+/// A writer collecting log output in memory.
+#[derive(Clone, Default)]
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Capture {
+    fn lines(&self) -> Vec<serde_json::Value> {
+        String::from_utf8(self.0.lock().unwrap().clone())
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+}
+
+/// Logs and traces meet: the JSON line a persona day logs inside its span carries the
+/// `trace_id` and `span_id` the collector received for that day. Per-thread subscriber
+/// and a current-thread runtime, as in the dead-collector test, so no global is needed.
+#[test]
+fn a_persona_days_json_log_lines_carry_its_trace_id() {
+    let capture = Capture::default();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (day, persona_id) = rt.block_on(async {
+        let receiver = OtlpReceiver::start().await;
+        let provider = build_provider(
+            &OtelSettings::from_lookup("persona-runner", |_| None)
+                .exporting_to(receiver.traces_url()),
+        )
+        .unwrap();
+        let writer = capture.clone();
+        let _guard = tracing::subscriber::set_default(subscriber_with_writer(
+            LogFormat::Json,
+            &provider,
+            move || writer.clone(),
+        ));
+        let auth = Auth::spawn().await;
+        let ids = auth.seed("logged", 1, "de").await;
+        let fake = FakeLlm::start().await.unwrap();
+        script(&fake);
+        let env = anthropic_env(&fake);
+        let runner = Runner::spawn(&auth, &as_refs(&env)).await;
+        let out = runner.runner.run_now().await.unwrap();
+        assert_eq!(out.report.ran_successfully, 1, "{:?}", out.report);
+
+        let p = provider.clone();
+        tokio::task::spawn_blocking(move || p.force_flush())
+            .await
+            .unwrap()
+            .unwrap();
+        let spans = receiver
+            .wait_for(Duration::from_secs(10), |s| {
+                s.iter()
+                    .any(|s| s.str("gen_ai.agent.name") == Some("logged-0"))
+            })
+            .await;
+        let day = spans
+            .into_iter()
+            .find(|s| s.str("gen_ai.agent.name") == Some("logged-0"))
+            .unwrap();
+        (day, ids[0].to_string())
+    });
+    drop(rt);
+
+    let lines = capture.lines();
+    let done: Vec<_> = lines
+        .iter()
+        .filter(|l| l["message"] == "persona day done" && l["persona.id"] == persona_id.as_str())
+        .collect();
+    assert_eq!(done.len(), 1, "{lines:#?}");
+    assert_eq!(done[0]["trace_id"], day.trace_id.as_str(), "{:?}", done[0]);
+    assert_eq!(done[0]["span_id"], day.span_id.as_str(), "{:?}", done[0]);
+    assert_eq!(done[0]["level"], "INFO");
+    // Every line of that run is in the day's trace (nested spans have their own span ids).
+    let run_id = done[0]["run.id"].as_str().unwrap();
+    for l in lines.iter().filter(|l| l["run.id"] == run_id) {
+        assert_eq!(l["trace_id"], day.trace_id.as_str(), "{l:?}");
     }
 }
