@@ -20,6 +20,9 @@
 //!   ([`TraceContextPropagator`]), in HTTP headers and in MCP `_meta`.
 //! - Tests build a provider themselves ([`build_provider`], [`subscriber`]) and may install
 //!   it globally ([`Telemetry::init_with`]) or per thread; nothing requires the global.
+//! - The SDK's and exporter's own events (`internal-logs`: a failed or rejected export, a
+//!   full queue) are logged like any other line but never reach the OpenTelemetry layer, so
+//!   they neither become span events nor feed back into export.
 //! - Message content reaches spans only with
 //!   `OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true` ([`genai`]).
 
@@ -322,7 +325,14 @@ where
 }
 
 fn filter() -> EnvFilter {
-    EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,rmcp=warn"))
+    EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,rmcp=warn,opentelemetry=warn"))
+}
+
+/// Whether `target` is the OpenTelemetry SDK or exporter logging about itself (targets
+/// `opentelemetry`, `opentelemetry_sdk`, `opentelemetry-otlp`, …).
+fn is_otel_internal(target: &str) -> bool {
+    target.starts_with("opentelemetry")
 }
 
 /// A complete subscriber (filter, OpenTelemetry, ids, log layer writing to `make_writer`) for
@@ -337,7 +347,10 @@ where
 {
     let otel = tracing_opentelemetry::layer()
         .with_tracer(provider.tracer("mana"))
-        .with_tracked_inactivity(false);
+        .with_tracked_inactivity(false)
+        .with_filter(tracing_subscriber::filter::filter_fn(|meta| {
+            !is_otel_internal(meta.target())
+        }));
     let registry = tracing_subscriber::registry()
         .with(filter())
         .with(otel)
@@ -732,6 +745,59 @@ mod tests {
             ]),
         );
         assert!(!disabled.export);
+    }
+
+    /// Keeps every ended span, to look at what would be exported.
+    #[derive(Debug, Clone, Default)]
+    struct Recorder(Arc<Mutex<Vec<opentelemetry_sdk::trace::SpanData>>>);
+
+    impl opentelemetry_sdk::trace::SpanProcessor for Recorder {
+        fn on_start(&self, _span: &mut opentelemetry_sdk::trace::Span, _cx: &Context) {}
+        fn on_end(&self, span: opentelemetry_sdk::trace::SpanData) {
+            self.0.lock().unwrap().push(span);
+        }
+        fn force_flush(&self) -> opentelemetry_sdk::error::OTelSdkResult {
+            Ok(())
+        }
+        fn shutdown_with_timeout(&self, _: Duration) -> opentelemetry_sdk::error::OTelSdkResult {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn the_sdks_own_events_are_logged_but_never_exported() {
+        let recorder = Recorder::default();
+        let provider = SdkTracerProvider::builder()
+            .with_span_processor(recorder.clone())
+            .build();
+        let capture = Capture::default();
+        let sub = subscriber_with_writer(LogFormat::Json, &provider, capture.clone());
+        tracing::subscriber::with_default(sub, || {
+            let span = tracing::info_span!("work");
+            let _g = span.enter();
+            // What the SDK emits on the caller's thread when its queue is full.
+            tracing::warn!(
+                target: "opentelemetry_sdk",
+                name = "BatchSpanProcessor.SpanDroppingStarted",
+                "Beginning to drop span messages due to full/internal errors."
+            );
+            tracing::warn!(target: "opentelemetry-otlp", name = "HttpClient.Oops", "exporter");
+            tracing::info!("app event");
+        });
+        let spans = recorder.0.lock().unwrap().clone();
+        assert_eq!(spans.len(), 1);
+        let events: Vec<_> = spans[0].events.iter().map(|e| e.name.to_string()).collect();
+        assert_eq!(
+            events,
+            ["app event"],
+            "only the app's own event is exported"
+        );
+        let out = lines(&capture);
+        assert_eq!(out.len(), 3, "{out:?}");
+        assert_eq!(out[0]["target"], "opentelemetry_sdk");
+        assert_eq!(out[0]["level"], "WARN");
+        assert_eq!(out[0]["name"], "BatchSpanProcessor.SpanDroppingStarted");
+        assert_eq!(out[1]["target"], "opentelemetry-otlp");
     }
 
     #[test]

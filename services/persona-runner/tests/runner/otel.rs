@@ -388,10 +388,7 @@ async fn the_standard_otlp_variables_reach_the_collector() {
             h.get("authorization").map(String::as_str),
             Some("Basic abc")
         );
-        assert_eq!(
-            h.get("x-scope-orgid").map(String::as_str),
-            Some("tenant,1")
-        );
+        assert_eq!(h.get("x-scope-orgid").map(String::as_str), Some("tenant,1"));
         assert_eq!(
             h.get("content-type").map(String::as_str),
             Some("application/x-protobuf")
