@@ -4,6 +4,11 @@
 //! Its own test binary: the SDK reports from the batch processor's thread, which only the
 //! global subscriber sees, and this is the one test here that installs it.
 
+#![expect(
+    clippy::unwrap_used,
+    reason = "the fake collector's set-up outside the #[test] fn panics on a broken set-up"
+)]
+
 use std::{
     io::{BufRead, BufReader, Read, Write},
     net::TcpListener,
