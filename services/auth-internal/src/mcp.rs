@@ -4,7 +4,8 @@
 //! - A bearer token is required on every request: a login JWT, an OAuth access
 //!   token or a personal access token (see `crate::oauth::bearer`); without a
 //!   valid one the answer is 401 with `WWW-Authenticate: Bearer resource_metadata=…`
-//!   pointing at the RFC 9728 protected-resource metadata. The token is verified here
+//!   pointing at the RFC 9728 protected-resource metadata, plus `error="invalid_token"`
+//!   only when a bearer token was sent (RFC 6750 §3.1). The token is verified here
 //!   and never travels further: handlers only see the caller's user id.
 //! - Tools come from the one registry (`crates/tools`); `tools/list` is marked private
 //!   (per-user) and never lists `destructive` tools, which are not callable either.
@@ -486,6 +487,20 @@ fn request_id(id: &rmcp::model::RequestId) -> String {
     }
 }
 
+/// The `WWW-Authenticate` of a 401 on `/mcp`. RFC 6750 §3.1: a request that
+/// carried no bearer token (none at all, or another scheme) gets no error
+/// code; one whose token was refused gets `error="invalid_token"`.
+fn bearer_challenge(metadata: &str, token_sent: bool) -> String {
+    let mut challenge = format!(
+        "Bearer resource_metadata=\"{metadata}\", scope=\"{}\"",
+        crate::oauth::SCOPE_MCP
+    );
+    if token_sent {
+        challenge.push_str(", error=\"invalid_token\"");
+    }
+    challenge
+}
+
 /// `from_fn` middleware on `/mcp`: verify the bearer token, or answer 401.
 pub async fn require_bearer(
     req: ServiceRequest,
@@ -511,9 +526,9 @@ pub async fn require_bearer(
                 codes::UNAUTHORIZED,
                 e.to_string(),
             );
-            let challenge = format!(
-                "Bearer resource_metadata=\"{metadata}\", scope=\"{}\", error=\"invalid_token\"",
-                crate::oauth::SCOPE_MCP
+            let challenge = bearer_challenge(
+                &metadata,
+                crate::auth::bearer_token(req.request()).is_some(),
             );
             if let Ok(v) = header::HeaderValue::from_str(&challenge) {
                 resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);

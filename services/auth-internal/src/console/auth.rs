@@ -11,11 +11,10 @@
 //! - Every state-changing form is checked against the session's CSRF token
 //!   ([`check_csrf`]) before anything is read from or written to the database.
 //! - `next` after sign-in is only ever a path inside `/console`.
-//! - Failed sign-ins are counted per client address and per email (as typed,
-//!   lower-cased) over `console.login_failure_window_secs`; at
-//!   `console.login_failures_per_ip` or `…_per_email` the form answers 429 with
-//!   `Retry-After` before any password is checked (the pattern of OAuth's
-//!   registration limit: counted rows in Postgres, so every replica agrees).
+//! - Failed sign-ins are limited per client address and per email by the
+//!   limit every password form shares ([`crate::web::sign_in_limit`]): at the
+//!   limit the form answers 429 `rate_limited` with `Retry-After` before any
+//!   password is checked.
 
 use std::{collections::HashMap, future::Future, pin::Pin};
 
@@ -40,6 +39,7 @@ use crate::{
     web::{
         csrf, layout,
         session::{self, LOGIN_CSRF_COOKIE, SESSION_COOKIE},
+        sign_in_limit::SignInAttempt,
     },
 };
 
@@ -255,25 +255,11 @@ pub async fn login(
     let next = safe_next(form.get("next").map(String::as_str));
     let email = form.get("email").map(|e| e.trim()).unwrap_or_default();
     let password = form.get("password").cloned().unwrap_or_default();
-    let ip = req
-        .peer_addr()
-        .map(|a| a.ip().to_string())
-        .unwrap_or_else(|| "unknown".into());
-    let email_key = email.to_lowercase();
-    let limits = &state.settings.console;
-    let window = i64::try_from(limits.login_failure_window_secs).unwrap_or(i64::MAX / 4);
+    let attempt = SignInAttempt::new(&req, &state, email);
     let now = state.clock.now();
-    let since = now - TimeDelta::seconds(window);
     let mut conn = state.pool.get().await?;
-    let (by_ip, by_email) =
-        operators::count_login_failures(&mut conn, &ip, &email_key, since).await?;
-    if by_ip >= i64::from(limits.login_failures_per_ip)
-        || by_email >= i64::from(limits.login_failures_per_email)
-    {
-        tracing::warn!(client.ip = %ip, failures.ip = by_ip, failures.email = by_email, "console sign-in refused: too many failures");
-        return Err(ConsoleError::RateLimited {
-            retry_after_secs: limits.login_failure_window_secs,
-        });
+    if let Some(retry_after_secs) = attempt.refused(&mut conn).await? {
+        return Err(ConsoleError::RateLimited { retry_after_secs });
     }
     let user = if email.is_empty() {
         None
@@ -289,9 +275,9 @@ pub async fn login(
     let user = match user {
         Some(u) if ok => u,
         _ => {
-            tracing::info!(client.ip = %ip, "console sign-in failed: wrong email or password");
+            tracing::info!(client.ip = %attempt.ip, "console sign-in failed: wrong email or password");
             let mut conn = state.pool.get().await?;
-            operators::record_login_failure(&mut conn, &ip, &email_key, now, since).await?;
+            attempt.failed(&mut conn).await?;
             return Ok(login_page(
                 StatusCode::UNAUTHORIZED,
                 &cookie_token,
@@ -312,7 +298,7 @@ pub async fn login(
     let id = csrf::random_token()?;
     let csrf_token = csrf::random_token()?;
     let mut conn = state.pool.get().await?;
-    operators::clear_login_failures(&mut conn, &email_key).await?;
+    attempt.succeeded(&mut conn).await?;
     if let Some(old) = session::read_cookie(&req, SESSION_COOKIE) {
         operators::delete_session(&mut conn, &session::hash_id(&old)).await?;
     }

@@ -28,7 +28,7 @@ pub enum ConsoleError {
     #[error("the form's CSRF token is missing or wrong; reload the page and try again")]
     Csrf,
     /// Too many failed sign-ins from this address or for this email.
-    #[error("too many failed sign-ins; try again in {} minutes", retry_after_secs.div_ceil(60))]
+    #[error("{}", crate::web::sign_in_limit::refusal_message(*retry_after_secs))]
     RateLimited { retry_after_secs: u64 },
     #[error(transparent)]
     App(#[from] AppError),
@@ -75,7 +75,7 @@ impl ConsoleError {
 /// The code of a refused CSRF check.
 pub const CSRF_FAILED: &str = "csrf_failed";
 /// The code of a sign-in refused for too many failures (as OAuth's registration).
-pub const RATE_LIMITED: &str = "rate_limited";
+pub const RATE_LIMITED: &str = crate::web::sign_in_limit::RATE_LIMITED;
 
 impl ResponseError for ConsoleError {
     fn status_code(&self) -> StatusCode {

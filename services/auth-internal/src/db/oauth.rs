@@ -73,6 +73,24 @@ pub async fn insert_client(conn: &mut AsyncPgConnection, client: &Client) -> Que
         .map(|_| ())
 }
 
+/// The first key of the registration limit's advisory locks (the second is the
+/// address's `hashtext`); the two-key space never meets the one-key locks.
+const REGISTRATION_LOCK: i32 = 7_423_001;
+
+/// Serialise registrations from `ip` until the end of the transaction, so the
+/// count of [`count_registrations_since`] and the insert that follows it act
+/// as one step (two replicas or two requests can never both take the last
+/// place). Other addresses are not blocked (barring a hash collision, which
+/// only costs a short wait).
+pub async fn lock_registrations_of(conn: &mut AsyncPgConnection, ip: &str) -> QueryResult<()> {
+    diesel::sql_query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
+        .bind::<diesel::sql_types::Integer, _>(REGISTRATION_LOCK)
+        .bind::<diesel::sql_types::Text, _>(ip)
+        .execute(conn)
+        .await
+        .map(|_| ())
+}
+
 /// Registrations from `ip` at or after `since` (the rate limit's window).
 pub async fn count_registrations_since(
     conn: &mut AsyncPgConnection,

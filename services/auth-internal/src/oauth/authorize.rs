@@ -11,7 +11,9 @@
 //!   another is `invalid_target`. `scope` defaults to `mcp`.
 //! - The POST re-validates the whole request (the hidden fields are client
 //!   input too), checks CSRF, then the password the way login does (the same
-//!   time for an unknown email). Only `human` users may approve.
+//!   time for an unknown email), within the failure limit every password form
+//!   shares (`web::sign_in_limit`: 429 `rate_limited` at the limit). Only
+//!   `human` users may approve.
 //! - A code is 256 random bits, stored hashed, single use, expiring after
 //!   `oauth.code_ttl_secs`.
 
@@ -26,6 +28,7 @@ use crate::{
     db::{oauth as db, users},
     error::AppError,
     state::AppState,
+    web::sign_in_limit::SignInAttempt,
 };
 
 /// The authorization request (query of the GET, hidden fields of the POST).
@@ -439,7 +442,16 @@ pub async fn authorize_submit(
             );
         }
     }
-    match sign_in_and_issue(&state, &valid, email, form.password.unwrap_or_default()).await {
+    let attempt = SignInAttempt::new(&req, &state, email);
+    match sign_in_and_issue(
+        &state,
+        &valid,
+        &attempt,
+        email,
+        form.password.unwrap_or_default(),
+    )
+    .await
+    {
         Ok(Ok(code)) => redirect_to(
             &valid.redirect_uri,
             &[("code", &code)],
@@ -447,33 +459,55 @@ pub async fn authorize_submit(
             &valid.issuer,
             StatusCode::SEE_OTHER,
         ),
-        Ok(Err((status, message))) => {
+        Ok(Err(Refusal::Form(status, message))) => {
             consent(&req, &valid, &csrf, false, email, Some(message), status)
         }
+        Ok(Err(Refusal::RateLimited(retry_after_secs))) => page::rate_limited(retry_after_secs),
         Err(e) => failure_response(e.into()),
     }
 }
 
-/// Check the password (as login does) and mint a code for a human user.
+/// Why a sign-in issued no code.
+enum Refusal {
+    /// The form again, with this status and message.
+    Form(StatusCode, &'static str),
+    /// Too many failures: 429 after this many seconds.
+    RateLimited(u64),
+}
+
+/// Check the password (as login does, within the shared failure limit) and
+/// mint a code for a human user.
 async fn sign_in_and_issue(
     state: &AppState,
     v: &Valid,
+    attempt: &SignInAttempt,
     email: &str,
     password: String,
-) -> Result<Result<String, (StatusCode, &'static str)>, AppError> {
+) -> Result<Result<String, Refusal>, AppError> {
     let user = {
         let mut conn = state.pool.get().await?;
+        if let Some(retry_after) = attempt.refused(&mut conn).await? {
+            return Ok(Err(Refusal::RateLimited(retry_after)));
+        }
         users::find_by_email(&mut conn, email).await?
     };
     let stored = user.as_ref().map(|u| u.password_hash.clone());
     let ok = state.hasher.verify(password, stored).await?;
     let user = match user {
         Some(u) if ok => u,
-        _ => return Ok(Err((StatusCode::UNAUTHORIZED, "Wrong email or password."))),
+        _ => {
+            tracing::info!(client.ip = %attempt.ip, client.id = %v.client.id, "oauth sign-in failed: wrong email or password");
+            let mut conn = state.pool.get().await?;
+            attempt.failed(&mut conn).await?;
+            return Ok(Err(Refusal::Form(
+                StatusCode::UNAUTHORIZED,
+                "Wrong email or password.",
+            )));
+        }
     };
     if user.kind != "human" {
         tracing::warn!(user.id = %user.id, user.kind = %user.kind, client.id = %v.client.id, "oauth: non-human account refused");
-        return Ok(Err((
+        return Ok(Err(Refusal::Form(
             StatusCode::FORBIDDEN,
             "This account cannot connect apps (persona and system accounts never get OAuth grants).",
         )));
@@ -482,6 +516,7 @@ async fn sign_in_and_issue(
     let now = state.clock.now();
     let ttl = i64::try_from(state.settings.oauth.code_ttl_secs).unwrap_or(60);
     let mut conn = state.pool.get().await?;
+    attempt.succeeded(&mut conn).await?;
     db::insert_code(
         &mut conn,
         &db::Code {

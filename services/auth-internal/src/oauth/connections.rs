@@ -4,7 +4,9 @@
 //! Rules:
 //! - The session is a login JWT in an `HttpOnly`, `SameSite=Strict` cookie
 //!   scoped to `/oauth`, living as long as the token (`jwt.access_ttl_secs`).
-//! - Every POST checks the CSRF double-submit token first.
+//! - Every POST checks the CSRF double-submit token first; the sign-in then
+//!   keeps the failure limit every password form shares
+//!   (`web::sign_in_limit`: 429 `rate_limited`).
 //! - The list and the disconnect are the JSON API's functions
 //!   (`routes::oauth_grants`), so both paths keep one rule.
 
@@ -19,6 +21,7 @@ use crate::{
     error::AppError,
     routes::oauth_grants::{disconnect, grants_of},
     state::AppState,
+    web::sign_in_limit::SignInAttempt,
 };
 
 #[derive(Debug, Default, Deserialize)]
@@ -135,9 +138,13 @@ pub async fn connections_sign_in(
     }
     let csrf = form.csrf_token.unwrap_or_default();
     let email = form.email.unwrap_or_default();
-    let result: Result<Option<users::User>, AppError> = async {
+    let attempt = SignInAttempt::new(&req, &state, &email);
+    let result: Result<Result<Option<users::User>, u64>, AppError> = async {
         let user = {
             let mut conn = state.pool.get().await?;
+            if let Some(retry_after) = attempt.refused(&mut conn).await? {
+                return Ok(Err(retry_after));
+            }
             users::find_by_email(&mut conn, email.trim()).await?
         };
         let stored = user.as_ref().map(|u| u.password_hash.clone());
@@ -145,9 +152,21 @@ pub async fn connections_sign_in(
             .hasher
             .verify(form.password.unwrap_or_default(), stored)
             .await?;
-        Ok(user.filter(|_| ok))
+        let mut conn = state.pool.get().await?;
+        if ok && user.is_some() {
+            attempt.succeeded(&mut conn).await?;
+        } else {
+            tracing::info!(client.ip = %attempt.ip, "oauth connections sign-in failed: wrong email or password");
+            attempt.failed(&mut conn).await?;
+        }
+        Ok(Ok(user.filter(|_| ok)))
     }
     .await;
+    let result = match result {
+        Ok(Err(retry_after)) => return page::rate_limited(retry_after),
+        Ok(Ok(user)) => Ok(user),
+        Err(e) => Err(e),
+    };
     match result {
         Ok(Some(user)) if user.kind == "human" => {
             match state

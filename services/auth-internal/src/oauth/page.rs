@@ -59,6 +59,34 @@ pub fn error_page(status: StatusCode, title: &str, message: &str) -> HttpRespons
     )
 }
 
+/// 429 `rate_limited`: too many failed sign-ins from this address or for this
+/// email ([`crate::web::sign_in_limit`]); the same code and `Retry-After` as
+/// the console's sign-in.
+pub fn rate_limited(retry_after_secs: u64) -> HttpResponse {
+    use crate::web::sign_in_limit::{RATE_LIMITED, refusal_message};
+    let mut resp = respond(
+        StatusCode::TOO_MANY_REQUESTS,
+        layout(
+            "Too many attempts",
+            html! {
+                h1 { "Too many attempts" }
+                p.error role="alert" { (refusal_message(retry_after_secs)) " (" code { (RATE_LIMITED) } ")." }
+                p.muted { "No password was checked. Wait, then start again from your app." }
+            },
+        ),
+    );
+    let headers = resp.headers_mut();
+    headers.insert(
+        header::RETRY_AFTER,
+        header::HeaderValue::from(retry_after_secs),
+    );
+    headers.insert(
+        header::HeaderName::from_static("x-error-code"),
+        header::HeaderValue::from_static(RATE_LIMITED),
+    );
+    resp
+}
+
 /// A cookie's value from the request's `Cookie` header.
 pub fn cookie<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
     req.headers()

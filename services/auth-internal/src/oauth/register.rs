@@ -9,11 +9,14 @@
 //!   is replaced by `none` (RFC 7591 §3.2.1 lets the server substitute), and
 //!   the answer says so.
 //! - At most `oauth.registrations_per_ip_per_hour` registrations per peer
-//!   address per hour (counted in the database, so every replica agrees);
-//!   more is 429 with `Retry-After`.
+//!   address per hour (counted in the database, so every replica agrees;
+//!   count and insert in one transaction under a per-address advisory lock,
+//!   so concurrent registrations never overshoot); more is 429 with
+//!   `Retry-After`.
 
 use actix_web::{HttpRequest, HttpResponse, post, web};
 use chrono::Duration;
+use diesel_async::AsyncConnection;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -180,14 +183,7 @@ pub async fn register_client(
         .map(|a| a.ip().to_string())
         .unwrap_or_else(|| "unknown".into());
     let now = state.clock.now();
-    let mut conn = state.pool.get().await?;
-    let recent = db::count_registrations_since(&mut conn, &ip, now - Duration::hours(1)).await?;
-    if recent >= i64::from(state.settings.oauth.registrations_per_ip_per_hour) {
-        tracing::warn!(client.ip = %ip, registrations = recent, "oauth: registration rate limit hit");
-        return Err(OAuthError::RateLimited {
-            retry_after_secs: 3600,
-        });
-    }
+    let limit = i64::from(state.settings.oauth.registrations_per_ip_per_hour);
     let client = db::Client {
         id: format!("mcp_{}", uuid::Uuid::new_v4().simple()),
         client_name,
@@ -196,7 +192,24 @@ pub async fn register_client(
         registered_ip: ip,
         created_at: now,
     };
-    db::insert_client(&mut conn, &client).await?;
+    let mut conn = state.pool.get().await?;
+    // Count and insert under the address's lock: concurrent registrations
+    // queue up behind it, so the limit holds exactly.
+    conn.transaction::<_, OAuthError, _>(async |conn| {
+        db::lock_registrations_of(conn, &client.registered_ip).await?;
+        let recent =
+            db::count_registrations_since(conn, &client.registered_ip, now - Duration::hours(1))
+                .await?;
+        if recent >= limit {
+            tracing::warn!(client.ip = %client.registered_ip, registrations = recent, "oauth: registration rate limit hit");
+            return Err(OAuthError::RateLimited {
+                retry_after_secs: 3600,
+            });
+        }
+        db::insert_client(conn, &client).await?;
+        Ok(())
+    })
+    .await?;
     tracing::info!(client.id = %client.id, client.name = %client.client_name, "oauth: client registered");
     Ok(HttpResponse::Created()
         .insert_header(("cache-control", "no-store"))

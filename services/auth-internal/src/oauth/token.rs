@@ -12,8 +12,10 @@
 //!   revokes the grant the first use created (RFC 6749 §4.1.2).
 //! - `refresh_token`: rotation on every use. A rotated token presented again
 //!   revokes the whole grant (committed before the error is answered).
-//! - A `resource` on the token request must equal the grant's (RFC 8707);
-//!   `scope` may only narrow to what was granted (always `mcp`).
+//! - A `resource` on the token request must name this server's MCP endpoint
+//!   and equal the grant's (RFC 8707 §2.2), else `invalid_target` (the code
+//!   or refresh token stays usable); none means the grant's. `scope` may only
+//!   narrow to what was granted (always `mcp`).
 //! - Revocation answers 200 for any token, known or not (RFC 7009 §2.2);
 //!   a refresh token or an access token revokes its grant.
 
@@ -155,7 +157,8 @@ pub async fn exchange_token(
         return Err(OAuthError::InvalidClient("unknown client_id".into()));
     }
     let ours = super::mcp_resource(&req, &state);
-    if let Some(r) = form.resource.as_deref().filter(|r| !r.is_empty())
+    let resource = form.resource.as_deref().filter(|r| !r.is_empty());
+    if let Some(r) = resource
         && !is_our_resource(r, &ours)
     {
         return Err(OAuthError::InvalidTarget(
@@ -176,18 +179,31 @@ pub async fn exchange_token(
             let verifier = required(&form.code_verifier, "code_verifier")?;
             exchange_code(
                 &mut conn,
-                client_id,
+                &Presented {
+                    client_id,
+                    resource,
+                    now,
+                    refresh_ttl,
+                },
                 code,
                 redirect_uri,
                 verifier,
-                now,
-                refresh_ttl,
             )
             .await?
         }
         Some("refresh_token") => {
             let token = required(&form.refresh_token, "refresh_token")?;
-            exchange_refresh(&mut conn, client_id, token, now, refresh_ttl).await?
+            exchange_refresh(
+                &mut conn,
+                &Presented {
+                    client_id,
+                    resource,
+                    now,
+                    refresh_ttl,
+                },
+                token,
+            )
+            .await?
         }
         None | Some("") => {
             return Err(OAuthError::InvalidRequest(
@@ -237,6 +253,29 @@ enum Exchange {
     Refused(OAuthError),
 }
 
+/// What every token request brings besides its grant's secret.
+struct Presented<'a> {
+    client_id: &'a str,
+    /// The request's `resource`, if it named one (RFC 8707 §2.2).
+    resource: Option<&'a str>,
+    now: DateTime<Utc>,
+    refresh_ttl: Duration,
+}
+
+impl Presented<'_> {
+    /// A `resource` that names another audience than the grant's (the host the
+    /// client reached us by may have changed since the authorization).
+    fn wrong_target(&self, granted: &str) -> Option<OAuthError> {
+        self.resource
+            .filter(|r| !is_our_resource(r, granted))
+            .map(|_| {
+                OAuthError::InvalidTarget(format!(
+                    "resource must be the one this grant was authorized for ({granted})"
+                ))
+            })
+    }
+}
+
 async fn new_refresh(
     conn: &mut diesel_async::AsyncPgConnection,
     grant_id: Uuid,
@@ -260,15 +299,13 @@ async fn new_refresh(
 
 async fn exchange_code(
     conn: &mut diesel_async::AsyncPgConnection,
-    client_id: &str,
+    p: &Presented<'_>,
     code: &str,
     redirect_uri: &str,
     verifier: &str,
-    now: DateTime<Utc>,
-    refresh_ttl: Duration,
 ) -> Result<Issued, OAuthError> {
     let hash = secret_digest(code);
-    let client_id = client_id.to_owned();
+    let (client_id, now, refresh_ttl) = (p.client_id.to_owned(), p.now, p.refresh_ttl);
     let redirect_uri = redirect_uri.to_owned();
     let verifier = verifier.to_owned();
     let outcome = conn
@@ -301,6 +338,9 @@ async fn exchange_code(
                 return Ok(Exchange::Refused(OAuthError::InvalidGrant(
                     "redirect_uri does not match the authorization request".into(),
                 )));
+            }
+            if let Some(e) = p.wrong_target(&row.resource) {
+                return Ok(Exchange::Refused(e));
             }
             if !verify_pkce(&verifier, &row.code_challenge) {
                 // A wrong verifier burns the code: it was intercepted or the
@@ -338,13 +378,11 @@ async fn exchange_code(
 
 async fn exchange_refresh(
     conn: &mut diesel_async::AsyncPgConnection,
-    client_id: &str,
+    p: &Presented<'_>,
     token: &str,
-    now: DateTime<Utc>,
-    refresh_ttl: Duration,
 ) -> Result<Issued, OAuthError> {
     let hash = secret_digest(token);
-    let client_id = client_id.to_owned();
+    let (client_id, now, refresh_ttl) = (p.client_id.to_owned(), p.now, p.refresh_ttl);
     let outcome = conn
         .transaction::<_, OAuthError, _>(async |conn| {
             let Some((row, grant)) = db::lock_refresh(conn, &hash).await? else {
@@ -373,6 +411,9 @@ async fn exchange_refresh(
                 return Ok(Exchange::Refused(OAuthError::InvalidGrant(
                     "the refresh token expired".into(),
                 )));
+            }
+            if let Some(e) = p.wrong_target(&grant.resource) {
+                return Ok(Exchange::Refused(e));
             }
             db::mark_refresh_rotated(conn, &hash, grant.id, now).await?;
             db::touch_grant(conn, grant.id, now).await?;

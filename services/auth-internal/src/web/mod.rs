@@ -8,12 +8,14 @@
 //! - Every HTML answer carries the same security headers ([`html_response`]):
 //!   a strict Content-Security-Policy, no framing, no caching.
 //! - Every state-changing form carries a CSRF token ([`csrf`]); sessions are
-//!   server-side and stored hashed ([`session`]).
+//!   server-side and stored hashed ([`session`]); failed password sign-ins
+//!   are limited the same way on every form ([`sign_in_limit`]).
 
 pub mod charts;
 pub mod csrf;
 pub mod layout;
 pub mod session;
+pub mod sign_in_limit;
 
 pub use layout::{Nav, html_response, page};
 

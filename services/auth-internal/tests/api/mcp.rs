@@ -230,6 +230,7 @@ async fn mcp_requires_a_valid_bearer_token() {
         req.send()
     };
     for token in [None, Some("garbage".to_owned())] {
+        let sent = token.is_some();
         let resp = post(token).await.unwrap();
         let challenge = resp
             .headers()
@@ -243,6 +244,15 @@ async fn mcp_requires_a_valid_bearer_token() {
             "{challenge}"
         );
         assert!(challenge.contains("/.well-known/oauth-protected-resource"));
+        // RFC 6750 §3.1: an error code only when a token was sent and refused.
+        assert_eq!(
+            challenge.contains("error=\"invalid_token\""),
+            sent,
+            "{challenge}"
+        );
+        if !sent {
+            assert!(!challenge.contains("error="), "{challenge}");
+        }
         assert_eq!(
             error_code(resp, StatusCode::UNAUTHORIZED).await,
             "unauthorized"
@@ -263,6 +273,22 @@ async fn mcp_requires_a_valid_bearer_token() {
     assert_eq!(
         post(Some(old)).await.unwrap().status(),
         StatusCode::UNAUTHORIZED
+    );
+    // Another scheme is no bearer token: no error code either.
+    let basic = app
+        .client
+        .post(app.url("/mcp"))
+        .header("accept", "application/json, text/event-stream")
+        .header("authorization", "Basic dXNlcjpwdw==")
+        .json(&init)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(basic.status(), StatusCode::UNAUTHORIZED);
+    let challenge = basic.headers()["www-authenticate"].to_str().unwrap();
+    assert!(
+        challenge.starts_with("Bearer ") && !challenge.contains("error="),
+        "{challenge}"
     );
     // Wrong audience: signed by our key for another service.
     let mut jwt = auth_internal::config::JwtSettings {

@@ -596,6 +596,87 @@ async fn a_resource_for_another_audience_is_invalid_target() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_resource_means_ours_and_the_token_endpoint_keeps_the_grants() {
+    let app = TestApp::spawn().await;
+    let email = "no-resource@example.com";
+    let client_id = user_and_client(&app, email).await;
+    // Some real clients send no `resource`: the grant is for our MCP endpoint.
+    let query = authorize_query(&app, &client_id, &[("resource", "")]);
+    let resp = submit_consent(&app, &query, email, PASSWORD, "approve").await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let code = param(&location_params(&resp), "code").unwrap().to_owned();
+    let resp = exchange_with(&app, &client_id, &code, &[("resource", "")]).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let body: Value = resp.json().await.unwrap();
+    let access = body["access_token"].as_str().unwrap();
+    assert_eq!(jwt_claims(access)["aud"], resource(&app));
+    assert_eq!(mcp_status(&app, access).await, StatusCode::OK);
+    // The grant was made for `http://127.0.0.1:…/mcp`. A client that reaches
+    // us as `localhost` and names that resource asks for another audience:
+    // refused at the code exchange and at the refresh, and neither is spent.
+    let port = url::Url::parse(&app.base).unwrap().port().unwrap();
+    let host = format!("localhost:{port}");
+    let elsewhere = format!("http://{host}/mcp");
+    let as_localhost = |form: Vec<(String, String)>| {
+        app.client
+            .post(app.url("/oauth/token"))
+            .header("host", &host)
+            .form_body(&form)
+            .send()
+    };
+    let code = get_code(&app, &client_id, email).await;
+    let form = with_fields(
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            ("client_id", &client_id),
+            ("code_verifier", VERIFIER),
+        ],
+        &[("resource", &elsewhere)],
+    );
+    let resp = as_localhost(form).await.unwrap();
+    assert_eq!(
+        oauth_error(resp, StatusCode::BAD_REQUEST).await,
+        "invalid_target"
+    );
+    let resp = exchange(&app, &client_id, &code, VERIFIER).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let rt = resp.json::<Value>().await.unwrap()["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let form = with_fields(
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &rt),
+            ("client_id", &client_id),
+        ],
+        &[("resource", &elsewhere)],
+    );
+    let resp = as_localhost(form).await.unwrap();
+    assert_eq!(
+        oauth_error(resp, StatusCode::BAD_REQUEST).await,
+        "invalid_target"
+    );
+    let other = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", rt.as_str()),
+        ("client_id", client_id.as_str()),
+        ("resource", "https://other.example/mcp"),
+    ];
+    assert_eq!(
+        oauth_error(token_request(&app, &other).await, StatusCode::BAD_REQUEST).await,
+        "invalid_target"
+    );
+    // The refresh token still works with its grant's resource (or none).
+    let ours = resource(&app);
+    let mut right = other.to_vec();
+    right[3] = ("resource", ours.as_str());
+    assert_eq!(token_request(&app, &right).await.status(), StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reused_refresh_token_kills_the_grant() {
     let app = TestApp::spawn().await;
     let (client_id, access, rt1) = tokens_for(&app, "rotation@example.com").await;
@@ -973,5 +1054,259 @@ async fn a_client_may_name_itself_with_http_basic() {
     assert_eq!(
         oauth_error(resp, StatusCode::BAD_REQUEST).await,
         "invalid_request"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_consent_page_says_what_the_app_asks_for() {
+    let app = TestApp::spawn().await;
+    let client_id = register_client(&app, REDIRECT).await;
+    let resp = authorize(&app, &authorize_query(&app, &client_id, &[])).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let html = resp.text().await.unwrap();
+    assert!(
+        html.contains("Connect <strong>Test Client</strong>"),
+        "{html}"
+    );
+    assert!(html.contains("<code>mcp</code>"), "{html}");
+    assert!(
+        html.contains("use the Mana tools as you")
+            && html.contains("read and change your todos")
+            && html.contains("never delete"),
+        "{html}"
+    );
+    assert!(
+        html.contains("<code>127.0.0.1</code>"),
+        "the redirect host: {html}"
+    );
+    assert!(html.contains(&resource(&app)), "{html}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_access_token_gets_401_on_mcp_and_a_refresh_brings_a_new_one() {
+    let app = TestApp::spawn_with(|s| s.oauth.access_ttl_secs = 300).await;
+    let (client_id, access, rt) = tokens_for(&app, "expiring@example.com").await;
+    app.clock.advance(TimeDelta::seconds(290));
+    assert_eq!(mcp_status(&app, &access).await, StatusCode::OK);
+    // Past the lifetime and the verifier's 30 s allowance for clock skew.
+    app.clock.advance(TimeDelta::seconds(45));
+    assert_eq!(mcp_status(&app, &access).await, StatusCode::UNAUTHORIZED);
+    let resp = refresh(&app, &client_id, &rt).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(
+        mcp_status(&app, body["access_token"].as_str().unwrap()).await,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_token_expires_after_refresh_ttl_days() {
+    let app = TestApp::spawn_with(|s| s.oauth.refresh_ttl_days = 2).await;
+    let (client_id, _, rt1) = tokens_for(&app, "refresh-ttl@example.com").await;
+    // Just inside its lifetime it rotates; the new one lives 2 days from now.
+    app.clock
+        .advance(TimeDelta::days(2) - TimeDelta::seconds(1));
+    let resp = refresh(&app, &client_id, &rt1).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let rt2 = resp.json::<Value>().await.unwrap()["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.clock.advance(TimeDelta::days(2));
+    let resp = refresh(&app, &client_id, &rt2).await;
+    let body: Value = {
+        assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+        resp.json().await.unwrap()
+    };
+    assert_eq!(body["error"], "invalid_grant", "{body}");
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("expired"),
+        "{body}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refresh_tokens_are_stored_only_as_digests() {
+    let app = TestApp::spawn().await;
+    let (client_id, _, rt1) = tokens_for(&app, "digest@example.com").await;
+    let resp = refresh(&app, &client_id, &rt1).await;
+    let rt2 = resp.json::<Value>().await.unwrap()["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for rt in [&rt1, &rt2] {
+        // Its SHA-256 is there, once …
+        assert_eq!(
+            app.sql_count(&format!(
+                "SELECT count(*) AS n FROM oauth_refresh_tokens \
+                 WHERE token_hash = sha256(convert_to('{rt}', 'UTF8'))"
+            ))
+            .await,
+            1
+        );
+        // … and the secret itself nowhere: not as bytes, not in any column's text.
+        let secret = rt.strip_prefix("mana_rt_").unwrap();
+        assert_eq!(
+            app.sql_count(&format!(
+                "SELECT count(*) AS n FROM oauth_refresh_tokens t \
+                 WHERE position(convert_to('{secret}', 'UTF8') IN t.token_hash) > 0 \
+                    OR t::text LIKE '%{secret}%'"
+            ))
+            .await,
+            0
+        );
+    }
+    assert_eq!(
+        app.sql_count("SELECT count(*) AS n FROM oauth_refresh_tokens")
+            .await,
+        2
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_personal_access_token_never_sees_another_users_records() {
+    let app = TestApp::spawn().await;
+    let pat = |login: String| {
+        let app = &app;
+        async move {
+            let resp = app
+                .client
+                .post(app.url("/api/v1/tokens"))
+                .bearer_auth(login)
+                .json(&json!({"name": "cli", "scope": "mcp"}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), StatusCode::CREATED);
+            resp.json::<Value>().await.unwrap()["token"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let (_, alice_login) = app.register_user("alice-pat@example.com").await;
+    let (_, bob_login) = app.register_user("bob-pat@example.com").await;
+    let alice = connect(&app, &pat(alice_login).await).await;
+    let created = structured(&call(&alice, "todo_create", json!({"title": "Alice privat"})).await);
+    assert!(created.to_string().contains("Alice privat"), "{created}");
+    let bob = connect(&app, &pat(bob_login).await).await;
+    let seen = structured(&call(&bob, "todo_list", json!({})).await);
+    assert!(!seen.to_string().contains("Alice privat"), "{seen}");
+    let mine = structured(&call(&alice, "todo_list", json!({})).await);
+    assert!(mine.to_string().contains("Alice privat"), "{mine}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_registrations_never_exceed_the_limit() {
+    let app = TestApp::spawn_with(|s| s.oauth.registrations_per_ip_per_hour = 3).await;
+    let attempts = (0..12).map(|_| {
+        app.client
+            .post(app.url("/oauth/register"))
+            .json(&json!({"redirect_uris": [REDIRECT]}))
+            .send()
+    });
+    let statuses: Vec<StatusCode> = futures::future::join_all(attempts)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap().status())
+        .collect();
+    let created = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::CREATED)
+        .count();
+    let limited = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert_eq!((created, limited), (3, 9), "{statuses:?}");
+    assert_eq!(
+        app.sql_count("SELECT count(*) AS n FROM oauth_clients")
+            .await,
+        3
+    );
+}
+
+/// `POST /oauth/connections/sign-in` with a fresh CSRF pair: the answer.
+async fn connections_sign_in(app: &TestApp, email: &str, password: &str) -> reqwest::Response {
+    let http = no_redirect();
+    let page = http
+        .get(app.url("/oauth/connections"))
+        .send()
+        .await
+        .unwrap();
+    let csrf = csrf_cookie(&page);
+    http.post(app.url("/oauth/connections/sign-in"))
+        .header("cookie", format!("mana_oauth_csrf={csrf}"))
+        .form_body(&[
+            ("csrf_token", csrf.as_str()),
+            ("email", email),
+            ("password", password),
+        ])
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn assert_rate_limited(resp: reqwest::Response) {
+    assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(resp.headers()["retry-after"], "900");
+    assert_eq!(resp.headers()["x-error-code"], "rate_limited");
+    assert!(resp.headers().get("location").is_none());
+    let html = resp.text().await.unwrap();
+    assert!(
+        html.contains("too many failed sign-ins; try again in 15 minutes"),
+        "{html}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_password_storms_on_the_oauth_sign_ins_get_429() {
+    let app = TestApp::spawn_with(|s| {
+        s.console.login_failures_per_email = 3;
+        s.console.login_failures_per_ip = 5;
+    })
+    .await;
+    let email = "storm@example.com";
+    let client_id = user_and_client(&app, email).await;
+    let query = authorize_query(&app, &client_id, &[]);
+    for _ in 0..3 {
+        let resp = submit_consent(&app, &query, email, "guess", "approve").await;
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    }
+    // The email is locked on every password form, even with the right
+    // password and another case; no code is issued.
+    assert_rate_limited(
+        submit_consent(&app, &query, &email.to_uppercase(), PASSWORD, "approve").await,
+    )
+    .await;
+    assert_rate_limited(connections_sign_in(&app, email, PASSWORD).await).await;
+    assert_eq!(
+        app.sql_count("SELECT count(*) AS n FROM oauth_codes").await,
+        0
+    );
+    // Two failures for another email on the connections page fill the
+    // address's allowance (3 + 2 = 5): a third email is refused too.
+    for _ in 0..2 {
+        let resp = connections_sign_in(&app, "nobody@example.com", "guess").await;
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    }
+    assert_rate_limited(
+        submit_consent(&app, &query, "third@example.com", "guess", "approve").await,
+    )
+    .await;
+    // After the window the user signs in and approves, which forgets the
+    // email's failures.
+    app.clock.advance(TimeDelta::minutes(16));
+    get_code(&app, &client_id, email).await;
+    assert_eq!(
+        app.sql_count(&format!(
+            "SELECT count(*) AS n FROM console_login_failures WHERE email = '{email}'"
+        ))
+        .await,
+        0
     );
 }
