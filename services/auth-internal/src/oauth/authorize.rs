@@ -297,7 +297,7 @@ fn consent(
         .and_then(|u| u.host_str().map(str::to_owned))
         .unwrap_or_default();
     let hidden = v.hidden();
-    let mut resp = page::respond(
+    let mut resp = page::respond_redirecting_to(
         status,
         page::consent_page(&page::ConsentView {
             client_name: &v.client.client_name,
@@ -309,6 +309,7 @@ fn consent(
             email,
             error,
         }),
+        &v.redirect_uri,
     );
     if new_cookie
         && let Ok(value) = actix_web::http::header::HeaderValue::from_str(&page::set_cookie(

@@ -10,7 +10,9 @@
 //! - All pages go through [`layout`] and [`respond`]: the console's shared frame,
 //!   stylesheet and security headers (`web::layout`), one look for both.
 //! - Pages are never cached and may not be framed (clickjacking of the
-//!   approve button).
+//!   approve button). Forms go to this origin only; the consent page's may
+//!   also end at the client's redirect origin (CSP `form-action`, which
+//!   browsers apply to the redirect that answers the form).
 
 use actix_web::{
     HttpRequest, HttpResponse,
@@ -32,16 +34,54 @@ pub fn layout(title: &str, body: Markup) -> Markup {
     layout::account_page(title, body)
 }
 
-/// An HTML answer with the shared security headers; forms may be redirected to
-/// the client (consent), and no referrer leaves (a code in a URL stays here).
+/// An HTML answer with the shared security headers (forms go to this origin
+/// only), and no referrer leaves (a code in a URL stays here).
 pub fn respond(status: StatusCode, markup: Markup) -> HttpResponse {
-    let mut resp =
-        layout::html_response_with(status, markup, layout::FormTargets::SelfAndRedirects);
+    respond_with(status, markup, layout::FormTargets::SelfOnly)
+}
+
+/// The consent page's answer: its form may also end at the client's redirect
+/// URI (the POST answers with a redirect there, which browsers check against
+/// CSP `form-action`), and nowhere else.
+pub fn respond_redirecting_to(
+    status: StatusCode,
+    markup: Markup,
+    redirect_uri: &str,
+) -> HttpResponse {
+    let source = form_action_source(redirect_uri);
+    respond_with(status, markup, layout::FormTargets::SelfAnd(&source))
+}
+
+fn respond_with(
+    status: StatusCode,
+    markup: Markup,
+    forms: layout::FormTargets<'_>,
+) -> HttpResponse {
+    let mut resp = layout::html_response_with(status, markup, forms);
     resp.headers_mut().insert(
         header::REFERRER_POLICY,
         header::HeaderValue::from_static("no-referrer"),
     );
     resp
+}
+
+/// The CSP source of a redirect URI's origin (`http://127.0.0.1:53682`). A host
+/// CSP cannot name (an IPv6 literal such as `[::1]`; CSP host sources are
+/// letters, digits, `-` and `.`) falls back to `*`, any http(s) URL.
+pub fn form_action_source(redirect_uri: &str) -> String {
+    let Ok(url) = url::Url::parse(redirect_uri) else {
+        return "*".to_owned();
+    };
+    let expressible = matches!(url.host(), Some(url::Host::Domain(_) | url::Host::Ipv4(_)))
+        && url.host_str().is_some_and(|h| {
+            h.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+        });
+    if expressible && matches!(url.scheme(), "http" | "https") {
+        url.origin().ascii_serialization()
+    } else {
+        "*".to_owned()
+    }
 }
 
 /// The error page shown when we cannot (or must not) redirect back.
@@ -245,4 +285,33 @@ pub fn connections_list(email: &str, rows: &[ConnectionRow], csrf: &str) -> Mark
             }
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::form_action_source;
+
+    #[test]
+    fn the_consent_form_may_end_at_the_redirect_origin_only() {
+        for (uri, source) in [
+            ("http://127.0.0.1:53682/callback", "http://127.0.0.1:53682"),
+            (
+                "https://claude.ai/api/mcp/auth_callback",
+                "https://claude.ai",
+            ),
+            (
+                "https://app.example:8443/cb?x=1",
+                "https://app.example:8443",
+            ),
+            (
+                "http://localhost:6274/oauth/callback",
+                "http://localhost:6274",
+            ),
+            ("https://bücher.example/cb", "https://xn--bcher-kva.example"),
+            ("http://[::1]:8080/cb", "*"),
+            ("not a url", "*"),
+        ] {
+            assert_eq!(form_action_source(uri), source, "{uri}");
+        }
+    }
 }

@@ -105,13 +105,14 @@ fn frame(site: Site, title: &str, nav: Option<&Nav<'_>>, body: Markup) -> Markup
 
 /// Where a page's forms may send the browser (CSP `form-action`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FormTargets {
+pub enum FormTargets<'a> {
     /// This origin only (the console).
     SelfOnly,
-    /// This origin, and wherever it redirects a submitted form: OAuth's consent
-    /// answers with a redirect to the client's `redirect_uri`, which browsers
-    /// check against `form-action` too.
-    SelfAndRedirects,
+    /// This origin and one more source (a CSP source expression such as
+    /// `http://127.0.0.1:53682`): OAuth's consent answers its form with a
+    /// redirect to the client's `redirect_uri`, which browsers check against
+    /// `form-action` too.
+    SelfAnd(&'a str),
 }
 
 /// An HTML answer with the security headers every page carries.
@@ -120,17 +121,19 @@ pub fn html_response(status: StatusCode, markup: Markup) -> HttpResponse {
 }
 
 /// [`html_response`] with the form targets of the page.
-pub fn html_response_with(status: StatusCode, markup: Markup, forms: FormTargets) -> HttpResponse {
-    let csp = match forms {
-        FormTargets::SelfOnly => {
-            "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; \
-             frame-ancestors 'none'; base-uri 'none'"
-        }
-        FormTargets::SelfAndRedirects => {
-            "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self' *; \
-             frame-ancestors 'none'; base-uri 'none'"
-        }
+pub fn html_response_with(
+    status: StatusCode,
+    markup: Markup,
+    forms: FormTargets<'_>,
+) -> HttpResponse {
+    let form_action = match forms {
+        FormTargets::SelfOnly => "'self'".to_owned(),
+        FormTargets::SelfAnd(source) => format!("'self' {source}"),
     };
+    let csp = format!(
+        "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action {form_action}; \
+         frame-ancestors 'none'; base-uri 'none'"
+    );
     HttpResponse::build(status)
         .content_type("text/html; charset=utf-8")
         .insert_header((header::CONTENT_SECURITY_POLICY, csp))

@@ -332,3 +332,111 @@ async fn an_operator_uses_the_console_in_a_real_browser() {
         std::panic::resume_unwind(panic);
     }
 }
+
+/// A loopback redirect URI on a port nobody listens on (the browser's
+/// navigation fails there, but its URL is what the test reads).
+fn unreachable_redirect() -> String {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    format!("http://127.0.0.1:{port}/callback")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_approves_an_app_in_a_real_browser_and_lands_on_its_redirect() {
+    use crate::oauth::{CHALLENGE, PASSWORD, register_client};
+    let Some(driver) = start_driver().await else {
+        return;
+    };
+    let app = TestApp::spawn().await;
+    app.register_user("consent@mana.test").await;
+    let redirect = unreachable_redirect();
+    let client_id = register_client(&app, &redirect).await;
+    let mut authorize = url::Url::parse(&app.url("/oauth/authorize")).unwrap();
+    authorize
+        .query_pairs_mut()
+        .append_pair("response_type", "code")
+        .append_pair("client_id", &client_id)
+        .append_pair("redirect_uri", &redirect)
+        .append_pair("code_challenge", CHALLENGE)
+        .append_pair("code_challenge_method", "S256")
+        .append_pair("state", "browser-state-42")
+        .append_pair("scope", "mcp")
+        .append_pair("resource", &app.url("/mcp"));
+    let c = browser(&driver).await;
+    let result = std::panic::AssertUnwindSafe(async {
+        c.goto(authorize.as_str()).await.unwrap();
+        wait_for(&c, "form input[name=password]").await;
+        let page = text_of(&c, "main").await;
+        assert!(page.contains("Connect Test Client to Mana"), "{page}");
+        assert!(page.contains("use the Mana tools as you"), "{page}");
+        let errors = console_errors(&c).await;
+        assert!(errors.is_empty(), "the consent page: {errors:?}");
+        c.find(Locator::Css("input[name=email]"))
+            .await
+            .unwrap()
+            .send_keys("consent@mana.test")
+            .await
+            .unwrap();
+        c.find(Locator::Css("input[name=password]"))
+            .await
+            .unwrap()
+            .send_keys(PASSWORD)
+            .await
+            .unwrap();
+        c.find(Locator::Css("button[name=decision][value=approve]"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        // The 303 to the client is followed by the browser, form-action and all
+        // (a CSP refusal would leave it on /oauth/authorize). Bounded wait on
+        // the condition.
+        let mut landed = None;
+        for _ in 0..200 {
+            let url = c.current_url().await.unwrap();
+            if url.as_str().starts_with(&redirect) {
+                landed = Some(url);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let errors = console_errors(&c).await;
+        let landed = landed.unwrap_or_else(|| {
+            panic!(
+                "the browser never reached {redirect}: at {:?}, console {errors:?}",
+                futures::executor::block_on(c.current_url()).ok()
+            )
+        });
+        assert!(
+            !errors.iter().any(|e| e.contains("Content Security Policy")),
+            "{errors:?}"
+        );
+        let params: std::collections::HashMap<String, String> =
+            landed.query_pairs().into_owned().collect();
+        assert_eq!(
+            params.get("state").map(String::as_str),
+            Some("browser-state-42")
+        );
+        assert_eq!(
+            params.get("iss").map(String::as_str),
+            Some(app.base.as_str())
+        );
+        let code = params.get("code").expect("a code on the redirect");
+        assert_eq!(code.len(), 43, "{landed}");
+        assert_eq!(
+            app.sql_count("SELECT count(*) AS n FROM oauth_codes WHERE used_at IS NULL")
+                .await,
+            1
+        );
+    })
+    .catch_unwind()
+    .await;
+    let _ = c.close().await;
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
+}

@@ -1063,6 +1063,15 @@ async fn the_consent_page_says_what_the_app_asks_for() {
     let client_id = register_client(&app, REDIRECT).await;
     let resp = authorize(&app, &authorize_query(&app, &client_id, &[])).await;
     assert_eq!(resp.status(), StatusCode::OK);
+    // Its form may end at this client's redirect origin, nowhere else.
+    let csp = resp.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        csp.contains("form-action 'self' http://127.0.0.1:53682;"),
+        "{csp}"
+    );
     let html = resp.text().await.unwrap();
     assert!(
         html.contains("Connect <strong>Test Client</strong>"),
