@@ -385,6 +385,7 @@ pub async fn authorize_page(req: HttpRequest, state: web::Data<AppState>) -> Htt
         (status = 400, description = "Malformed form or invalid request (HTML page)", content_type = "text/html", body = String),
         (status = 401, description = "Wrong email or password: the form again with a message", content_type = "text/html", body = String),
         (status = 403, description = "CSRF check failed, or the account may not connect apps (personas)", content_type = "text/html", body = String),
+        (status = 429, description = "Too many failed sign-ins from this address or for this email (`rate_limited`, `Retry-After`; the console's limit)", content_type = "text/html", body = String),
     ),
 )]
 #[post("/oauth/authorize")]

@@ -120,6 +120,7 @@ pub async fn connections_page(req: HttpRequest, state: web::Data<AppState>) -> H
         (status = 303, description = "Signed in (session cookie set); to `/oauth/connections`"),
         (status = 401, description = "Wrong email or password: the form again (HTML)", content_type = "text/html", body = String),
         (status = 403, description = "CSRF check failed, or not a human account (HTML)", content_type = "text/html", body = String),
+        (status = 429, description = "Too many failed sign-ins from this address or for this email (`rate_limited`, `Retry-After`; the console's limit)", content_type = "text/html", body = String),
     ),
 )]
 #[post("/oauth/connections/sign-in")]
