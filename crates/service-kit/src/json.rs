@@ -42,10 +42,7 @@ impl<T> std::ops::Deref for Json<T> {
 
 /// Deserialize bytes, naming the failing field in the error.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ErrorResponse> {
-    if crate::storable::may_hold_nul(bytes)
-        && let Ok(value) = serde_json::from_slice::<serde_json::Value>(bytes)
-        && let Some(path) = crate::storable::find_nul(&value, "")
-    {
+    if let Some(path) = crate::storable::find_nul_in_json(bytes) {
         return Err(ErrorResponse::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             codes::VALIDATION_FAILED,

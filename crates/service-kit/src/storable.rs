@@ -11,8 +11,13 @@
 //! - Path and query parameters: [`reject_nul_in_uri`] (middleware) answers 422
 //!   `validation_failed` naming the query key, or the path parameter by its name in the
 //!   registered [`RouteTemplates`] (else its position), before any handler runs.
+//! - Form bodies (`application/x-www-form-urlencoded`): [`parse_form`] refuses a field
+//!   whose name or decoded value holds NUL before deserializing, as [`FormError::Nul`]
+//!   naming the field; each caller answers it in its own shape (OAuth `invalid_request`,
+//!   an HTML 400 page). [`StorableFields`] is the same check for `web::Form` maps.
 //! - Checks are cheap when nothing is wrong: bodies are walked only when their bytes hold
-//!   a `\u0000` escape, URIs are scanned once for `%00`.
+//!   a `\u0000` escape (JSON) or a raw 0 byte or `%00` (forms), URIs are scanned once
+//!   for `%00`.
 
 use actix_web::{
     body::{EitherBody, MessageBody},
@@ -21,6 +26,9 @@ use actix_web::{
     middleware::Next,
     web,
 };
+use std::collections::HashMap;
+
+use serde::{Deserialize, Deserializer, de::DeserializeOwned};
 use serde_json::Value;
 use types::error::codes;
 
@@ -80,6 +88,87 @@ pub fn find_nul(value: &Value, root: &str) -> Option<String> {
             path
         }
     })
+}
+
+/// The JSON path of the first key or string holding a NUL in raw JSON bytes (`None`
+/// when everything is storable or the bytes are not JSON, which the parser reports).
+pub fn find_nul_in_json(bytes: &[u8]) -> Option<String> {
+    if !may_hold_nul(bytes) {
+        return None;
+    }
+    let value = serde_json::from_slice::<Value>(bytes).ok()?;
+    find_nul(&value, "")
+}
+
+/// Whether a form-encoded body (or query string) may hold a NUL: a raw 0 byte or the
+/// `%00` escape. Percent-decoding is one pass and `%` is no hex digit, so every `%00`
+/// decodes to NUL: the check has no false positives either.
+pub fn form_may_hold_nul(body: &[u8]) -> bool {
+    body.contains(&0) || body.windows(3).any(|w| w == b"%00")
+}
+
+/// The name of the first field of a form-encoded body whose name or decoded value
+/// holds a NUL (`None` when everything is storable).
+pub fn find_nul_in_form(body: &[u8]) -> Option<String> {
+    if !form_may_hold_nul(body) {
+        return None;
+    }
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body).ok()?;
+    pairs
+        .into_iter()
+        .find(|(k, v)| has_nul(k) || has_nul(v))
+        .map(|(k, _)| k.replace('\0', "\\u0000"))
+}
+
+/// Why a form body was refused by [`parse_form`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FormError {
+    /// A field's name or value holds NUL; `field` names it.
+    #[error("`{field}` {NUL_MESSAGE}")]
+    Nul { field: String },
+    /// Not a form of the expected fields.
+    #[error("malformed form body: {0}")]
+    Malformed(String),
+}
+
+/// Decode a form-encoded body into `T`, refusing NUL first (see the module rules).
+pub fn parse_form<T: DeserializeOwned>(body: &[u8]) -> Result<T, FormError> {
+    if let Some(field) = find_nul_in_form(body) {
+        return Err(FormError::Nul { field });
+    }
+    serde_urlencoded::from_bytes(body).map_err(|e| FormError::Malformed(e.to_string()))
+}
+
+/// A form's fields by name, refused while deserializing when one holds NUL: the body
+/// type of `web::Form<StorableFields>`, whose `FormConfig` error handler then sees a
+/// parse error naming the field.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StorableFields(pub HashMap<String, String>);
+
+impl std::ops::Deref for StorableFields {
+    type Target = HashMap<String, String>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for StorableFields {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let fields = HashMap::<String, String>::deserialize(deserializer)?;
+        let mut bad: Vec<&String> = fields
+            .iter()
+            .filter(|(k, v)| has_nul(k) || has_nul(v))
+            .map(|(k, _)| k)
+            .collect();
+        bad.sort();
+        match bad.first() {
+            Some(field) => Err(serde::de::Error::custom(format!(
+                "`{}` {NUL_MESSAGE}",
+                field.replace('\0', "\\u0000")
+            ))),
+            None => Ok(Self(fields)),
+        }
+    }
 }
 
 /// The path templates of the routes (`/api/v1/missions/{id}/…`), registered with
@@ -209,6 +298,46 @@ mod tests {
         assert_eq!(nul_in_uri(routes, "/x/%2500", "a=%2500"), None);
     }
 
+    #[test]
+    fn form_checks_name_the_field() {
+        assert_eq!(
+            find_nul_in_form(b"grant_type=x&client_id=a%00b").as_deref(),
+            Some("client_id")
+        );
+        assert_eq!(find_nul_in_form(b"a=1&email=x\0y").as_deref(), Some("email"));
+        assert_eq!(find_nul_in_form(b"k%00=1").as_deref(), Some("k\\u0000"));
+        assert_eq!(find_nul_in_form(b"a=%2500&b=%%30"), None);
+        assert_eq!(find_nul_in_form(b"a=plain+text"), None);
+        #[derive(serde::Deserialize, Debug)]
+        struct F {
+            email: Option<String>,
+        }
+        assert_eq!(
+            parse_form::<F>(b"email=a%00b").unwrap_err(),
+            FormError::Nul {
+                field: "email".into()
+            }
+        );
+        assert_eq!(
+            parse_form::<F>(b"email=a%40b").unwrap().email.as_deref(),
+            Some("a@b")
+        );
+        let fields: Result<StorableFields, _> = serde_urlencoded::from_bytes(b"next=%2F&email=%00");
+        assert!(fields.unwrap_err().to_string().contains("`email`"));
+        let fields: StorableFields = serde_urlencoded::from_bytes(b"next=%2F").unwrap();
+        assert_eq!(fields.get("next").map(String::as_str), Some("/"));
+    }
+
+    #[test]
+    fn json_bytes_check_names_the_path() {
+        assert_eq!(
+            find_nul_in_json(br#"{"redirect_uris":["a\u0000"]}"#).as_deref(),
+            Some("redirect_uris[0]")
+        );
+        assert_eq!(find_nul_in_json(br#"{"a":"\\u0000"}"#), None);
+        assert_eq!(find_nul_in_json(b"not json \\u0000"), None);
+    }
+
     fn json_value() -> impl Strategy<Value = Value> {
         let leaf = prop_oneof![
             Just(Value::Null),
@@ -255,6 +384,18 @@ mod tests {
                     prop_assert!(e.message.contains('`') && e.message.contains("NUL"));
                 }
             }
+        }
+
+        /// The form check refuses exactly the forms holding a NUL somewhere.
+        #[test]
+        fn the_form_check_refuses_nul_and_nothing_else(
+            pairs in prop::collection::vec(("[a-z\u{0}]{0,4}", "\\PC{0,6}|[a\u{0}%+&=]{0,4}"), 0..5)
+        ) {
+            let body = serde_urlencoded::to_string(&pairs).unwrap();
+            let nul = pairs.iter().any(|(k, v)| k.contains('\0') || v.contains('\0'));
+            prop_assert_eq!(find_nul_in_form(body.as_bytes()).is_some(), nul);
+            let parsed = parse_form::<Vec<(String, String)>>(body.as_bytes());
+            prop_assert_eq!(parsed.is_err(), nul);
         }
 
         #[test]

@@ -324,16 +324,11 @@ async fn run_persona_traced(
         started_at: Utc::now(),
     };
 
-    let (mut result, simulator_failure) = {
-        let day = std::pin::pin!(live_rate_and_write(
-            api, llm, cfg, claimed, &meta, shutdown, started, &mut state
-        ));
-        let mut day = day;
-        tokio::select! {
-            r = &mut day => r,
-            () = keep_lease(api, persona_id, claimed.lease_token, cfg.lease_seconds) => day.await,
-        }
-    };
+    // The heartbeat runs until the release has returned: the final run row and the
+    // release retry through an outage too, and the lease must outlive them.
+    let day_and_release = std::pin::pin!(async {
+    let (mut result, simulator_failure) =
+        live_rate_and_write(api, llm, cfg, claimed, &meta, shutdown, started, &mut state).await;
 
     // The run row, final, before the lease goes.
     let end = match (&result, &simulator_failure) {
@@ -383,6 +378,13 @@ async fn run_persona_traced(
             });
         }
     }
+    (result, simulator_failure, error_class)
+    });
+    let mut day_and_release = day_and_release;
+    let (result, simulator_failure, error_class) = tokio::select! {
+        r = &mut day_and_release => r,
+        () = keep_lease(api, persona_id, claimed.lease_token, cfg.lease_seconds) => day_and_release.await,
+    };
 
     match (&result, &simulator_failure) {
         (Err(e), _) => {
@@ -788,9 +790,21 @@ async fn converse(
             });
         }
         req.messages.push(Message::ToolResults(results));
-        // Write as the day goes; a failed snapshot costs nothing (the final one follows).
-        if let Err(e) = write_run(live.api, meta, state, None).await {
-            tracing::warn!(run.id = %meta.run_id, error = %e, "run snapshot not written");
+        // Write as the day goes; a failed snapshot costs nothing (the final one follows),
+        // so it is bounded like `write_progress`: an outage slows a turn by seconds.
+        match tokio::time::timeout(
+            PROGRESS_WRITE_TIMEOUT,
+            write_run(live.api, meta, state, None),
+        )
+        .await
+        {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(run.id = %meta.run_id, error = %e, "run snapshot not written");
+            }
+            Err(_) => {
+                tracing::warn!(run.id = %meta.run_id, "run snapshot timed out; the next one follows");
+            }
         }
     }
     Ok(())

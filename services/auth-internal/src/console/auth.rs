@@ -137,7 +137,8 @@ impl FromRequest for Operator {
 }
 
 /// A submitted form's fields.
-pub type FormFields = web::Form<HashMap<String, String>>;
+/// A submitted form's fields; a field holding NUL is a 400 page naming it.
+pub type FormFields = web::Form<service_kit::storable::StorableFields>;
 
 /// Refuse the form unless it carries this session's CSRF token.
 pub fn check_csrf(op: &Operator, form: &HashMap<String, String>) -> Result<(), ConsoleError> {
@@ -153,7 +154,13 @@ pub fn check_csrf(op: &Operator, form: &HashMap<String, String>) -> Result<(), C
 pub fn form_config() -> web::FormConfig {
     web::FormConfig::default()
         .limit(16 * 1024)
-        .error_handler(|err, _req| ConsoleError::bad_request(format!("invalid form: {err}")).into())
+        .error_handler(|err, _req| {
+            let message = match err {
+                actix_web::error::UrlencodedError::Parse(e) => e.to_string(),
+                other => other.to_string(),
+            };
+            ConsoleError::bad_request(format!("invalid form: {message}")).into()
+        })
 }
 
 /// Only paths inside the console are followed after sign-in or an action.

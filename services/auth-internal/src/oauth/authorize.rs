@@ -394,13 +394,13 @@ pub async fn authorize_submit(
     state: web::Data<AppState>,
     body: web::Bytes,
 ) -> HttpResponse {
-    let form: ConsentForm = match serde_urlencoded::from_bytes(&body) {
+    let form: ConsentForm = match service_kit::storable::parse_form(&body) {
         Ok(f) => f,
         Err(e) => {
             return page::error_page(
                 StatusCode::BAD_REQUEST,
                 "This app cannot connect",
-                &format!("The form is malformed: {e}."),
+                &format!("The form cannot be used: {e}."),
             );
         }
     };

@@ -129,7 +129,13 @@ pub async fn connections_sign_in(
     state: web::Data<AppState>,
     body: web::Bytes,
 ) -> HttpResponse {
-    let form: SignInForm = serde_urlencoded::from_bytes(&body).unwrap_or_default();
+    let form: SignInForm = match service_kit::storable::parse_form(&body) {
+        Ok(form) => form,
+        Err(e @ service_kit::storable::FormError::Nul { .. }) => {
+            return page::error_page(StatusCode::BAD_REQUEST, "Please try again", &format!("{e}."));
+        }
+        Err(service_kit::storable::FormError::Malformed(_)) => SignInForm::default(),
+    };
     if !page::csrf_ok(&req, form.csrf_token.as_deref()) {
         return page::error_page(
             StatusCode::FORBIDDEN,
@@ -213,7 +219,13 @@ pub async fn connections_disconnect(
     id: web::Path<String>,
     body: web::Bytes,
 ) -> HttpResponse {
-    let form: CsrfForm = serde_urlencoded::from_bytes(&body).unwrap_or_default();
+    let form: CsrfForm = match service_kit::storable::parse_form(&body) {
+        Ok(form) => form,
+        Err(e @ service_kit::storable::FormError::Nul { .. }) => {
+            return page::error_page(StatusCode::BAD_REQUEST, "Please try again", &format!("{e}."));
+        }
+        Err(service_kit::storable::FormError::Malformed(_)) => CsrfForm::default(),
+    };
     if !page::csrf_ok(&req, form.csrf_token.as_deref()) {
         return page::error_page(
             StatusCode::FORBIDDEN,

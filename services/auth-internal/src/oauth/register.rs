@@ -174,6 +174,14 @@ pub async fn register_client(
     state: web::Data<AppState>,
     body: web::Bytes,
 ) -> Result<HttpResponse, OAuthError> {
+    if let Some(field) = service_kit::storable::find_nul_in_json(&body) {
+        let message = format!("`{field}` {}", service_kit::storable::NUL_MESSAGE);
+        return Err(if field.starts_with("redirect_uris") {
+            OAuthError::InvalidRedirectUri(message)
+        } else {
+            OAuthError::InvalidClientMetadata(message)
+        });
+    }
     let body: RegistrationRequest = serde_json::from_slice(&body).map_err(|e| {
         OAuthError::InvalidClientMetadata(format!("the body is not valid client metadata: {e}"))
     })?;

@@ -80,8 +80,7 @@ fn parse_form<T: serde::de::DeserializeOwned + Default>(
             "the body must be application/x-www-form-urlencoded".into(),
         ));
     }
-    serde_urlencoded::from_bytes(body)
-        .map_err(|e| OAuthError::InvalidRequest(format!("malformed form body: {e}")))
+    service_kit::storable::parse_form(body).map_err(|e| OAuthError::InvalidRequest(e.to_string()))
 }
 
 fn required<'a>(v: &'a Option<String>, name: &str) -> Result<&'a str, OAuthError> {
@@ -138,6 +137,12 @@ pub async fn exchange_token(
     // A client that registered as `client_secret_basic` (we answered `none`)
     // may still name itself in `Authorization: Basic`; the secret is ignored.
     let basic = basic_client_id(&req);
+    if basic.as_deref().is_some_and(service_kit::storable::has_nul) {
+        return Err(OAuthError::InvalidRequest(format!(
+            "`client_id` of Authorization: Basic {}",
+            service_kit::storable::NUL_MESSAGE
+        )));
+    }
     let client_id = match (
         form.client_id.as_deref().filter(|c| !c.is_empty()),
         basic.as_deref(),
