@@ -304,7 +304,10 @@ mod tests {
             find_nul_in_form(b"grant_type=x&client_id=a%00b").as_deref(),
             Some("client_id")
         );
-        assert_eq!(find_nul_in_form(b"a=1&email=x\0y").as_deref(), Some("email"));
+        assert_eq!(
+            find_nul_in_form(b"a=1&email=x\0y").as_deref(),
+            Some("email")
+        );
         assert_eq!(find_nul_in_form(b"k%00=1").as_deref(), Some("k\\u0000"));
         assert_eq!(find_nul_in_form(b"a=%2500&b=%%30"), None);
         assert_eq!(find_nul_in_form(b"a=plain+text"), None);

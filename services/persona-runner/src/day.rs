@@ -326,64 +326,66 @@ async fn run_persona_traced(
 
     // The heartbeat runs until the release has returned: the final run row and the
     // release retry through an outage too, and the lease must outlive them.
-    let day_and_release = std::pin::pin!(async {
-    let (mut result, simulator_failure) =
-        live_rate_and_write(api, llm, cfg, claimed, &meta, shutdown, started, &mut state).await;
+    let (result, simulator_failure, error_class) = {
+        let mut day_and_release = std::pin::pin!(async {
+            let (mut result, simulator_failure) =
+                live_rate_and_write(api, llm, cfg, claimed, &meta, shutdown, started, &mut state)
+                    .await;
 
-    // The run row, final, before the lease goes.
-    let end = match (&result, &simulator_failure) {
-        (Err(e), _) => RunEnd {
-            outcome: RunOutcome::Failed,
-            error: Some(e.to_string()),
-            error_class: Some(e.class()),
-        },
-        (Ok(()), Some(why)) => RunEnd {
-            outcome: RunOutcome::SimulatorFailure,
-            error: Some(why.clone()),
-            error_class: Some(error_class::SIMULATOR),
-        },
-        (Ok(()), None) => RunEnd {
-            outcome: RunOutcome::Ok,
-            error: None,
-            error_class: None,
-        },
-    };
-    if let Err(e) = write_run(api, &meta, &mut state, Some(&end)).await {
-        tracing::warn!(persona.id = %persona_id, run.id = %run_id, error = %e, "writing the run row failed");
-        if result.is_ok() {
-            result = Err(DayError::WriteBack(e));
-        }
-    }
+            // The run row, final, before the lease goes.
+            let end = match (&result, &simulator_failure) {
+                (Err(e), _) => RunEnd {
+                    outcome: RunOutcome::Failed,
+                    error: Some(e.to_string()),
+                    error_class: Some(e.class()),
+                },
+                (Ok(()), Some(why)) => RunEnd {
+                    outcome: RunOutcome::SimulatorFailure,
+                    error: Some(why.clone()),
+                    error_class: Some(error_class::SIMULATOR),
+                },
+                (Ok(()), None) => RunEnd {
+                    outcome: RunOutcome::Ok,
+                    error: None,
+                    error_class: None,
+                },
+            };
+            if let Err(e) = write_run(api, &meta, &mut state, Some(&end)).await {
+                tracing::warn!(persona.id = %persona_id, run.id = %run_id, error = %e, "writing the run row failed");
+                if result.is_ok() {
+                    result = Err(DayError::WriteBack(e));
+                }
+            }
 
-    let (outcome, error) = match &result {
-        Ok(()) => (ReleaseOutcome::Done, None),
-        Err(e) => (ReleaseOutcome::Failed, Some(e.to_string())),
-    };
-    let mut error_class = result.as_ref().err().map(DayError::class);
-    let mut result = result.map_err(|e| e.to_string());
-    match api
-        .release(persona_id, claimed.lease_token, outcome, error)
-        .await
-    {
-        Ok(r) => {
-            tracing::debug!(persona.id = %persona_id, retry_after = ?r.retry_after, "lease released");
+            let (outcome, error) = match &result {
+                Ok(()) => (ReleaseOutcome::Done, None),
+                Err(e) => (ReleaseOutcome::Failed, Some(e.to_string())),
+            };
+            let mut error_class = result.as_ref().err().map(DayError::class);
+            let mut result = result.map_err(|e| e.to_string());
+            match api
+                .release(persona_id, claimed.lease_token, outcome, error)
+                .await
+            {
+                Ok(r) => {
+                    tracing::debug!(persona.id = %persona_id, retry_after = ?r.retry_after, "lease released");
+                }
+                Err(e) => {
+                    tracing::warn!(persona.id = %persona_id, error = %e, "release failed");
+                    let msg = format!("release failed: {e}");
+                    error_class = error_class.or(Some("release"));
+                    result = Err(match result {
+                        Ok(()) => msg,
+                        Err(prev) => format!("{prev}; {msg}"),
+                    });
+                }
+            }
+            (result, simulator_failure, error_class)
+        });
+        tokio::select! {
+            r = &mut day_and_release => r,
+            () = keep_lease(api, persona_id, claimed.lease_token, cfg.lease_seconds) => day_and_release.await,
         }
-        Err(e) => {
-            tracing::warn!(persona.id = %persona_id, error = %e, "release failed");
-            let msg = format!("release failed: {e}");
-            error_class = error_class.or(Some("release"));
-            result = Err(match result {
-                Ok(()) => msg,
-                Err(prev) => format!("{prev}; {msg}"),
-            });
-        }
-    }
-    (result, simulator_failure, error_class)
-    });
-    let mut day_and_release = day_and_release;
-    let (result, simulator_failure, error_class) = tokio::select! {
-        r = &mut day_and_release => r,
-        () = keep_lease(api, persona_id, claimed.lease_token, cfg.lease_seconds) => day_and_release.await,
     };
 
     match (&result, &simulator_failure) {

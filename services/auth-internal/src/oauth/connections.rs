@@ -132,7 +132,11 @@ pub async fn connections_sign_in(
     let form: SignInForm = match service_kit::storable::parse_form(&body) {
         Ok(form) => form,
         Err(e @ service_kit::storable::FormError::Nul { .. }) => {
-            return page::error_page(StatusCode::BAD_REQUEST, "Please try again", &format!("{e}."));
+            return page::error_page(
+                StatusCode::BAD_REQUEST,
+                "Please try again",
+                &format!("{e}."),
+            );
         }
         Err(service_kit::storable::FormError::Malformed(_)) => SignInForm::default(),
     };
@@ -222,7 +226,11 @@ pub async fn connections_disconnect(
     let form: CsrfForm = match service_kit::storable::parse_form(&body) {
         Ok(form) => form,
         Err(e @ service_kit::storable::FormError::Nul { .. }) => {
-            return page::error_page(StatusCode::BAD_REQUEST, "Please try again", &format!("{e}."));
+            return page::error_page(
+                StatusCode::BAD_REQUEST,
+                "Please try again",
+                &format!("{e}."),
+            );
         }
         Err(service_kit::storable::FormError::Malformed(_)) => CsrfForm::default(),
     };

@@ -472,7 +472,10 @@ async fn nul_in_oauth_bodies_is_invalid_request(app: &TestApp) {
         let body: Value = resp.json().await.unwrap();
         assert_eq!(body["error"], code, "{body}");
         let text = body["error_description"].as_str().unwrap();
-        assert!(text.contains(field) && text.contains("NUL"), "{field}: {text}");
+        assert!(
+            text.contains(field) && text.contains("NUL"),
+            "{field}: {text}"
+        );
     };
     let form = |path: &str, body: &'static str| {
         app.client
@@ -488,9 +491,12 @@ async fn nul_in_oauth_bodies_is_invalid_request(app: &TestApp) {
     .await
     .unwrap();
     oauth(resp, "invalid_request", "`client_id`").await;
-    let resp = form("/oauth/token", "grant_type=refresh_token&client_id=c&refresh_token=%00")
-        .await
-        .unwrap();
+    let resp = form(
+        "/oauth/token",
+        "grant_type=refresh_token&client_id=c&refresh_token=%00",
+    )
+    .await
+    .unwrap();
     oauth(resp, "invalid_request", "`refresh_token`").await;
     let resp = form("/oauth/revoke", "token=t%00").await.unwrap();
     oauth(resp, "invalid_request", "`token`").await;
@@ -545,7 +551,10 @@ async fn nul_in_browser_forms_is_a_400_page(app: &TestApp, pid: uuid::Uuid) {
     let page = |resp: reqwest::Response, field: &'static str| async move {
         assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "{field}");
         let html = resp.text().await.unwrap();
-        assert!(html.contains(field) && html.contains("NUL"), "{field}: {html}");
+        assert!(
+            html.contains(field) && html.contains("NUL"),
+            "{field}: {html}"
+        );
     };
     let mut oauth = Browser::new(app);
     for path in [
@@ -598,6 +607,21 @@ async fn nul_in_browser_forms_is_a_400_page(app: &TestApp, pid: uuid::Uuid) {
         )
         .await;
     page(resp, "`next`").await;
+    // Query strings of the pages are refused by the URI check, before any handler.
+    for path in [
+        "/console/personas?status=%00",
+        "/oauth/authorize?response_type=code&client_id=a%00b",
+    ] {
+        let resp = b.get(path).await;
+        let body = error_body(resp, StatusCode::UNPROCESSABLE_ENTITY).await;
+        assert_eq!(body["error"]["code"], "validation_failed", "{path}: {body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("query parameter") && m.contains("NUL")),
+            "{path}: {body}"
+        );
+    }
     assert_eq!(
         app.sql_count(&format!(
             "SELECT count(*) AS n FROM personas WHERE user_id = '{pid}' AND paused"
@@ -736,7 +760,9 @@ async fn terminated_backends_are_503_never_500() {
     let storms = killer.await.unwrap();
     assert!(storms > 0);
     assert_eq!(ok + unavailable, sent);
-    eprintln!("terminate-backend storm: {storms} storms, {sent} requests, {ok} × 200, {unavailable} × 503");
+    eprintln!(
+        "terminate-backend storm: {storms} storms, {sent} requests, {ok} × 200, {unavailable} × 503"
+    );
     assert!(
         unavailable >= STORM_HITS,
         "the storm never hit: {unavailable} × 503 in {sent} requests ({storms} storms)"
