@@ -345,10 +345,15 @@ impl ManaMcp {
             }
         }
         let started = Instant::now();
-        let store =
-            PgRecordStore::new(self.state.clone(), user.id, "mcp", "mcp").with_action(pending);
+        let store = PgRecordStore::new(self.state.clone(), user.id, "mcp", "mcp")
+            .with_action(pending)
+            .in_one_transaction();
         let ctx = CallContext::new(now);
-        let outcome = registry.call(&name, args, &store, &ctx).await;
+        let mut outcome = registry.call(&name, args, &store, &ctx).await;
+        // The call's writes and its action row commit together, or none of them.
+        if let Err(e) = store.finish(outcome.is_ok()).await {
+            outcome = Err(ToolError::Store(e.to_string()));
+        }
         let duration = started.elapsed();
         // A call that wrote nothing (a read, a refused write) still leaves its row.
         if let Some(mut row) = store.take_action() {

@@ -8,10 +8,14 @@
 //!   `NotFound`, already live → `Invalid`, anything else → `Backend`.
 //! - An attached persona action row commits in the transaction of the first write
 //!   (see [`PgRecordStore`]); addresses and filters holding NUL are `Invalid`.
+//! - In one-transaction mode ([`PgRecordStore::in_one_transaction`], a tool call) all
+//!   writes of the call and its action row are one transaction, ended by
+//!   [`PgRecordStore::finish`]: a call that dies or fails between two writes leaves
+//!   nothing, so its re-send runs it whole. Reads of the call see its own writes.
 
 use std::sync::{Arc, Mutex, PoisonError};
 
-use diesel_async::AsyncConnection;
+use diesel_async::{AsyncConnection, AsyncPgConnection, TransactionManager};
 use lww::Op;
 use serde_json::{Map, Value};
 use tracing::Instrument;
@@ -20,6 +24,7 @@ use uuid::Uuid;
 use super::stamp::{server_change, valid_name, valid_record_id};
 use crate::{
     db::{
+        PooledConn,
         personas::NewAction,
         records::{self, Author, RecordError, RecordKey},
     },
@@ -40,12 +45,35 @@ pub struct PgRecordStore {
     client_id: String,
     origin: String,
     action: Arc<Mutex<Option<NewAction>>>,
+    /// One-transaction mode: the connection of the open transaction, once a write
+    /// began it (`None` inside: no write yet).
+    txn: Option<Arc<tokio::sync::Mutex<Option<PooledConn>>>>,
+}
+
+type Txm = <AsyncPgConnection as AsyncConnection>::TransactionManager;
+
+/// A connection for one store operation: the call's open transaction, or the pool's.
+enum OpConn<'a> {
+    Txn(tokio::sync::MutexGuard<'a, Option<PooledConn>>),
+    Pool(PooledConn),
+}
+
+impl OpConn<'_> {
+    fn conn(&mut self) -> Result<&mut AsyncPgConnection, tools::StoreError> {
+        match self {
+            Self::Txn(guard) => guard
+                .as_deref_mut()
+                .ok_or_else(|| tools::StoreError::Backend("the call's transaction is gone".into())),
+            Self::Pool(conn) => Ok(conn),
+        }
+    }
 }
 
 /// A write's failure, or the attached action id was recorded already.
 enum WriteError {
     Record(RecordError),
     AlreadyRan,
+    Pool(String),
 }
 
 impl From<diesel::result::Error> for WriteError {
@@ -89,7 +117,97 @@ impl PgRecordStore {
             client_id: client_id.to_owned(),
             origin: origin.to_owned(),
             action: Arc::new(Mutex::new(None)),
+            txn: None,
         }
+    }
+
+    /// Make every write of this store (one tool call) and its action row one
+    /// transaction; the caller must end it with [`Self::finish`].
+    pub fn in_one_transaction(mut self) -> Self {
+        self.txn = Some(Arc::new(tokio::sync::Mutex::new(None)));
+        self
+    }
+
+    /// End the call's transaction: commit when `commit` (then the action row is
+    /// recorded with the effects), else roll back (nothing of the call remains; its
+    /// action row is left for [`Self::take_action`]). A failed commit is an error and
+    /// leaves the action row too. Without a write (or outside one-transaction mode)
+    /// there is nothing to end.
+    pub async fn finish(&self, commit: bool) -> Result<(), tools::StoreError> {
+        let Some(txn) = &self.txn else {
+            return Ok(());
+        };
+        let Some(mut conn) = txn.lock().await.take() else {
+            return Ok(());
+        };
+        if commit {
+            Txm::commit_transaction(&mut *conn)
+                .await
+                .map_err(|e| tools::StoreError::Backend(e.to_string()))?;
+            // Committed with the effects: nothing left to record.
+            self.take_action();
+        } else if let Err(e) = Txm::rollback_transaction(&mut *conn).await {
+            // The pool discards a connection left in a transaction.
+            tracing::warn!(user.id = %self.user_id, error.cause = %e, "tool call rollback failed");
+        }
+        Ok(())
+    }
+
+    async fn pool_conn(&self) -> Result<PooledConn, tools::StoreError> {
+        self.state
+            .pool
+            .get()
+            .await
+            .map_err(|e| tools::StoreError::Backend(e.to_string()))
+    }
+
+    /// The connection for a read: the call's transaction once it is open.
+    async fn read_conn(&self) -> Result<OpConn<'_>, tools::StoreError> {
+        if let Some(txn) = &self.txn {
+            let guard = txn.lock().await;
+            if guard.is_some() {
+                return Ok(OpConn::Txn(guard));
+            }
+        }
+        Ok(OpConn::Pool(self.pool_conn().await?))
+    }
+
+    /// The connection for a write in one-transaction mode: the open transaction, or a
+    /// new one that first records the attached action row.
+    async fn txn_conn<'a>(
+        &self,
+        txn: &'a tokio::sync::Mutex<Option<PooledConn>>,
+    ) -> Result<tokio::sync::MutexGuard<'a, Option<PooledConn>>, WriteError> {
+        let mut guard = txn.lock().await;
+        if guard.is_none() {
+            let mut conn = self
+                .state
+                .pool
+                .get()
+                .await
+                .map_err(|e| WriteError::Pool(e.to_string()))?;
+            Txm::begin_transaction(&mut *conn).await?;
+            let action = self
+                .action
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone();
+            if let Some(row) = &action {
+                match crate::db::personas::record_executed(&mut conn, row).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        let _ = Txm::rollback_transaction(&mut *conn).await;
+                        return Err(WriteError::AlreadyRan);
+                    }
+                    Err(e) => {
+                        let _ = Txm::rollback_transaction(&mut *conn).await;
+                        return Err(e.into());
+                    }
+                }
+            }
+            *guard = Some(conn);
+        }
+        Ok(guard)
     }
 
     /// Attach the action row the first write records with its effect.
@@ -141,42 +259,57 @@ impl PgRecordStore {
             client_id: &self.client_id,
             origin: &self.origin,
         };
-        let mut conn = self
-            .state
-            .pool
-            .get()
-            .await
-            .map_err(|e| tools::StoreError::Backend(e.to_string()))?;
-        let action = self
-            .action
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
-        let appended = conn
-            .transaction::<_, WriteError, _>(async |conn| {
-                if let Some(row) = &action
-                    && !crate::db::personas::record_executed(conn, row).await?
-                {
-                    return Err(WriteError::AlreadyRan);
-                }
-                Ok(records::append_if(conn, key, &change, author, now, expect).await?)
-            })
+        let appended = if let Some(txn) = &self.txn {
+            // Inside the call's transaction; a savepoint keeps a refused write from
+            // spoiling the writes before it.
+            async {
+                let mut guard = self.txn_conn(txn).await?;
+                let conn = guard
+                    .as_deref_mut()
+                    .ok_or_else(|| WriteError::Pool("the call's transaction is gone".into()))?;
+                conn.transaction::<_, WriteError, _>(async |conn| {
+                    Ok(records::append_if(conn, key, &change, author, now, expect).await?)
+                })
+                .await
+            }
             .instrument(super::db_write_span(1))
             .await
-            .map_err(|e| match e {
-                WriteError::AlreadyRan => tools::StoreError::Invalid(
-                    "this call already ran (a re-sent request); it was not repeated".into(),
-                ),
-                WriteError::Record(RecordError::NotLive) => tools::StoreError::NotFound,
-                WriteError::Record(RecordError::AlreadyLive) => {
-                    tools::StoreError::Invalid("a record with this id already exists".into())
-                }
-                WriteError::Record(other) => tools::StoreError::Backend(other.to_string()),
-            })?;
-        if action.is_some() {
-            // Committed with the effect: nothing left to record.
-            self.take_action();
-        }
+        } else {
+            let action = self
+                .action
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone();
+            let recorded_here = action.is_some();
+            let mut conn = self.pool_conn().await?;
+            let appended = conn
+                .transaction::<_, WriteError, _>(async |conn| {
+                    if let Some(row) = &action
+                        && !crate::db::personas::record_executed(conn, row).await?
+                    {
+                        return Err(WriteError::AlreadyRan);
+                    }
+                    Ok(records::append_if(conn, key, &change, author, now, expect).await?)
+                })
+                .instrument(super::db_write_span(1))
+                .await;
+            if appended.is_ok() && recorded_here {
+                // Committed with the effect: nothing left to record.
+                self.take_action();
+            }
+            appended
+        };
+        let appended = appended.map_err(|e| match e {
+            WriteError::AlreadyRan => tools::StoreError::Invalid(
+                "this call already ran (a re-sent request); it was not repeated".into(),
+            ),
+            WriteError::Record(RecordError::NotLive) => tools::StoreError::NotFound,
+            WriteError::Record(RecordError::AlreadyLive) => {
+                tools::StoreError::Invalid("a record with this id already exists".into())
+            }
+            WriteError::Record(other) => tools::StoreError::Backend(other.to_string()),
+            WriteError::Pool(e) => tools::StoreError::Backend(e),
+        })?;
         Ok(tools::StoredRecord {
             id: id.to_owned(),
             data: if appended.state.is_visible() {
@@ -233,19 +366,14 @@ impl tools::RecordStore for PgRecordStore {
         id: &str,
     ) -> Result<Option<tools::StoredRecord>, tools::StoreError> {
         valid_address(app, table, Some(id))?;
-        let mut conn = self
-            .state
-            .pool
-            .get()
-            .await
-            .map_err(|e| tools::StoreError::Backend(e.to_string()))?;
+        let mut conn = self.read_conn().await?;
         let key = RecordKey {
             user_id: self.user_id,
             app_id: app,
             table,
             record_id: id,
         };
-        let row = records::get(&mut conn, key)
+        let row = records::get(conn.conn()?, key)
             .await
             .map_err(|e| tools::StoreError::Backend(e.to_string()))?;
         Ok(row.map(|r| Self::stored(id, &r)))
@@ -281,13 +409,8 @@ impl tools::RecordStore for PgRecordStore {
             search_text: query.search.as_ref().map(|s| s.text.clone()),
             limit: query.limit,
         };
-        let mut conn = self
-            .state
-            .pool
-            .get()
-            .await
-            .map_err(|e| tools::StoreError::Backend(e.to_string()))?;
-        let rows = records::list(&mut conn, self.user_id, app, table, &filter)
+        let mut conn = self.read_conn().await?;
+        let rows = records::list(conn.conn()?, self.user_id, app, table, &filter)
             .await
             .map_err(|e| tools::StoreError::Backend(e.to_string()))?;
         Ok(rows.iter().map(|r| Self::stored(&r.record_id, r)).collect())

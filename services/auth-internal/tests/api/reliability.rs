@@ -28,8 +28,13 @@ async fn connect(app: &TestApp, token: &str) -> Client {
 }
 
 async fn persona_token(app: &TestApp, slug: &str) -> (uuid::Uuid, String) {
-    app.upsert_personas(json!([persona_spec(slug, "daily")]))
-        .await;
+    persona_token_for(app, persona_spec(slug, "daily")).await
+}
+
+async fn persona_token_for(app: &TestApp, spec: Value) -> (uuid::Uuid, String) {
+    let slug = spec["slug"].as_str().unwrap().to_owned();
+    app.upsert_personas(json!([spec])).await;
+    let slug = slug.as_str();
     let email = service_kit::persona_password::persona_email(slug);
     let password = service_kit::persona_password::persona_password(SEED_SECRET, &email);
     let body: Value = app
@@ -167,6 +172,109 @@ async fn a_persona_call_leaves_its_action_row_with_its_effect_once() {
     assert_eq!(bad.is_error, Some(true));
     assert!(text(&bad).contains("mana/actionId"), "{}", text(&bad));
     assert_eq!(app.sql_count(&changes).await, 1);
+    client.cancel().await.unwrap();
+}
+
+/// A tool that writes twice (`goals_log_progress`: a progress entry, then the goal)
+/// commits both with its action row or nothing: with the second write forced to
+/// fail, the first is gone too and the row says `error`; a re-send of a call whose
+/// transaction never committed (auth-internal died between the writes) therefore
+/// runs it whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tool_calls_writes_commit_together_or_not_at_all() {
+    let app = TestApp::spawn().await;
+    let mut spec = persona_spec("atomic", "daily");
+    spec["moduleMix"] = json!({"goals": 1.0});
+    let (pid, token) = persona_token_for(&app, spec).await;
+    let client = connect(&app, &token).await;
+    let tick = format!("t1.{pid}");
+    let created = call_with_meta(
+        &client,
+        "goals_create",
+        json!({"title": "Laufen", "target": 10, "unit": "km"}),
+        &tick,
+        &format!("{tick}-0-goals_create"),
+    )
+    .await;
+    assert_ne!(created.is_error, Some(true), "{}", text(&created));
+    let goal = created.structured_content.as_ref().unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let entries = format!(
+        "SELECT count(*) AS n FROM records WHERE user_id = '{pid}' AND table_name = 'goalProgress'"
+    );
+    let progress = |n: i64| {
+        format!(
+            "SELECT count(*) AS n FROM records WHERE user_id = '{pid}' AND table_name = 'goals' \
+             AND record_id = '{goal}' AND (data->>'progress')::numeric = {n}"
+        )
+    };
+
+    // A fault at the second write (the goal's patch).
+    app.sql(
+        "CREATE FUNCTION refuse_goal_patch() RETURNS trigger LANGUAGE plpgsql AS \
+         $$ BEGIN RAISE EXCEPTION 'injected fault'; END $$",
+    )
+    .await;
+    app.sql(
+        "CREATE TRIGGER refuse_goal_patch BEFORE INSERT ON sync_changes FOR EACH ROW \
+         WHEN (NEW.table_name = 'goals' AND NEW.op = 'update') EXECUTE FUNCTION refuse_goal_patch()",
+    )
+    .await;
+    let failed_id = format!("{tick}-1-goals_log_progress");
+    let failed = call_with_meta(
+        &client,
+        "goals_log_progress",
+        json!({"id": goal, "amount": 3}),
+        &tick,
+        &failed_id,
+    )
+    .await;
+    assert_eq!(failed.is_error, Some(true), "{}", text(&failed));
+    assert_eq!(
+        app.sql_count(&entries).await,
+        0,
+        "the first write is gone too"
+    );
+    assert_eq!(
+        app.sql_count("SELECT count(*) AS n FROM sync_changes WHERE table_name = 'goalProgress'")
+            .await,
+        0
+    );
+    assert_eq!(
+        app.sql_count(&format!(
+            "SELECT count(*) AS n FROM persona_actions WHERE id = '{failed_id}' AND result = 'error'"
+        ))
+        .await,
+        1,
+        "the call's row says it failed"
+    );
+
+    // Without the fault the call lands whole, with its row; a re-send is not repeated.
+    app.sql("DROP TRIGGER refuse_goal_patch ON sync_changes")
+        .await;
+    let ok_id = format!("{tick}-2-goals_log_progress");
+    for _ in 0..2 {
+        let r = call_with_meta(
+            &client,
+            "goals_log_progress",
+            json!({"id": goal, "amount": 3}),
+            &tick,
+            &ok_id,
+        )
+        .await;
+        assert_ne!(r.is_error, Some(true), "{}", text(&r));
+    }
+    assert_eq!(app.sql_count(&entries).await, 1);
+    assert_eq!(app.sql_count(&progress(3)).await, 1, "the goal was patched");
+    assert_eq!(
+        app.sql_count(&format!(
+            "SELECT count(*) AS n FROM persona_actions WHERE id = '{ok_id}' AND result = 'ok'"
+        ))
+        .await,
+        1
+    );
     client.cancel().await.unwrap();
 }
 
