@@ -55,7 +55,7 @@ type Txm = <AsyncPgConnection as AsyncConnection>::TransactionManager;
 /// A connection for one store operation: the call's open transaction, or the pool's.
 enum OpConn<'a> {
     Txn(tokio::sync::MutexGuard<'a, Option<PooledConn>>),
-    Pool(PooledConn),
+    Pool(Box<PooledConn>),
 }
 
 impl OpConn<'_> {
@@ -169,7 +169,7 @@ impl PgRecordStore {
                 return Ok(OpConn::Txn(guard));
             }
         }
-        Ok(OpConn::Pool(self.pool_conn().await?))
+        Ok(OpConn::Pool(Box::new(self.pool_conn().await?)))
     }
 
     /// The connection for a write in one-transaction mode: the open transaction, or a
