@@ -57,6 +57,7 @@ impl From<RecordError> for AppError {
             RecordError::AlreadyLive => {
                 AppError::Conflict("a record with this id already exists".into())
             }
+            RecordError::Raced(_) | RecordError::Contended => AppError::Unavailable(e.to_string()),
         }
     }
 }
@@ -221,6 +222,7 @@ mod tests {
         let cases: Vec<(RecordError, u16, &str)> = vec![
             (RecordError::NotLive, 404, "not_found"),
             (RecordError::AlreadyLive, 409, "conflict"),
+            (RecordError::Contended, 503, "service_unavailable"),
             (RecordError::Corrupt("bad stamp".into()), 500, "internal"),
             (RecordError::Db(DieselError::NotFound), 500, "internal"),
         ];

@@ -4,7 +4,9 @@
 //!
 //! Every function takes the user id: nothing here can touch another user's
 //! rows. Concurrent writers of one record serialise on its `records` row
-//! (`INSERT … ON CONFLICT DO NOTHING` then `SELECT … FOR UPDATE`).
+//! ([`append_if`]: `INSERT … ON CONFLICT DO NOTHING` then `SELECT … FOR
+//! UPDATE`; [`append_batch`]: lock what exists, insert the rest with its
+//! merged state, start over if a concurrent writer created one of them).
 //!
 //! Rules:
 //! - This module knows no table by name. A table that keeps a derived index
@@ -19,7 +21,7 @@ use diesel::{
     prelude::*,
     sql_types::{BigInt, Bool, Integer, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid},
 };
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use lww::{Change, RecordState, Stamp};
 use serde_json::{Map, Value};
 use uuid::Uuid;
@@ -79,6 +81,13 @@ pub enum RecordError {
     NotLive,
     #[error("a record with this id already exists")]
     AlreadyLive,
+    /// `n` records of a batch were created by a concurrent writer between the
+    /// batch's lock and its insert ([`append_batch`] starts over on it).
+    #[error("{0} records of the batch were created concurrently")]
+    Raced(i64),
+    /// Concurrent writers kept creating records of a batch, attempt after attempt.
+    #[error("concurrent writes kept creating the batch's records; retry")]
+    Contended,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -450,13 +459,12 @@ pub struct BatchItem<'a> {
     pub change: &'a Change,
 }
 
-/// A record row of a batch, with the rest of its key.
+/// An existing record of a batch, locked: `n` is its 1-based position in the
+/// batch's sorted keys.
 #[derive(QueryableByName)]
 struct LockedRow {
-    #[diesel(sql_type = Text)]
-    app_id: String,
-    #[diesel(sql_type = Text)]
-    table_name: String,
+    #[diesel(sql_type = BigInt)]
+    n: i64,
     #[diesel(embed)]
     row: ListRow,
 }
@@ -467,17 +475,32 @@ struct ChangeId {
     id: i64,
 }
 
+/// What the batch's write statement did.
+#[derive(QueryableByName)]
+struct BatchWritten {
+    /// The new `sync_changes` ids, ascending = in batch order.
+    #[diesel(sql_type = diesel::sql_types::Array<BigInt>)]
+    ids: Vec<i64>,
+    #[diesel(sql_type = BigInt)]
+    inserted: i64,
+    #[diesel(sql_type = BigInt)]
+    updated: i64,
+}
+
 /// A record of the batch while it is merged in memory.
 struct Merging {
     state: RecordState,
+    /// Whether the row exists (found and locked by this attempt).
+    exists: bool,
     /// `last_change_id > 0` as stored or as set by an earlier change of the batch.
     written: bool,
     created_at: DateTime<Utc>,
-    /// Index into the batch of the last change to this record.
-    last: usize,
+    /// 1-based position in the batch of the last change to this record.
+    last: i32,
 }
 
-type Key3 = (String, String, String);
+/// The address of a record inside one user's store.
+type Key3<'a> = (&'a str, &'a str, &'a str);
 
 /// The `data` and `field_timestamps` columns of a change's log row (shared by
 /// [`append_if`] and [`append_batch`]).
@@ -512,235 +535,349 @@ fn state_stamps(state: &RecordState) -> Value {
     )
 }
 
-/// Append a batch of changes of one user, in order, with a fixed number of
-/// set-based statements whatever the batch size: create the missing
-/// `records` rows, lock all affected rows (in key order, so two batches over
-/// the same records cannot deadlock), merge in memory with the same `lww`
-/// rules as [`append`], insert every `sync_changes` row, update every record,
-/// then run the table hooks once per record with its final state. The result
-/// is the same as calling [`append`] for each change in order. Call inside
-/// the caller's transaction.
+/// How many times [`append_batch`] starts over when concurrent writers keep
+/// creating records of the batch between its lock and its insert.
+const BATCH_ATTEMPTS: usize = 8;
+
+/// Append a batch of changes of one user, in order, all or nothing, in two
+/// statements whatever the batch size; returns the new change ids in batch
+/// order. The result is the same as calling [`append`] for each change in
+/// order.
+///
+/// 1. Lock the batch's existing `records` rows, one index lookup per key, in
+///    the order of the sorted keys.
+/// 2. Merge in memory with the `lww` rules (a missing record starts empty).
+/// 3. One statement: insert every `sync_changes` row, insert the new records
+///    with their merged state (sorted keys, `ON CONFLICT DO NOTHING`), write
+///    the merged state of the locked ones (an upsert that always meets its
+///    row: one index lookup each, never a join over the user's records).
+/// 4. Run the table hooks once per record with its final state.
+///
+/// A record that did not exist at step 1 but that a concurrent writer created
+/// before step 3 is not inserted (it "lost the race"); its merge started from
+/// the wrong state, so the attempt is rolled back and the batch starts over
+/// (the record is then found and locked at step 1). Starting over rather than
+/// locking the latecomer at once keeps one lock order: every batch locks
+/// existing rows (in key order) before it inserts any (in key order), and
+/// holds no inserted row while it waits for a lock, so two batches cannot
+/// deadlock.
+///
+/// Runs its own transaction (a savepoint when called inside one).
 pub async fn append_batch(
     conn: &mut AsyncPgConnection,
     user_id: Uuid,
     items: &[BatchItem<'_>],
     author: Author<'_>,
     now: DateTime<Utc>,
-) -> Result<Vec<Appended>, RecordError> {
-    use diesel::sql_types::Array;
+) -> Result<Vec<i64>, RecordError> {
     if items.is_empty() {
         return Ok(Vec::new());
     }
-    let mut keys: Vec<Key3> = items
-        .iter()
-        .map(|i| {
-            (
-                i.app_id.to_owned(),
-                i.table.to_owned(),
-                i.record_id.to_owned(),
-            )
-        })
-        .collect();
-    keys.sort_unstable();
-    keys.dedup();
-    let (apps, (tables, ids)): (Vec<&str>, (Vec<&str>, Vec<&str>)) = keys
-        .iter()
-        .map(|(a, t, r)| (a.as_str(), (t.as_str(), r.as_str())))
-        .unzip();
-
-    diesel::sql_query(
-        "INSERT INTO records (user_id, app_id, table_name, record_id, deleted, last_change_id, created_at, updated_at) \
-         SELECT $1, k.a, k.t, k.r, true, 0, $5, $5 FROM unnest($2::text[], $3::text[], $4::text[]) AS k(a, t, r) \
-         ORDER BY k.a, k.t, k.r ON CONFLICT DO NOTHING",
-    )
-    .bind::<SqlUuid, _>(user_id)
-    .bind::<Array<Text>, _>(&apps)
-    .bind::<Array<Text>, _>(&tables)
-    .bind::<Array<Text>, _>(&ids)
-    .bind::<Timestamptz, _>(now)
-    .cached()
-    .execute(conn)
-    .await?;
-    let locked: Vec<LockedRow> = diesel::sql_query(
-        "SELECT r.app_id, r.table_name, r.record_id, r.data, r.field_timestamps, r.created_stamp, \
-                r.tombstone, r.deleted, r.last_change_id, r.created_at, r.updated_at \
-         FROM records r JOIN unnest($2::text[], $3::text[], $4::text[]) AS k(a, t, r) \
-           ON r.app_id = k.a AND r.table_name = k.t AND r.record_id = k.r \
-         WHERE r.user_id = $1 \
-         ORDER BY r.app_id, r.table_name, r.record_id FOR UPDATE OF r",
-    )
-    .bind::<SqlUuid, _>(user_id)
-    .bind::<Array<Text>, _>(&apps)
-    .bind::<Array<Text>, _>(&tables)
-    .bind::<Array<Text>, _>(&ids)
-    .cached()
-    .load(conn)
-    .await?;
-    if locked.len() != keys.len() {
-        return Err(RecordError::Corrupt(format!(
-            "locked {} of {} records",
-            locked.len(),
-            keys.len()
-        )));
-    }
-    let mut merging: BTreeMap<Key3, Merging> = BTreeMap::new();
-    for l in locked {
-        let row = l.row.into_row();
-        let m = Merging {
-            state: row.state()?,
-            written: row.last_change_id > 0,
-            created_at: row.created_at,
-            last: 0,
-        };
-        merging.insert((l.app_id, l.table_name, row.record_id), m);
-    }
-
-    // Merge in batch order; remember each change's state for the result.
-    let mut states = Vec::with_capacity(items.len());
-    for (n, item) in items.iter().enumerate() {
-        let key = (
-            item.app_id.to_owned(),
-            item.table.to_owned(),
-            item.record_id.to_owned(),
-        );
-        let m = merging
-            .get_mut(&key)
-            .ok_or_else(|| RecordError::Corrupt("a batch record was not locked".into()))?;
-        let was_visible = m.written && m.state.is_visible();
-        lww::apply(&mut m.state, item.change);
-        if m.state.is_visible() && !was_visible {
-            m.created_at = now;
-        }
-        m.written = true;
-        m.last = n;
-        states.push((m.state.clone(), m.created_at));
-    }
-
-    let mut c_apps = Vec::with_capacity(items.len());
-    let mut c_tables = Vec::with_capacity(items.len());
-    let mut c_ids = Vec::with_capacity(items.len());
-    let mut c_ops = Vec::with_capacity(items.len());
-    let mut c_data = Vec::with_capacity(items.len());
-    let mut c_stamps = Vec::with_capacity(items.len());
-    let mut c_stamp = Vec::with_capacity(items.len());
-    for item in items {
-        let (data, stamps) = change_columns(item.change);
-        c_apps.push(item.app_id);
-        c_tables.push(item.table);
-        c_ids.push(item.record_id);
-        c_ops.push(item.change.op.as_str());
-        c_data.push(data);
-        c_stamps.push(stamps);
-        c_stamp.push(item.change.stamp.to_string());
-    }
-    // Ids come from the sequence in the order of the SELECT (ORDER BY n), so
-    // the sorted ids are the batch's changes in order.
-    let mut change_ids: Vec<i64> = diesel::sql_query(
-        "INSERT INTO sync_changes (user_id, app_id, table_name, record_id, op, data, field_timestamps, \
-                                   stamp, client_id, origin, created_at) \
-         SELECT $1, c.a, c.t, c.r, c.op, c.d, c.fs, c.s, $9, $10, $11 \
-         FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::jsonb[], $7::jsonb[], $8::text[]) \
-              WITH ORDINALITY AS c(a, t, r, op, d, fs, s, n) \
-         ORDER BY c.n RETURNING id",
-    )
-    .bind::<SqlUuid, _>(user_id)
-    .bind::<Array<Text>, _>(&c_apps)
-    .bind::<Array<Text>, _>(&c_tables)
-    .bind::<Array<Text>, _>(&c_ids)
-    .bind::<Array<Text>, _>(&c_ops)
-    .bind::<Array<Nullable<Jsonb>>, _>(&c_data)
-    .bind::<Array<Jsonb>, _>(&c_stamps)
-    .bind::<Array<Text>, _>(&c_stamp)
-    .bind::<Text, _>(author.client_id)
-    .bind::<Text, _>(author.origin)
-    .bind::<Timestamptz, _>(now)
-    .cached()
-    .load::<ChangeId>(conn)
-    .await?
-    .into_iter()
-    .map(|c| c.id)
-    .collect();
-    change_ids.sort_unstable();
-    if change_ids.len() != items.len() {
-        return Err(RecordError::Corrupt(format!(
-            "inserted {} of {} changes",
-            change_ids.len(),
-            items.len()
-        )));
-    }
-
-    let mut r_apps = Vec::with_capacity(merging.len());
-    let mut r_tables = Vec::with_capacity(merging.len());
-    let mut r_ids = Vec::with_capacity(merging.len());
-    let mut r_data = Vec::with_capacity(merging.len());
-    let mut r_stamps = Vec::with_capacity(merging.len());
-    let mut r_created = Vec::with_capacity(merging.len());
-    let mut r_tomb = Vec::with_capacity(merging.len());
-    let mut r_deleted = Vec::with_capacity(merging.len());
-    let mut r_last = Vec::with_capacity(merging.len());
-    let mut r_created_at = Vec::with_capacity(merging.len());
-    for ((a, t, r), m) in &merging {
-        r_apps.push(a.as_str());
-        r_tables.push(t.as_str());
-        r_ids.push(r.as_str());
-        r_data.push(Value::Object(m.state.data()));
-        r_stamps.push(state_stamps(&m.state));
-        r_created.push(m.state.created.as_ref().map(ToString::to_string));
-        r_tomb.push(m.state.tombstone.as_ref().map(ToString::to_string));
-        r_deleted.push(!m.state.is_visible());
-        r_last.push(change_ids[m.last]);
-        r_created_at.push(m.created_at);
-    }
-    diesel::sql_query(
-        "UPDATE records r SET data = v.d, field_timestamps = v.fs, created_stamp = v.cs, tombstone = v.ts, \
-                deleted = v.del, last_change_id = v.last, created_at = v.ca, updated_at = $12 \
-         FROM unnest($2::text[], $3::text[], $4::text[], $5::jsonb[], $6::jsonb[], $7::text[], $8::text[], \
-                     $9::bool[], $10::int8[], $11::timestamptz[]) AS v(a, t, r, d, fs, cs, ts, del, last, ca) \
-         WHERE r.user_id = $1 AND r.app_id = v.a AND r.table_name = v.t AND r.record_id = v.r",
-    )
-    .bind::<SqlUuid, _>(user_id)
-    .bind::<Array<Text>, _>(&r_apps)
-    .bind::<Array<Text>, _>(&r_tables)
-    .bind::<Array<Text>, _>(&r_ids)
-    .bind::<Array<Jsonb>, _>(&r_data)
-    .bind::<Array<Jsonb>, _>(&r_stamps)
-    .bind::<Array<Nullable<Text>>, _>(&r_created)
-    .bind::<Array<Nullable<Text>>, _>(&r_tomb)
-    .bind::<Array<Bool>, _>(&r_deleted)
-    .bind::<Array<BigInt>, _>(&r_last)
-    .bind::<Array<Timestamptz>, _>(&r_created_at)
-    .bind::<Timestamptz, _>(now)
-    .cached()
-    .execute(conn)
-    .await?;
-
-    // Hooks keep a derived index of the record's state: the final state of
-    // each record gives what running them after every change would.
-    for ((a, t, r), m) in &merging {
-        for hook in super::TABLE_HOOKS
-            .iter()
-            .filter(|h| h.app_id == a && h.table == t)
+    let batch = Batch::new(items, author);
+    for attempt in 1..=BATCH_ATTEMPTS {
+        match conn
+            .transaction::<_, RecordError, _>(async |conn| batch.write(conn, user_id, now).await)
+            .await
         {
-            let written = Written {
-                key: RecordKey {
-                    user_id,
-                    app_id: a,
-                    table: t,
-                    record_id: r,
-                },
-                state: &m.state,
-                now,
-            };
-            (hook.on_append)(conn, written).await?;
+            Err(RecordError::Raced(lost)) => tracing::info!(
+                user.id = %user_id,
+                batch.attempt = attempt,
+                batch.lost = lost,
+                "batch {attempt} for user {user_id}: {lost} new records were created \
+                 concurrently; starting over"
+            ),
+            other => return other,
         }
     }
-    Ok(states
-        .into_iter()
-        .zip(change_ids)
-        .map(|((state, created_at), change_id)| Appended {
-            change_id,
-            state,
-            created_at,
-        })
-        .collect())
+    Err(RecordError::Contended)
+}
+
+/// The parts of a batch that do not depend on what is stored: the sorted
+/// keys and the `sync_changes` columns.
+struct Batch<'a> {
+    items: &'a [BatchItem<'a>],
+    author: Author<'a>,
+    keys: Vec<Key3<'a>>,
+    /// Per item, the index of its key in `keys`.
+    key_of: Vec<usize>,
+    c_apps: Vec<&'a str>,
+    c_tables: Vec<&'a str>,
+    c_ids: Vec<&'a str>,
+    c_ops: Vec<&'a str>,
+    c_data: Vec<Option<Value>>,
+    c_stamps: Vec<Value>,
+    c_stamp: Vec<String>,
+}
+
+impl<'a> Batch<'a> {
+    fn new(items: &'a [BatchItem<'a>], author: Author<'a>) -> Self {
+        let mut keys: Vec<Key3<'a>> = items
+            .iter()
+            .map(|i| (i.app_id, i.table, i.record_id))
+            .collect();
+        keys.sort_unstable();
+        keys.dedup();
+        let key_of = items
+            .iter()
+            .map(|i| {
+                keys.binary_search(&(i.app_id, i.table, i.record_id))
+                    .unwrap_or_default()
+            })
+            .collect();
+        let n = items.len();
+        let mut batch = Self {
+            items,
+            author,
+            keys,
+            key_of,
+            c_apps: Vec::with_capacity(n),
+            c_tables: Vec::with_capacity(n),
+            c_ids: Vec::with_capacity(n),
+            c_ops: Vec::with_capacity(n),
+            c_data: Vec::with_capacity(n),
+            c_stamps: Vec::with_capacity(n),
+            c_stamp: Vec::with_capacity(n),
+        };
+        for item in items {
+            let (data, stamps) = change_columns(item.change);
+            batch.c_apps.push(item.app_id);
+            batch.c_tables.push(item.table);
+            batch.c_ids.push(item.record_id);
+            batch.c_ops.push(item.change.op.as_str());
+            batch.c_data.push(data);
+            batch.c_stamps.push(stamps);
+            batch.c_stamp.push(item.change.stamp.to_string());
+        }
+        batch
+    }
+
+    /// One attempt, inside its transaction.
+    async fn write(
+        &self,
+        conn: &mut AsyncPgConnection,
+        user_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<i64>, RecordError> {
+        use diesel::sql_types::Array;
+        let (apps, (tables, ids)): (Vec<&str>, (Vec<&str>, Vec<&str>)) =
+            self.keys.iter().map(|&(a, t, r)| (a, (t, r))).unzip();
+        // A locking subquery is never flattened into a join, so this is a
+        // nested loop over the keys in array order (= lock order) with one
+        // primary-key lookup each, whatever the planner thinks of the sizes.
+        let locked: Vec<LockedRow> = diesel::sql_query(
+            "SELECT k.n, rec.record_id, rec.data, rec.field_timestamps, rec.created_stamp, \
+                    rec.tombstone, rec.deleted, rec.last_change_id, rec.created_at, rec.updated_at \
+             FROM unnest($2::text[], $3::text[], $4::text[]) WITH ORDINALITY AS k(a, t, r, n) \
+             CROSS JOIN LATERAL ( \
+                 SELECT * FROM records \
+                 WHERE user_id = $1 AND app_id = k.a AND table_name = k.t AND record_id = k.r \
+                 FOR UPDATE) rec \
+             ORDER BY k.n",
+        )
+        .bind::<SqlUuid, _>(user_id)
+        .bind::<Array<Text>, _>(&apps)
+        .bind::<Array<Text>, _>(&tables)
+        .bind::<Array<Text>, _>(&ids)
+        .cached()
+        .load(conn)
+        .await?;
+
+        let mut merging: Vec<Merging> = (0..self.keys.len())
+            .map(|_| Merging {
+                state: RecordState::default(),
+                exists: false,
+                written: false,
+                created_at: now,
+                last: 0,
+            })
+            .collect();
+        for l in locked {
+            let m = usize::try_from(l.n - 1)
+                .ok()
+                .and_then(|i| merging.get_mut(i))
+                .ok_or_else(|| RecordError::Corrupt(format!("locked key {} of none", l.n)))?;
+            let row = l.row.into_row();
+            m.state = row.state()?;
+            m.exists = true;
+            m.written = row.last_change_id > 0;
+            m.created_at = row.created_at;
+        }
+
+        // Merge in batch order.
+        for (n, (item, &k)) in self.items.iter().zip(&self.key_of).enumerate() {
+            let m = &mut merging[k];
+            let was_visible = m.written && m.state.is_visible();
+            lww::apply(&mut m.state, item.change);
+            if m.state.is_visible() && !was_visible {
+                m.created_at = now;
+            }
+            m.written = true;
+            m.last =
+                i32::try_from(n + 1).map_err(|_| RecordError::Corrupt("batch too large".into()))?;
+        }
+
+        let mut new = RecordColumns::with_capacity(merging.len());
+        let mut old = RecordColumns::with_capacity(merging.len());
+        for (&key, m) in self.keys.iter().zip(&merging) {
+            if m.exists { &mut old } else { &mut new }.push(key, m);
+        }
+        // Ids come from the sequence in the order of the SELECT (ORDER BY n),
+        // so the sorted ids are the batch's changes in order and `ids[last]`
+        // is a record's last change. New records are inserted in key order
+        // (the lock order of inserts); locked ones conflict with their own
+        // row and take the DO UPDATE branch.
+        let written: BatchWritten = diesel::sql_query(
+            "WITH c AS (INSERT INTO sync_changes (user_id, app_id, table_name, record_id, op, data, \
+                            field_timestamps, stamp, client_id, origin, created_at) \
+                        SELECT $1, x.a, x.t, x.r, x.op, x.d, x.fs, x.s, $9, $10, $11 \
+                        FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::jsonb[], \
+                                    $7::jsonb[], $8::text[]) WITH ORDINALITY AS x(a, t, r, op, d, fs, s, n) \
+                        ORDER BY x.n RETURNING id), \
+                  ids AS (SELECT array_agg(id ORDER BY id) AS ids FROM c), \
+                  ins AS (INSERT INTO records (user_id, app_id, table_name, record_id, data, \
+                              field_timestamps, created_stamp, tombstone, deleted, last_change_id, \
+                              created_at, updated_at) \
+                          SELECT $1, v.a, v.t, v.r, v.d, v.fs, v.cs, v.ts, v.del, ids.ids[v.last], v.ca, $11 \
+                          FROM unnest($12::text[], $13::text[], $14::text[], $15::jsonb[], $16::jsonb[], \
+                                      $17::text[], $18::text[], $19::bool[], $20::int4[], $21::timestamptz[]) \
+                               WITH ORDINALITY AS v(a, t, r, d, fs, cs, ts, del, last, ca, n) \
+                          CROSS JOIN ids ORDER BY v.n \
+                          ON CONFLICT DO NOTHING RETURNING 1), \
+                  upd AS (INSERT INTO records (user_id, app_id, table_name, record_id, data, \
+                              field_timestamps, created_stamp, tombstone, deleted, last_change_id, \
+                              created_at, updated_at) \
+                          SELECT $1, v.a, v.t, v.r, v.d, v.fs, v.cs, v.ts, v.del, ids.ids[v.last], v.ca, $11 \
+                          FROM unnest($22::text[], $23::text[], $24::text[], $25::jsonb[], $26::jsonb[], \
+                                      $27::text[], $28::text[], $29::bool[], $30::int4[], $31::timestamptz[]) \
+                               WITH ORDINALITY AS v(a, t, r, d, fs, cs, ts, del, last, ca, n) \
+                          CROSS JOIN ids ORDER BY v.n \
+                          ON CONFLICT (user_id, app_id, table_name, record_id) DO UPDATE SET \
+                              data = excluded.data, field_timestamps = excluded.field_timestamps, \
+                              created_stamp = excluded.created_stamp, tombstone = excluded.tombstone, \
+                              deleted = excluded.deleted, last_change_id = excluded.last_change_id, \
+                              created_at = excluded.created_at, updated_at = excluded.updated_at \
+                          RETURNING 1) \
+             SELECT (SELECT ids FROM ids) AS ids, (SELECT count(*) FROM ins) AS inserted, \
+                    (SELECT count(*) FROM upd) AS updated",
+        )
+        .bind::<SqlUuid, _>(user_id)
+        .bind::<Array<Text>, _>(&self.c_apps)
+        .bind::<Array<Text>, _>(&self.c_tables)
+        .bind::<Array<Text>, _>(&self.c_ids)
+        .bind::<Array<Text>, _>(&self.c_ops)
+        .bind::<Array<Nullable<Jsonb>>, _>(&self.c_data)
+        .bind::<Array<Jsonb>, _>(&self.c_stamps)
+        .bind::<Array<Text>, _>(&self.c_stamp)
+        .bind::<Text, _>(self.author.client_id)
+        .bind::<Text, _>(self.author.origin)
+        .bind::<Timestamptz, _>(now)
+        .bind::<Array<Text>, _>(&new.apps)
+        .bind::<Array<Text>, _>(&new.tables)
+        .bind::<Array<Text>, _>(&new.ids)
+        .bind::<Array<Jsonb>, _>(&new.data)
+        .bind::<Array<Jsonb>, _>(&new.stamps)
+        .bind::<Array<Nullable<Text>>, _>(&new.created)
+        .bind::<Array<Nullable<Text>>, _>(&new.tombstone)
+        .bind::<Array<Bool>, _>(&new.deleted)
+        .bind::<Array<Integer>, _>(&new.last)
+        .bind::<Array<Timestamptz>, _>(&new.created_at)
+        .bind::<Array<Text>, _>(&old.apps)
+        .bind::<Array<Text>, _>(&old.tables)
+        .bind::<Array<Text>, _>(&old.ids)
+        .bind::<Array<Jsonb>, _>(&old.data)
+        .bind::<Array<Jsonb>, _>(&old.stamps)
+        .bind::<Array<Nullable<Text>>, _>(&old.created)
+        .bind::<Array<Nullable<Text>>, _>(&old.tombstone)
+        .bind::<Array<Bool>, _>(&old.deleted)
+        .bind::<Array<Integer>, _>(&old.last)
+        .bind::<Array<Timestamptz>, _>(&old.created_at)
+        .cached()
+        .get_result(conn)
+        .await?;
+        if written.inserted < new.len() {
+            return Err(RecordError::Raced(new.len() - written.inserted));
+        }
+        if written.ids.len() != self.items.len() || written.updated != old.len() {
+            return Err(RecordError::Corrupt(format!(
+                "wrote {} of {} changes and {} of {} records",
+                written.ids.len(),
+                self.items.len(),
+                written.updated,
+                old.len()
+            )));
+        }
+
+        // Hooks keep a derived index of the record's state: the final state of
+        // each record gives what running them after every change would.
+        for (&(app_id, table, record_id), m) in self.keys.iter().zip(&merging) {
+            for hook in super::TABLE_HOOKS
+                .iter()
+                .filter(|h| h.app_id == app_id && h.table == table)
+            {
+                let written = Written {
+                    key: RecordKey {
+                        user_id,
+                        app_id,
+                        table,
+                        record_id,
+                    },
+                    state: &m.state,
+                    now,
+                };
+                (hook.on_append)(conn, written).await?;
+            }
+        }
+        Ok(written.ids)
+    }
+}
+
+/// The `records` columns of some of a batch's merged records, as arrays.
+struct RecordColumns<'a> {
+    apps: Vec<&'a str>,
+    tables: Vec<&'a str>,
+    ids: Vec<&'a str>,
+    data: Vec<Value>,
+    stamps: Vec<Value>,
+    created: Vec<Option<String>>,
+    tombstone: Vec<Option<String>>,
+    deleted: Vec<bool>,
+    last: Vec<i32>,
+    created_at: Vec<DateTime<Utc>>,
+}
+
+impl<'a> RecordColumns<'a> {
+    fn with_capacity(n: usize) -> Self {
+        Self {
+            apps: Vec::with_capacity(n),
+            tables: Vec::with_capacity(n),
+            ids: Vec::with_capacity(n),
+            data: Vec::with_capacity(n),
+            stamps: Vec::with_capacity(n),
+            created: Vec::with_capacity(n),
+            tombstone: Vec::with_capacity(n),
+            deleted: Vec::with_capacity(n),
+            last: Vec::with_capacity(n),
+            created_at: Vec::with_capacity(n),
+        }
+    }
+
+    fn push(&mut self, (app, table, id): Key3<'a>, m: &Merging) {
+        self.apps.push(app);
+        self.tables.push(table);
+        self.ids.push(id);
+        self.data.push(Value::Object(m.state.data()));
+        self.stamps.push(state_stamps(&m.state));
+        self.created
+            .push(m.state.created.as_ref().map(ToString::to_string));
+        self.tombstone
+            .push(m.state.tombstone.as_ref().map(ToString::to_string));
+        self.deleted.push(!m.state.is_visible());
+        self.last.push(m.last);
+        self.created_at.push(m.created_at);
+    }
+
+    /// As the `count(*)` the write statement returns.
+    fn len(&self) -> i64 {
+        i64::try_from(self.ids.len()).unwrap_or(i64::MAX)
+    }
 }

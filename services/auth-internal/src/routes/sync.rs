@@ -68,11 +68,11 @@ pub async fn push_changes(
         client_id: &req.client_id,
         origin: "client",
     };
-    let appended = store::apply_all(&state, user.id, author, &prepared, now).await?;
-    let cursor = appended.last().map_or(0, |a| a.change_id);
+    let change_ids = store::apply_all(&state, user.id, author, &prepared, now).await?;
+    let cursor = change_ids.last().copied().unwrap_or(0);
     Ok(HttpResponse::Ok().json(PushResponse {
         cursor: cursor.to_string(),
-        applied: u32::try_from(appended.len()).unwrap_or(u32::MAX),
+        applied: u32::try_from(change_ids.len()).unwrap_or(u32::MAX),
         clamped: stats.clamped,
     }))
 }

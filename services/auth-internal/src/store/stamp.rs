@@ -12,7 +12,6 @@
 //! - A batch is all or nothing ([`apply_all`], one transaction).
 
 use chrono::{DateTime, TimeDelta, Utc};
-use diesel_async::AsyncConnection;
 use lww::{Change, Op, Stamp};
 use serde_json::{Map, Value};
 use tracing::Instrument;
@@ -20,7 +19,7 @@ use types::sync::{ChangeOp, PushChange};
 use uuid::Uuid;
 
 use crate::{
-    db::records::{self, Appended, Author},
+    db::records::{self, Author},
     error::AppError,
     state::AppState,
 };
@@ -127,13 +126,14 @@ pub fn prepare(
 }
 
 /// Append prepared changes for `user_id` in one transaction: all or nothing.
+/// Returns the new change ids (cursors) in order.
 pub async fn apply_all(
     state: &AppState,
     user_id: Uuid,
     author: Author<'_>,
     prepared: &[Prepared],
     now: DateTime<Utc>,
-) -> Result<Vec<Appended>, AppError> {
+) -> Result<Vec<i64>, AppError> {
     let mut conn = state.pool.get().await?;
     let items: Vec<records::BatchItem<'_>> = prepared
         .iter()
@@ -144,11 +144,12 @@ pub async fn apply_all(
             change: &p.change,
         })
         .collect();
-    conn.transaction::<_, AppError, _>(async |conn| {
-        Ok(records::append_batch(conn, user_id, &items, author, now).await?)
-    })
-    .instrument(super::db_write_span(prepared.len()))
-    .await
+    // `append_batch` is its own transaction (and retries it when it races).
+    Ok(
+        records::append_batch(&mut conn, user_id, &items, author, now)
+            .instrument(super::db_write_span(prepared.len()))
+            .await?,
+    )
 }
 
 /// Fields as a stamped change written by the server itself (MCP, missions).

@@ -383,3 +383,155 @@ async fn batch_size_does_not_change_the_merged_records() {
         assert_eq!(rows, whole, "batch size {size} differs from one batch");
     }
 }
+
+/// A user's change log without ids and users: what each push appended.
+async fn logged_changes(app: &TestApp, user: uuid::Uuid) -> Vec<Value> {
+    use diesel::prelude::*;
+    use diesel_async::RunQueryDsl;
+    #[derive(QueryableByName)]
+    struct R {
+        #[diesel(sql_type = diesel::sql_types::Jsonb)]
+        row: Value,
+    }
+    let mut conn = app.db.conn().await;
+    let rows: Vec<R> = diesel::sql_query(
+        "SELECT jsonb_build_object('client', client_id, 'app', app_id, 'table', table_name, \
+                'id', record_id, 'op', op, 'data', data, 'stamps', field_timestamps, 'stamp', stamp) AS row \
+         FROM sync_changes WHERE user_id = $1 ORDER BY client_id, id",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(user)
+    .load(&mut conn)
+    .await
+    .unwrap();
+    rows.into_iter().map(|r| r.row).collect()
+}
+
+/// Two pushes that create the same records at the same moment are both
+/// applied: the one whose new records were created under it starts over and
+/// merges into them. The records end as if the pushes had come one after the
+/// other, and the log holds each pushed change exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_pushes_creating_the_same_records_both_apply() {
+    use diesel::prelude::*;
+    use diesel_async::{RunQueryDsl, SimpleAsyncConnection};
+    let app = TestApp::spawn().await;
+    let s = |m: u32| format!("2026-11-18T10:{m:02}:00Z");
+    // Both create r0..r59 (different fields, overlapping `title` with other
+    // stamps) and records of their own; "b" also deletes r7.
+    let push = |client: &str, minute: u32, own: &str| {
+        let mut changes: Vec<Value> = (0..60)
+            .map(|i| {
+                change(
+                    &format!("r{i}"),
+                    "insert",
+                    json!({"title": format!("{client}{i}"), client: i}),
+                    json!({"title": s(minute + i % 3), client: s(minute)}),
+                )
+            })
+            .collect();
+        changes.extend((0..20).map(|i| {
+            change(
+                &format!("{own}{i}"),
+                "insert",
+                json!({"n": i}),
+                json!({"n": s(minute)}),
+            )
+        }));
+        json!({"clientId": client, "changes": changes})
+    };
+    let mut a = push("a", 1, "only-a-");
+    let b = {
+        let mut b = push("b", 2, "only-b-");
+        b["changes"].as_array_mut().unwrap().push(
+            json!({"appId": "todo", "table": "tasks", "recordId": "r7", "op": "delete", "stamp": s(30)}),
+        );
+        b
+    };
+    a["changes"].as_array_mut().unwrap().push(change(
+        "r8",
+        "update",
+        json!({"title": "a late"}),
+        json!({"title": s(40)}),
+    ));
+
+    // The reference: one push after the other.
+    let (seq_user, seq_token) = app.register_user("sequential@example.com").await;
+    for body in [&a, &b] {
+        let resp = app.push(&seq_token, body.clone()).await;
+        assert_eq!(resp.status(), StatusCode::OK);
+    }
+
+    // At the same moment: while another transaction holds the user's row,
+    // each push gets past its lock step (nothing of it exists yet) and then
+    // waits in its write (the foreign key on `users`, or the other push's
+    // uncommitted new rows). Released when both wait, one of them finds its
+    // new records created by the other.
+    let (user, token) = app.register_user("concurrent@example.com").await;
+    let mut holder = app.db.conn().await;
+    holder.batch_execute("BEGIN").await.unwrap();
+    diesel::sql_query("SELECT id FROM users WHERE id = $1 FOR UPDATE")
+        .bind::<diesel::sql_types::Uuid, _>(user)
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    let release = async {
+        #[derive(QueryableByName)]
+        struct N {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let mut watcher = app.db.conn().await;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let waiting: N = diesel::sql_query(
+                "SELECT count(*) AS n FROM pg_stat_activity \
+                 WHERE datname = current_database() AND wait_event_type = 'Lock'",
+            )
+            .get_result(&mut watcher)
+            .await
+            .unwrap();
+            if waiting.n >= 2 {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the pushes never both waited ({} waiting)",
+                waiting.n
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        holder.batch_execute("COMMIT").await.unwrap();
+    };
+    let (ra, rb, ()) = tokio::join!(
+        app.push(&token, a.clone()),
+        app.push(&token, b.clone()),
+        release
+    );
+    for (resp, n) in [(ra, 81), (rb, 81)] {
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(resp.json::<Value>().await.unwrap()["applied"], n);
+    }
+
+    let merged = merged_records(&app, user).await;
+    assert_eq!(merged.len(), 60 + 20 + 20);
+    assert_eq!(merged, merged_records(&app, seq_user).await);
+    let r0 = merged.iter().find(|r| r["id"] == "r0").unwrap();
+    assert_eq!(r0["data"], json!({"title": "b0", "a": 0, "b": 0}));
+    assert!(
+        merged
+            .iter()
+            .any(|r| r["id"] == "r7" && r["deleted"] == json!(true))
+    );
+    assert_eq!(
+        logged_changes(&app, user).await,
+        logged_changes(&app, seq_user).await,
+        "every pushed change is logged exactly once"
+    );
+    assert_eq!(
+        app.sql_count(&format!(
+            "SELECT count(*) AS n FROM sync_changes WHERE user_id = '{user}'"
+        ))
+        .await,
+        162
+    );
+}
