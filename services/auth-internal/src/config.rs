@@ -163,6 +163,9 @@ pub struct RunsSettings {
     pub retention_interval_secs: u64,
     /// Transcripts dropped per statement of a sweep.
     pub retention_batch: u32,
+    /// How often the report rollups' delta rows are folded, one row per key
+    /// (`MANA_RUNS__ROLLUP_COMPACT_SECS`).
+    pub rollup_compact_secs: u64,
     /// Largest raw body of a run upsert; larger → 413 (`MANA_RUNS__MAX_BODY_BYTES`).
     pub max_body_bytes: usize,
     /// Stored transcripts are cut to this many bytes of JSON (from the middle, with a marker).
@@ -237,6 +240,7 @@ impl Settings {
             .set_default("runs.retention_days", 90)?
             .set_default("runs.retention_interval_secs", 3600)?
             .set_default("runs.retention_batch", 500)?
+            .set_default("runs.rollup_compact_secs", 10)?
             .set_default("runs.max_body_bytes", 4 * 1024 * 1024)?
             .set_default(
                 "runs.transcript_cap_bytes",
@@ -388,6 +392,12 @@ impl Settings {
         if self.runs.retention_days == 0 {
             return Err(invalid(
                 "runs.retention_days (MANA_RUNS__RETENTION_DAYS)",
+                "must be at least 1",
+            ));
+        }
+        if self.runs.rollup_compact_secs == 0 {
+            return Err(invalid(
+                "runs.rollup_compact_secs (MANA_RUNS__ROLLUP_COMPACT_SECS)",
                 "must be at least 1",
             ));
         }

@@ -1,5 +1,7 @@
-//! Transcript retention: a background task that drops the transcripts of runs started
-//! more than `runs.retention_days` ago, keeping the run summaries.
+//! Upkeep of the run records, one background task: transcript retention drops the
+//! transcripts of runs started more than `runs.retention_days` ago, keeping the run
+//! summaries; every `runs.rollup_compact_secs` the report rollups' delta rows are folded
+//! into one row per key ([`compact`]).
 //!
 //! Rules:
 //! - `now` comes from the application's clock, so tests move a manual clock and call
@@ -9,13 +11,19 @@
 //! - A failed sweep is logged and retried at the next interval; it never stops the task.
 //! - The reports' rollups are untouched: nulling a transcript changes no column they sum
 //!   (the `persona_runs` trigger skips such updates), and summaries are never deleted.
+//! - Compaction changes no report (a report sums a key's rows) and is safe from several
+//!   replicas (one compacts, the others get 0); it only keeps the rollups small.
 
 use std::time::Duration;
 
 use actix_web::web;
 use chrono::TimeDelta;
 
-use crate::{db::runs, error::AppError, state::AppState};
+use crate::{
+    db::{reports, runs},
+    error::AppError,
+    state::AppState,
+};
 
 /// Most batches one sweep runs (the next interval continues).
 const MAX_BATCHES: u32 = 1000;
@@ -39,16 +47,36 @@ pub async fn sweep(state: &AppState) -> Result<u64, AppError> {
     Ok(dropped)
 }
 
-/// Starts the periodic sweep; abort the handle to stop it.
+/// Folds the report rollups once; returns the folded rows written.
+pub async fn compact(state: &AppState) -> Result<i64, AppError> {
+    let mut conn = state.pool.get().await?;
+    let folded = reports::compact(&mut conn).await?;
+    tracing::debug!(rollups.folded = folded, "report rollups compacted");
+    Ok(folded)
+}
+
+/// Starts the periodic sweep and compaction; abort the handle to stop them.
 pub fn spawn(state: web::Data<AppState>) -> tokio::task::JoinHandle<()> {
-    let every = Duration::from_secs(state.settings.runs.retention_interval_secs);
-    tokio::spawn(async move {
-        let mut interval = tokio::time::interval(every);
+    let every = |secs| {
+        let mut interval = tokio::time::interval(Duration::from_secs(secs));
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        interval
+    };
+    let mut sweeps = every(state.settings.runs.retention_interval_secs);
+    let mut compactions = every(state.settings.runs.rollup_compact_secs);
+    tokio::spawn(async move {
         loop {
-            interval.tick().await;
-            if let Err(e) = sweep(&state).await {
-                tracing::warn!(error = %e, "transcript retention sweep failed; retrying next interval");
+            tokio::select! {
+                _ = sweeps.tick() => {
+                    if let Err(e) = sweep(&state).await {
+                        tracing::warn!(error = %e, "transcript retention sweep failed; retrying next interval");
+                    }
+                }
+                _ = compactions.tick() => {
+                    if let Err(e) = compact(&state).await {
+                        tracing::warn!(error = %e, "report rollup compaction failed; retrying next interval");
+                    }
+                }
             }
         }
     })

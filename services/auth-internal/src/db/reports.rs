@@ -5,11 +5,14 @@
 //!
 //! Rules:
 //! - Every period is half-open `[from, to)`; callers pass both bounds (no `now()` in SQL).
-//! - Ratings, tool calls and tokens are read from the rollups of the migration
-//!   `2026-12-01-000050_report_rollups` (UTC hours; the per-persona breakdown UTC days)
-//!   for the whole buckets of a period, and from the raw rows for the partial buckets at
-//!   its edges ([`Split`]), so any bounds give exact results and no report reads more
-//!   than two hours (two days for the persona breakdown) of raw rows.
+//! - Ratings, tool calls and tokens are read from the rollups of the migrations
+//!   `2026-12-01-000050_report_rollups` and `…000070_report_rollup_deltas` (UTC hours;
+//!   the per-persona breakdown UTC days) for the whole buckets of a period, and from the
+//!   raw rows for the partial buckets at its edges ([`Split`]), so any bounds give exact
+//!   results and no report reads more than two hours (two days for the persona breakdown)
+//!   of raw rows.
+//! - A rollup key may have several rows (the triggers append signed deltas; [`compact`]
+//!   folds them), so every read sums its rows: never assume one row per key.
 //! - Feedback belongs to a run through `tick_id` = the run id, actions through their tick
 //!   id up to a batch suffix `~k` (`{runId}~k`, persona-runner's batches); the
 //!   `appVersion` filter goes through that link to `persona_runs.app_version` (the
@@ -802,6 +805,21 @@ fn tokens_query(mode: Mode, f: TokensFilter) -> Query {
     Split::of(f.period, HOUR)
         .bind(query(mode, &tokens_sql()))
         .bind::<Text, _>(f.bucket.as_str())
+}
+
+/// Folds the rollups' delta rows into one row per key (`report_compact()`); returns the
+/// folded rows written, 0 when another connection is compacting. Any time is safe: a
+/// report sums a key's rows, and rows written meanwhile wait for the next call.
+pub async fn compact(conn: &mut AsyncPgConnection) -> QueryResult<i64> {
+    #[derive(QueryableByName)]
+    struct Folded {
+        #[diesel(sql_type = BigInt)]
+        folded: i64,
+    }
+    let row: Folded = diesel::sql_query("SELECT report_compact() AS folded")
+        .get_result(conn)
+        .await?;
+    Ok(row.folded)
 }
 
 /// `GET …/reports/tokens`.

@@ -554,15 +554,53 @@ async fn the_app_version_covers_every_action_batch_of_a_run() {
     assert!(other["modules"].as_array().unwrap().is_empty(), "{other}");
 }
 
-/// One count of the rows in which a rollup (`{kept}`: its columns, zero rows left out)
-/// and a recount of the raw rows (`{recount}`) differ.
+/// One count of the keys in which a rollup (`{kept}`: its key and sums, zero sums left
+/// out) and a recount of the raw rows (`{recount}`) differ.
 fn drift(kept: &str, recount: &str) -> String {
     format!(
         "(SELECT count(*) FROM (({kept} EXCEPT {recount}) UNION ALL ({recount} EXCEPT {kept})) AS d)"
     )
 }
 
-/// Rollup rows that differ from a recount of the raw rows, over all four rollups.
+/// A rollup's sums per key (a key may have several delta rows until compacted).
+fn summed(table: &str, key: &str, sums: &[&str]) -> String {
+    let cols = sums
+        .iter()
+        .map(|c| format!("sum({c})::int8"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let nonzero = sums
+        .iter()
+        .map(|c| format!("sum({c}) <> 0"))
+        .collect::<Vec<_>>()
+        .join(" OR ");
+    format!("SELECT {key}, {cols} FROM {table} GROUP BY {key} HAVING {nonzero}")
+}
+
+const ROLLUPS: [(&str, &str, &[&str]); 4] = [
+    (
+        "report_ratings_hourly",
+        "hour, module, app_version",
+        &["n", "sum", "sum_sq", "unparsed"],
+    ),
+    (
+        "report_ratings_daily",
+        "day, module, persona_id",
+        &["n", "sum", "sum_sq"],
+    ),
+    (
+        "report_calls_hourly",
+        "hour, module, app_version",
+        &["calls", "errors"],
+    ),
+    (
+        "report_tokens_hourly",
+        "hour, provider, model",
+        &["runs", "input", "output", "cache_read", "cache_write"],
+    ),
+];
+
+/// Rollup keys whose sums differ from a recount of the raw rows, over all four rollups.
 fn rollup_drift() -> String {
     let ratings = "SELECT date_trunc('hour', f.created_at, 'UTC'), f.module, r.app_version, \
           count(f.rating), coalesce(sum(f.rating), 0), coalesce(sum(f.rating * f.rating), 0), \
@@ -578,30 +616,45 @@ fn rollup_drift() -> String {
     let tokens = "SELECT date_trunc('hour', started_at, 'UTC'), provider, model, count(*), \
           sum(tokens_input), sum(tokens_output), sum(tokens_cache_read), sum(tokens_cache_write) \
         FROM persona_runs GROUP BY 1, 2, 3";
-    format!(
-        "SELECT {} + {} + {} + {} AS n",
-        drift(
-            "SELECT hour, module, app_version, n, sum, sum_sq, unparsed FROM report_ratings_hourly \
-             WHERE n <> 0 OR unparsed <> 0 OR sum <> 0 OR sum_sq <> 0",
-            ratings
-        ),
-        drift(
-            "SELECT day, module, persona_id, n, sum, sum_sq FROM report_ratings_daily \
-             WHERE n <> 0 OR sum <> 0 OR sum_sq <> 0",
-            daily
-        ),
-        drift(
-            "SELECT hour, module, app_version, calls, errors FROM report_calls_hourly \
-             WHERE calls <> 0 OR errors <> 0",
-            calls
-        ),
-        drift(
-            "SELECT hour, provider, model, runs, input, output, cache_read, cache_write \
-             FROM report_tokens_hourly WHERE runs <> 0 OR input <> 0 OR output <> 0 \
-               OR cache_read <> 0 OR cache_write <> 0",
-            tokens
-        ),
-    )
+    let counts = ROLLUPS
+        .iter()
+        .zip([ratings, daily, calls, tokens])
+        .map(|((table, key, sums), recount)| drift(&summed(table, key, sums), recount))
+        .collect::<Vec<_>>()
+        .join(" + ");
+    format!("SELECT {counts} AS n")
+}
+
+/// After a compaction: rows that are not one folded, non-zero row per key.
+fn unfolded_rows() -> String {
+    let counts = ROLLUPS
+        .iter()
+        .map(|(table, key, sums)| {
+            let zero = sums
+                .iter()
+                .map(|c| format!("{c} = 0"))
+                .collect::<Vec<_>>()
+                .join(" AND ");
+            format!(
+                "(SELECT count(*) FROM {table} WHERE NOT folded OR ({zero})) + \
+                 (SELECT count(*) FROM (SELECT 1 FROM {table} GROUP BY {key} \
+                    HAVING count(*) > 1) AS k)"
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" + ");
+    format!("SELECT {counts} AS n")
+}
+
+/// Folds the rollups as auth-internal's upkeep task does, and checks they are still exact.
+async fn compact_and_check(app: &TestApp, when: &str) {
+    app.sql("SELECT report_compact()").await;
+    assert_eq!(app.sql_count(&rollup_drift()).await, 0, "{when}, compacted");
+    assert_eq!(
+        app.sql_count(&unfolded_rows()).await,
+        0,
+        "{when}: one folded row per key"
+    );
 }
 
 #[tokio::test]
@@ -645,6 +698,24 @@ async fn the_rollups_stay_equal_to_the_raw_rows_through_every_kind_of_write() {
     // Retention drops transcripts (an update that changes nothing counted).
     app.sql("UPDATE persona_runs SET transcript = NULL").await;
     assert_eq!(app.sql_count(&rollup_drift()).await, 0, "after the writes");
+    compact_and_check(&app, "after the writes").await;
+    // Writes after a compaction add deltas to folded rows.
+    for rating in [5, 3] {
+        app.sql(&format!(
+            "UPDATE persona_feedback SET rating = {rating} WHERE id = '{r1}-extra'"
+        ))
+        .await;
+    }
+    app.sql(&format!(
+        "UPDATE persona_runs SET app_version = '2.1', tokens_output = 77, revision = 3 \
+         WHERE id = '{r3}'"
+    ))
+    .await;
+    assert_eq!(
+        app.sql_count(&rollup_drift()).await,
+        0,
+        "after writes on folded rows"
+    );
     let v = get(&app, "/reports/modules?appVersion=2.1").await;
     assert_eq!(v["modules"][0]["module"], "todo", "{v}");
     assert_eq!(v["modules"][0]["n"], 4, "{v}");
@@ -656,10 +727,86 @@ async fn the_rollups_stay_equal_to_the_raw_rows_through_every_kind_of_write() {
         0,
         "after a persona went"
     );
+    compact_and_check(&app, "after a persona went").await;
     let r = get(&app, "/reports/modules").await;
     let todo = &r["modules"][0];
     assert_eq!(todo["module"], "todo", "{r}");
     // a's todo ratings in the period: 1, 2, 4 and the extra 3.
     assert_eq!(todo["n"], 4, "{r}");
     close(&todo["mean"], 2.5);
+}
+
+/// One transaction on its own connection that waits `hold_ms` before it commits, so
+/// writers of the same persona overlap.
+async fn slow_tx(conn: &mut diesel_async::AsyncPgConnection, sql: String, hold_ms: u32) {
+    use diesel_async::SimpleAsyncConnection;
+    conn.batch_execute(&format!(
+        "BEGIN; {sql}; SELECT pg_sleep({hold_ms} / 1000.0); COMMIT"
+    ))
+    .await
+    .unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
+#[tokio::test]
+async fn runs_and_their_rows_written_at_once_keep_the_rollups_exact_while_they_are_compacted() {
+    let app = TestApp::spawn().await;
+    let personas = app.seed_personas("racer", 3, "daily").await;
+    let when = at("17 10:15");
+    // Per persona and run: the tool calls, the run row (then its new app version) and
+    // the ratings each commit from their own connection while the others are open,
+    // in an order that differs by run; a compactor folds all the while.
+    let writers = personas.iter().flat_map(|p| (0..4).map(move |k| (*p, k)));
+    let writes = writers.map(|(p, k)| {
+        let db = app.db.clone();
+        let run = format!("race{k}.{p}");
+        let when = when.clone();
+        async move {
+            let action = format!(
+                "INSERT INTO persona_actions (id, persona_id, tick_id, tool_name, module, result, created_at) \
+                 VALUES ('{run}-a', '{p}', '{run}', 'todo_x', 'todo', 'ok', '{when}'), \
+                        ('{run}-b', '{p}', '{run}~1', 'notes_x', 'notes', 'error', '{when}')"
+            );
+            let rating = format!(
+                "INSERT INTO persona_feedback (id, persona_id, tick_id, module, rating, created_at) \
+                 VALUES ('{run}-todo', '{p}', '{run}', 'todo', {}, '{when}')",
+                1 + k
+            );
+            let run_row = format!(
+                "INSERT INTO persona_runs (id, persona_id, tick_id, revision, worker, provider, model, \
+                   app_version, started_at, tokens_input, tokens_output, tokens_cache_read, tokens_cache_write) \
+                 VALUES ('{run}', '{p}', 'race{k}', 1, 'w', 'sim', 'sim-1', '1.0', '{when}', 10, 1, 0, 0); \
+                 UPDATE persona_runs SET app_version = '1.1', tokens_input = 20, revision = 2 \
+                 WHERE id = '{run}'"
+            );
+            let (mut c1, mut c2, mut c3) = (db.conn().await, db.conn().await, db.conn().await);
+            let hold = |i: u32| 20 + 15 * ((k + i) % 3);
+            tokio::join!(
+                slow_tx(&mut c1, action, hold(0)),
+                slow_tx(&mut c2, run_row, hold(1)),
+                slow_tx(&mut c3, rating, hold(2)),
+            );
+        }
+    });
+    let compactor = async {
+        let mut conn = app.db.conn().await;
+        for _ in 0..20 {
+            slow_tx(&mut conn, "SELECT report_compact()".into(), 5).await;
+        }
+    };
+    tokio::join!(futures::future::join_all(writes), compactor);
+    assert_eq!(app.sql_count(&rollup_drift()).await, 0, "after the race");
+    compact_and_check(&app, "after the race").await;
+    let v = get(&app, "/reports/modules?appVersion=1.1").await;
+    let todo = &v["modules"][0];
+    assert_eq!(todo["module"], "todo", "{v}");
+    assert_eq!(
+        todo["n"],
+        3 * 4,
+        "every rating under the run's new version: {v}"
+    );
+    assert_eq!(
+        todo["toolCalls"],
+        3 * 4,
+        "every call under the run's new version: {v}"
+    );
 }
