@@ -129,16 +129,9 @@ pub async fn connections_sign_in(
     state: web::Data<AppState>,
     body: web::Bytes,
 ) -> HttpResponse {
-    let form: SignInForm = match service_kit::storable::parse_form(&body) {
+    let form: SignInForm = match page::form_or_page(&body) {
         Ok(form) => form,
-        Err(e @ service_kit::storable::FormError::Nul { .. }) => {
-            return page::error_page(
-                StatusCode::BAD_REQUEST,
-                "Please try again",
-                &format!("{e}."),
-            );
-        }
-        Err(service_kit::storable::FormError::Malformed(_)) => SignInForm::default(),
+        Err(page) => return *page,
     };
     if !page::csrf_ok(&req, form.csrf_token.as_deref()) {
         return page::error_page(
@@ -223,16 +216,9 @@ pub async fn connections_disconnect(
     id: web::Path<String>,
     body: web::Bytes,
 ) -> HttpResponse {
-    let form: CsrfForm = match service_kit::storable::parse_form(&body) {
+    let form: CsrfForm = match page::form_or_page(&body) {
         Ok(form) => form,
-        Err(e @ service_kit::storable::FormError::Nul { .. }) => {
-            return page::error_page(
-                StatusCode::BAD_REQUEST,
-                "Please try again",
-                &format!("{e}."),
-            );
-        }
-        Err(service_kit::storable::FormError::Malformed(_)) => CsrfForm::default(),
+        Err(page) => return *page,
     };
     if !page::csrf_ok(&req, form.csrf_token.as_deref()) {
         return page::error_page(

@@ -85,6 +85,22 @@ pub fn form_action_source(redirect_uri: &str) -> String {
 }
 
 /// The error page shown when we cannot (or must not) redirect back.
+/// A page form's fields: a NUL anywhere is a 400 page naming the field; a malformed body
+/// gives the form's defaults, so its CSRF check refuses it.
+pub fn form_or_page<T: serde::de::DeserializeOwned + Default>(
+    body: &[u8],
+) -> Result<T, Box<HttpResponse>> {
+    match service_kit::storable::parse_form(body) {
+        Ok(form) => Ok(form),
+        Err(e @ service_kit::storable::FormError::Nul { .. }) => Err(Box::new(error_page(
+            StatusCode::BAD_REQUEST,
+            "Please try again",
+            &format!("{e}."),
+        ))),
+        Err(service_kit::storable::FormError::Malformed(_)) => Ok(T::default()),
+    }
+}
+
 pub fn error_page(status: StatusCode, title: &str, message: &str) -> HttpResponse {
     respond(
         status,
