@@ -213,11 +213,15 @@ impl Split {
 }
 
 /// Count, sum and sum of squares of ratings: the mean and the sample standard deviation
-/// exactly as `avg` and `stddev_samp` give them.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// exactly as `avg` and `stddev_samp` give them. Loaded from the columns `n`, `s`, `ss`
+/// (embedded in each row type of the rating queries).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, QueryableByName)]
 pub struct Sums {
+    #[diesel(sql_type = BigInt)]
     pub n: i64,
+    #[diesel(sql_type = BigInt, column_name = s)]
     pub sum: i64,
+    #[diesel(sql_type = BigInt, column_name = ss)]
     pub sum_sq: i64,
 }
 
@@ -266,12 +270,8 @@ fn raw_arm(
 struct RatingSums {
     #[diesel(sql_type = Text)]
     module: String,
-    #[diesel(sql_type = BigInt)]
-    n: i64,
-    #[diesel(sql_type = BigInt)]
-    s: i64,
-    #[diesel(sql_type = BigInt)]
-    ss: i64,
+    #[diesel(embed)]
+    sums: Sums,
     #[diesel(sql_type = BigInt)]
     unparsed: i64,
 }
@@ -444,15 +444,11 @@ async fn modules_in(conn: &mut AsyncPgConnection, f: &ModulesFilter) -> QueryRes
         if r.module == PARSE_FAILURE_MODULE {
             continue;
         }
-        let sums = Sums {
-            n: r.n,
-            sum: r.s,
-            sum_sq: r.ss,
-        };
+        let sums = r.sums;
         let s = scores
             .entry(r.module.clone())
             .or_insert_with(|| blank(&r.module));
-        s.n = u64_of(r.n);
+        s.n = u64_of(sums.n);
         s.mean = sums.mean();
         s.ci95 = sums.ci95();
     }
@@ -460,16 +456,12 @@ async fn modules_in(conn: &mut AsyncPgConnection, f: &ModulesFilter) -> QueryRes
         if r.module == PARSE_FAILURE_MODULE {
             continue;
         }
-        let sums = Sums {
-            n: r.n,
-            sum: r.s,
-            sum_sq: r.ss,
-        };
+        let sums = r.sums;
         let s = scores
             .entry(r.module.clone())
             .or_insert_with(|| blank(&r.module));
         s.previous = PeriodStats {
-            n: u64_of(r.n),
+            n: u64_of(sums.n),
             mean: sums.mean(),
         };
     }
@@ -524,12 +516,8 @@ async fn modules_in(conn: &mut AsyncPgConnection, f: &ModulesFilter) -> QueryRes
 struct BucketSums {
     #[diesel(sql_type = Timestamptz)]
     start: DateTime<Utc>,
-    #[diesel(sql_type = BigInt)]
-    n: i64,
-    #[diesel(sql_type = BigInt)]
-    s: i64,
-    #[diesel(sql_type = BigInt)]
-    ss: i64,
+    #[diesel(embed)]
+    sums: Sums,
 }
 
 #[derive(QueryableByName)]
@@ -538,12 +526,8 @@ struct PersonaSums {
     persona_id: Uuid,
     #[diesel(sql_type = Text)]
     slug: String,
-    #[diesel(sql_type = BigInt)]
-    n: i64,
-    #[diesel(sql_type = BigInt)]
-    s: i64,
-    #[diesel(sql_type = BigInt)]
-    ss: i64,
+    #[diesel(embed)]
+    sums: Sums,
 }
 
 /// `date_trunc` of a timestamptz in UTC, back as a timestamptz. `$b` is the bucket name.
@@ -644,15 +628,11 @@ pub async fn module_trend(
     let mut personas: Vec<PersonaBreakdown> = personas
         .into_iter()
         .map(|p| {
-            let sums = Sums {
-                n: p.n,
-                sum: p.s,
-                sum_sq: p.ss,
-            };
+            let sums = p.sums;
             PersonaBreakdown {
                 persona_id: p.persona_id,
                 slug: p.slug,
-                n: u64_of(p.n),
+                n: u64_of(sums.n),
                 mean: sums.mean(),
                 ci95: sums.ci95(),
             }
@@ -672,14 +652,10 @@ pub async fn module_trend(
         buckets: buckets
             .into_iter()
             .map(|b| {
-                let sums = Sums {
-                    n: b.n,
-                    sum: b.s,
-                    sum_sq: b.ss,
-                };
+                let sums = b.sums;
                 TrendBucket {
                     start: b.start,
-                    n: u64_of(b.n),
+                    n: u64_of(sums.n),
                     mean: sums.mean(),
                     ci95: sums.ci95(),
                 }
