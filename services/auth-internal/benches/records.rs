@@ -18,7 +18,8 @@
 //!   without the database) and a database floor (`SELECT 1`);
 //! - `RECORDS_BENCH_STATELESS=0` leaves out the stateless MCP section and
 //!   `RECORDS_BENCH_PULL_1M=0` the 1M-change pull section (to repeat the
-//!   timed MCP and push figures quickly).
+//!   timed MCP and push figures quickly); `RECORDS_BENCH_MCP=0` leaves out
+//!   both MCP sections (to repeat the sync figures alone).
 
 use std::time::{Duration, Instant};
 
@@ -95,20 +96,28 @@ async fn run() -> anyhow::Result<()> {
         Utc::now().format("%Y-%m-%d %H:%M"),
     );
 
-    let stateful = mcp_section(true).await?;
-    let stateless = if section("RECORDS_BENCH_STATELESS") {
+    let mcp = section("RECORDS_BENCH_MCP");
+    let stateful = if mcp {
+        Some(mcp_section(true).await?)
+    } else {
+        None
+    };
+    let stateless = if mcp && section("RECORDS_BENCH_STATELESS") {
         Some(mcp_section(false).await?)
     } else {
         None
     };
     let sync = sync_section(section("RECORDS_BENCH_PULL_1M")).await?;
 
-    print_mcp(&stateful);
-    if let Some(stateless) = &stateless {
-        print_mcp(stateless);
+    for s in stateful.iter().chain(&stateless) {
+        print_mcp(s);
     }
     print_sync(&sync);
-    let path = test_support::bench::record(&summary_entries(&stateful, stateless.as_ref(), &sync))?;
+    let path = test_support::bench::record(&summary_entries(
+        stateful.as_ref(),
+        stateless.as_ref(),
+        &sync,
+    ))?;
     println!();
     println!("summary written to {}", path.display());
     println!("total run time {:.0} s", started.elapsed().as_secs_f64());
@@ -917,12 +926,12 @@ fn print_sync(s: &SyncStats) {
 
 /// The figures of this bench for `summary.json`.
 fn summary_entries(
-    stateful: &McpStats,
+    stateful: Option<&McpStats>,
     stateless: Option<&McpStats>,
     sync: &SyncStats,
 ) -> Vec<Entry> {
     let mut out = Vec::new();
-    for s in std::iter::once(stateful).chain(stateless) {
+    for s in stateful.into_iter().chain(stateless) {
         let mode = if s.stateful { "stateful" } else { "stateless" };
         out.push(
             Entry::new(
