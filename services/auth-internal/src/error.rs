@@ -57,7 +57,7 @@ impl From<RecordError> for AppError {
             RecordError::AlreadyLive => {
                 AppError::Conflict("a record with this id already exists".into())
             }
-            RecordError::Raced(_) | RecordError::Contended => AppError::Unavailable(e.to_string()),
+            RecordError::Raced | RecordError::Contended => AppError::Unavailable(e.to_string()),
         }
     }
 }

@@ -81,10 +81,10 @@ pub enum RecordError {
     NotLive,
     #[error("a record with this id already exists")]
     AlreadyLive,
-    /// `n` records of a batch were created by a concurrent writer between the
+    /// A record of a batch was created by a concurrent writer between the
     /// batch's lock and its insert ([`append_batch`] starts over on it).
-    #[error("{0} records of the batch were created concurrently")]
-    Raced(i64),
+    #[error("a record of the batch was created concurrently")]
+    Raced,
     /// Concurrent writers kept creating records of a batch, attempt after attempt.
     #[error("concurrent writes kept creating the batch's records; retry")]
     Contended,
@@ -548,14 +548,16 @@ const BATCH_ATTEMPTS: usize = 8;
 ///    the order of the sorted keys.
 /// 2. Merge in memory with the `lww` rules (a missing record starts empty).
 /// 3. One statement: insert every `sync_changes` row, insert the new records
-///    with their merged state (sorted keys, `ON CONFLICT DO NOTHING`), write
-///    the merged state of the locked ones (an upsert that always meets its
-///    row: one index lookup each, never a join over the user's records).
+///    with their merged state (sorted keys, a plain `INSERT`: no speculative
+///    insertion, so no extra index probe per new record), write the merged
+///    state of the locked ones (an upsert that always meets its row: one
+///    index lookup each, never a join over the user's records).
 /// 4. Run the table hooks once per record with its final state.
 ///
 /// A record that did not exist at step 1 but that a concurrent writer created
-/// before step 3 is not inserted (it "lost the race"); its merge started from
-/// the wrong state, so the attempt is rolled back and the batch starts over
+/// before step 3 fails the insert with a unique violation (it "lost the
+/// race"); its merge started from the wrong state, so the attempt is rolled
+/// back and the batch starts over
 /// (the record is then found and locked at step 1). Starting over rather than
 /// locking the latecomer at once keeps one lock order: every batch locks
 /// existing rows (in key order) before it inserts any (in key order), and
@@ -579,11 +581,10 @@ pub async fn append_batch(
             .transaction::<_, RecordError, _>(async |conn| batch.write(conn, user_id, now).await)
             .await
         {
-            Err(RecordError::Raced(lost)) => tracing::info!(
+            Err(RecordError::Raced) => tracing::info!(
                 user.id = %user_id,
                 batch.attempt = attempt,
-                batch.lost = lost,
-                "batch {attempt} for user {user_id}: {lost} new records were created \
+                "batch {attempt} for user {user_id}: a new record was created \
                  concurrently; starting over"
             ),
             other => return other,
@@ -742,7 +743,7 @@ impl<'a> Batch<'a> {
                                       $17::text[], $18::text[], $19::bool[], $20::int4[], $21::timestamptz[]) \
                                WITH ORDINALITY AS v(a, t, r, d, fs, cs, ts, del, last, ca, n) \
                           CROSS JOIN ids ORDER BY v.n \
-                          ON CONFLICT DO NOTHING RETURNING 1), \
+                          RETURNING 1), \
                   upd AS (INSERT INTO records (user_id, app_id, table_name, record_id, data, \
                               field_timestamps, created_stamp, tombstone, deleted, last_change_id, \
                               created_at, updated_at) \
@@ -793,15 +794,26 @@ impl<'a> Batch<'a> {
         .bind::<Array<Timestamptz>, _>(&old.created_at)
         .cached()
         .get_result(conn)
-        .await?;
-        if written.inserted < new.len() {
-            return Err(RecordError::Raced(new.len() - written.inserted));
-        }
-        if written.ids.len() != self.items.len() || written.updated != old.len() {
+        .await
+        .map_err(|e| match e {
+            // A new record that a concurrent writer created after the lock
+            // (`sync_changes` has no unique key a batch could meet).
+            diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::UniqueViolation,
+                info,
+            ) if info.table_name() == Some("records") => RecordError::Raced,
+            other => RecordError::Db(other),
+        })?;
+        if written.ids.len() != self.items.len()
+            || written.inserted != new.len()
+            || written.updated != old.len()
+        {
             return Err(RecordError::Corrupt(format!(
-                "wrote {} of {} changes and {} of {} records",
+                "wrote {} of {} changes, inserted {} of {} records and updated {} of {}",
                 written.ids.len(),
                 self.items.len(),
+                written.inserted,
+                new.len(),
                 written.updated,
                 old.len()
             )));
