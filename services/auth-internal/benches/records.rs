@@ -16,18 +16,26 @@
 //! - to show where MCP time goes, the same tools are also timed in-process
 //!   (registry + `PgRecordStore`, no HTTP), next to an HTTP floor (a route
 //!   without the database) and a database floor (`SELECT 1`);
+//! - the SQL statements each tool costs are counted, not written down: every
+//!   connection of the process carries a diesel `Instrumentation` that counts
+//!   the statements it sends (`BEGIN` and `COMMIT` included, so each is one
+//!   round trip), read around a loop of one tool;
 //! - `RECORDS_BENCH_STATELESS=0` leaves out the stateless MCP section and
 //!   `RECORDS_BENCH_PULL_1M=0` the 1M-change pull section (to repeat the
 //!   timed MCP and push figures quickly); `RECORDS_BENCH_MCP=0` leaves out
 //!   both MCP sections (to repeat the sync figures alone).
 
-use std::time::{Duration, Instant};
+use std::{
+    sync::atomic::{AtomicU64, Ordering},
+    time::{Duration, Instant},
+};
 
 use anyhow::{Context, anyhow, bail};
 use auth_internal::store::PgRecordStore;
 use chrono::Utc;
 use diesel::{
     QueryableByName,
+    connection::{Instrumentation, InstrumentationEvent},
     sql_types::{BigInt, Text, Uuid as SqlUuid},
 };
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
@@ -52,6 +60,50 @@ use uuid::Uuid;
 
 type McpClient = RunningService<RoleClient, ClientConfig>;
 
+/// Statements sent by every diesel connection of this process (see [`CountStatements`]).
+static STATEMENTS: AtomicU64 = AtomicU64::new(0);
+
+/// Counts each statement a connection sends (one round trip each, unpipelined).
+struct CountStatements;
+
+impl Instrumentation for CountStatements {
+    fn on_connection_event(&mut self, event: InstrumentationEvent<'_>) {
+        if matches!(event, InstrumentationEvent::StartQuery { .. }) {
+            STATEMENTS.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Statements sent so far (`AtomicU64::load` spelled out: diesel's
+/// `RunQueryDsl::load` would be picked for the method call).
+fn statements_sent() -> u64 {
+    AtomicU64::load(&STATEMENTS, Ordering::Relaxed)
+}
+
+/// Statements per call of `tool` over `calls` sequential MCP calls on `client`
+/// (the process's only traffic while it runs).
+async fn statements_per_call(
+    client: &McpClient,
+    tool: &'static str,
+    calls: usize,
+) -> anyhow::Result<f64> {
+    let before = statements_sent();
+    for i in 0..calls {
+        // Even call numbers of `mixed_call` create, odd ones list.
+        let i = 2 * i + usize::from(tool == "todo_list");
+        let (name, args) = mixed_call(77, i);
+        let result = client
+            .call_tool(CallToolRequestParams::new(name.to_owned()).with_arguments(args))
+            .await
+            .map_err(|e| anyhow!("{name}: {e}"))?;
+        if result.is_error == Some(true) {
+            bail!("{name} failed: {:?}", result.content);
+        }
+    }
+    let sent = statements_sent() - before;
+    Ok(sent as f64 / calls as f64)
+}
+
 const MCP_CLIENTS: usize = 8;
 const MCP_WARMUP: usize = 40;
 const MCP_SEQ_CALLS: usize = 2_000;
@@ -59,6 +111,8 @@ const MCP_CONC_CALLS_PER_CLIENT: usize = 400;
 /// Wall-clock cap on one MCP loop (sequential, or all concurrent clients).
 const MCP_BUDGET: Duration = Duration::from_secs(25);
 const DIRECT_CALLS: usize = 400;
+/// MCP calls of one tool whose SQL statements are counted.
+const STATEMENT_CALLS: usize = 100;
 const FLOOR_SAMPLES: usize = 400;
 const PUSH_CHANGES: usize = 1_000;
 const PUSH_WARMUP: usize = 2;
@@ -85,6 +139,9 @@ fn main() -> anyhow::Result<()> {
 
 async fn run() -> anyhow::Result<()> {
     let started = Instant::now();
+    // Before any connection exists: each one counts its statements.
+    diesel::connection::set_default_instrumentation(|| Some(Box::new(CountStatements)))
+        .map_err(|e| anyhow!("statement counter: {e}"))?;
     let profile = if cfg!(debug_assertions) {
         "debug (figures are not representative)"
     } else {
@@ -267,6 +324,8 @@ struct McpStats {
     http_floor: Summary,
     db_floor: Summary,
     direct: CallTimesSummary,
+    /// SQL statements per MCP call (counted), todo_create / todo_list.
+    statements: (f64, f64),
     seq: Throughput,
     conc: Throughput,
 }
@@ -395,6 +454,10 @@ async fn mcp_section(stateful: bool) -> anyhow::Result<McpStats> {
     )
     .await?;
     let seq = Throughput::new(1, times, t.elapsed());
+    let statements = (
+        statements_per_call(&first, "todo_create", STATEMENT_CALLS).await?,
+        statements_per_call(&first, "todo_list", STATEMENT_CALLS).await?,
+    );
     println!(
         "  sequential: {} calls, {:.0} calls/s",
         seq.calls,
@@ -459,6 +522,7 @@ async fn mcp_section(stateful: bool) -> anyhow::Result<McpStats> {
         http_floor: Summary::of(http_floor),
         db_floor: Summary::of(db_floor),
         direct: CallTimesSummary::of(direct),
+        statements,
         seq,
         conc,
     })
@@ -851,12 +915,12 @@ fn print_mcp(s: &McpStats) {
         "     MCP minus in-process: create {create_rest:.2} ms, list {list_rest:.2} ms \
          (HTTP + bearer check + rmcp JSON-RPC/SSE + client)"
     );
+    let (create, list) = s.statements;
     println!(
-        "     todo_create = 9 DB round trips (pool check SELECT 1, BEGIN, get, INSERT records, \
-         SELECT … FOR UPDATE, INSERT sync_changes, UPDATE records, get, COMMIT) ≈ {:.2} ms at the \
-         floor; todo_list = 2 (pool check, list) ≈ {:.2} ms",
-        9.0 * s.db_floor.p50,
-        2.0 * s.db_floor.p50
+        "     SQL statements per call (counted, BEGIN/COMMIT included): todo_create {create:.2}, \
+         todo_list {list:.2}; at the DB floor that is ≈ {:.2} / {:.2} ms",
+        create * s.db_floor.p50,
+        list * s.db_floor.p50
     );
 }
 
@@ -949,6 +1013,16 @@ fn summary_entries(
             )
             .against("in_process.todo_list.p50", s.direct.list.p50),
         );
+        out.push(Entry::new(
+            format!("mcp.{mode}.todo_create.statements"),
+            s.statements.0,
+            "statements/call",
+        ));
+        out.push(Entry::new(
+            format!("mcp.{mode}.todo_list.statements"),
+            s.statements.1,
+            "statements/call",
+        ));
         out.push(Entry::new(
             format!("mcp.{mode}.seq.calls_per_s"),
             s.seq.per_sec(),

@@ -323,27 +323,7 @@ impl ManaMcp {
             created_at: now,
             completed_at: None,
         });
-        if let Some(row) = &pending {
-            match self.already_ran(&row.id).await {
-                Ok(false) => {}
-                Ok(true) => {
-                    tracing::info!(user.id = %user.id, tool = %name, action.id = %row.id, "mcp tool call already ran; not repeated");
-                    return Ok(CallToolResult::structured(serde_json::json!({
-                        "alreadyExecuted": true,
-                        "actionId": row.id,
-                        "message": "This call already ran (a re-sent request); its effect is kept and it was not repeated.",
-                    }))
-                    .into());
-                }
-                Err(e) => {
-                    tracing::warn!(user.id = %user.id, tool = %name, error.cause = %e, "mcp action lookup failed");
-                    return Ok(CallToolResult::error(vec![ContentBlock::text(
-                        "The app could not complete this right now; try again in a moment.",
-                    )])
-                    .into());
-                }
-            }
-        }
+        let pending_id = pending.as_ref().map(|row| row.id.clone());
         let started = Instant::now();
         let store = PgRecordStore::new(self.state.clone(), user.id, "mcp", "mcp")
             .with_action(pending)
@@ -355,16 +335,34 @@ impl ManaMcp {
             outcome = Err(ToolError::Store(e.to_string()));
         }
         let duration = started.elapsed();
-        // A call that wrote nothing (a read, a refused write) still leaves its row.
-        if let Some(mut row) = store.take_action() {
+        // A re-sent call is found out by its action row, with no lookup before it runs:
+        // its first write finds the row and is refused (nothing repeated), or, for a
+        // call that wrote nothing (a read, a refused write), recording the row finds it.
+        let mut ran_before = store.ran_before();
+        if ran_before {
+            store.take_action();
+        } else if let Some(mut row) = store.take_action() {
             if let Err(e) = &outcome {
                 row.result = "error";
                 row.error_message = Some(e.to_string().chars().take(4000).collect());
             }
             row.latency_ms = Some(i32::try_from(duration.as_millis()).unwrap_or(i32::MAX));
-            if let Err(e) = self.record_action(&row).await {
-                tracing::error!(user.id = %user.id, tool = %name, action.id = %row.id, error.cause = %e, "mcp action row not recorded");
+            match self.record_action(&row).await {
+                Ok(recorded) => ran_before = !recorded,
+                Err(e) => {
+                    tracing::error!(user.id = %user.id, tool = %name, action.id = %row.id, error.cause = %e, "mcp action row not recorded");
+                }
             }
+        }
+        if ran_before {
+            tracing::info!(user.id = %user.id, tool = %name, "mcp tool call already ran; not repeated");
+            let id = pending_id.unwrap_or_default();
+            return Ok(CallToolResult::structured(serde_json::json!({
+                "alreadyExecuted": true,
+                "actionId": id,
+                "message": "This call already ran (a re-sent request); its effect is kept and it was not repeated.",
+            }))
+            .into());
         }
         let (result, response) = match outcome {
             Ok(value) => ("ok", CallToolResult::structured(value)),
@@ -410,11 +408,6 @@ impl ManaMcp {
 }
 
 impl ManaMcp {
-    async fn already_ran(&self, id: &str) -> Result<bool, crate::error::AppError> {
-        let mut conn = self.state.pool.get().await?;
-        Ok(crate::db::personas::action_exists(&mut conn, id).await?)
-    }
-
     async fn record_action(&self, row: &NewAction) -> Result<bool, crate::error::AppError> {
         let mut conn = self.state.pool.get().await?;
         Ok(crate::db::personas::record_executed(&mut conn, row).await?)

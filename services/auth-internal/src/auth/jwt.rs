@@ -3,6 +3,16 @@
 //!
 //! The signing key comes from settings (PKCS#8 PEM). Without one (development
 //! only) an ephemeral key is generated and tokens die with the process.
+//!
+//! A token whose signature checked out is remembered (the whole token string
+//! is the key, so a changed byte is a miss), up to [`VERIFIED_CAP`] tokens: the
+//! Ed25519 check is the dearest step of a request (an MCP client sends the same
+//! token with every call). Issuer, audience and expiry are checked on every use.
+
+use std::{
+    collections::HashMap,
+    sync::{Mutex, PoisonError},
+};
 
 use aws_lc_rs::{
     digest,
@@ -38,6 +48,10 @@ pub struct Claims {
     pub scope: Option<String>,
 }
 
+/// How many verified tokens [`Keys`] remembers; when full, the expired ones
+/// go, and if none has expired, all (a bound on memory, not a policy).
+pub const VERIFIED_CAP: usize = 4096;
+
 /// The signing key and everything derived from it.
 pub struct Keys {
     encoding: EncodingKey,
@@ -48,6 +62,8 @@ pub struct Keys {
     audience: String,
     ttl_secs: u64,
     pub ephemeral: bool,
+    /// Tokens whose signature, algorithm and `kid` checked out, with their claims.
+    verified: Mutex<HashMap<String, Claims>>,
 }
 
 impl std::fmt::Debug for Keys {
@@ -116,6 +132,7 @@ impl Keys {
             audience: s.audience.clone(),
             ttl_secs: s.access_ttl_secs,
             ephemeral,
+            verified: Mutex::new(HashMap::new()),
         })
     }
 
@@ -174,6 +191,29 @@ impl Keys {
         now: DateTime<Utc>,
         audiences: &[&str],
     ) -> Result<Claims, TokenError> {
+        let claims = match self.remembered(token) {
+            Some(claims) => claims,
+            None => {
+                let claims = self.verify_signature(token)?;
+                self.remember(token, &claims, now);
+                claims
+            }
+        };
+        if claims.iss != self.issuer {
+            return Err(TokenError::Invalid("InvalidIssuer".into()));
+        }
+        if !audiences.contains(&claims.aud.as_str()) {
+            return Err(TokenError::Invalid("InvalidAudience".into()));
+        }
+        if claims.exp + 30 < now.timestamp() {
+            return Err(TokenError::Expired);
+        }
+        Ok(claims)
+    }
+
+    /// Signature, algorithm, `kid` and the required claims; the rest is
+    /// [`Keys::verify_for`]'s, on every use.
+    fn verify_signature(&self, token: &str) -> Result<Claims, TokenError> {
         let header =
             jsonwebtoken::decode_header(token).map_err(|e| TokenError::Invalid(e.to_string()))?;
         if header.alg != Algorithm::EdDSA {
@@ -183,17 +223,34 @@ impl Keys {
             return Err(TokenError::Invalid("unknown key id".into()));
         }
         let mut validation = Validation::new(Algorithm::EdDSA);
-        validation.set_audience(audiences);
-        validation.set_issuer(&[&self.issuer]);
-        // Expiry is checked below against the injected clock, not the system clock.
+        // Audience, issuer and expiry are checked by the caller against the
+        // injected clock, on every use of a remembered token too.
+        validation.validate_aud = false;
         validation.validate_exp = false;
         validation.set_required_spec_claims(&["exp", "sub", "aud", "iss"]);
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation)
-            .map_err(|e| TokenError::Invalid(e.to_string()))?;
-        if data.claims.exp + 30 < now.timestamp() {
-            return Err(TokenError::Expired);
+        jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation)
+            .map(|data| data.claims)
+            .map_err(|e| TokenError::Invalid(e.to_string()))
+    }
+
+    fn remembered(&self, token: &str) -> Option<Claims> {
+        self.verified
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(token)
+            .cloned()
+    }
+
+    fn remember(&self, token: &str, claims: &Claims, now: DateTime<Utc>) {
+        let mut verified = self.verified.lock().unwrap_or_else(PoisonError::into_inner);
+        if verified.len() >= VERIFIED_CAP {
+            let now = now.timestamp();
+            verified.retain(|_, c| c.exp + 30 >= now);
+            if verified.len() >= VERIFIED_CAP {
+                verified.clear();
+            }
         }
-        Ok(data.claims)
+        verified.insert(token.to_owned(), claims.clone());
     }
 
     /// The JWKS document.
@@ -208,5 +265,84 @@ impl Keys {
                 "x": self.x,
             }]
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys() -> Keys {
+        Keys::from_settings(&JwtSettings {
+            issuer: "https://auth.test".into(),
+            audience: "mana".into(),
+            access_ttl_secs: 600,
+            private_key_pem: None,
+            private_key_file: None,
+        })
+        .unwrap()
+    }
+
+    /// `token` with one character of its payload segment changed.
+    fn tampered(token: &str) -> String {
+        let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
+        let payload = &mut parts[1];
+        let last = payload.pop().unwrap();
+        payload.push(if last == 'A' { 'B' } else { 'A' });
+        parts.join(".")
+    }
+
+    #[test]
+    fn a_remembered_token_is_still_checked_for_audience_issuer_and_expiry() {
+        let keys = keys();
+        let now = Utc::now();
+        let token = keys
+            .issue(Uuid::new_v4(), "a@example.com", "human", now)
+            .unwrap();
+        keys.verify(&token, now).unwrap();
+        assert!(keys.remembered(&token).is_some());
+        // The same, remembered token: other audience, and after its expiry.
+        assert!(matches!(
+            keys.verify_for(&token, now, &["other"]),
+            Err(TokenError::Invalid(m)) if m == "InvalidAudience"
+        ));
+        assert!(matches!(
+            keys.verify(&token, now + chrono::TimeDelta::seconds(700)),
+            Err(TokenError::Expired)
+        ));
+        // A token of this key with a foreign issuer is refused, remembered or not.
+        let mut claims = keys.verify(&token, now).unwrap();
+        claims.iss = "https://elsewhere.test".into();
+        let foreign = keys.sign(&claims).unwrap();
+        for _ in 0..2 {
+            assert!(keys.verify(&foreign, now).is_err());
+        }
+    }
+
+    #[test]
+    fn a_changed_byte_is_never_taken_for_a_remembered_token() {
+        let keys = keys();
+        let now = Utc::now();
+        let token = keys
+            .issue(Uuid::new_v4(), "a@example.com", "human", now)
+            .unwrap();
+        keys.verify(&token, now).unwrap();
+        let forged = tampered(&token);
+        assert!(keys.verify(&forged, now).is_err());
+        assert!(keys.remembered(&forged).is_none());
+    }
+
+    #[test]
+    fn the_memory_of_verified_tokens_is_bounded() {
+        let keys = keys();
+        let now = Utc::now();
+        for _ in 0..VERIFIED_CAP + 10 {
+            let token = keys
+                .issue(Uuid::new_v4(), "a@example.com", "human", now)
+                .unwrap();
+            keys.verify(&token, now).unwrap();
+        }
+        let held = keys.verified.lock().unwrap().len();
+        assert!((1..=VERIFIED_CAP).contains(&held), "{held}");
     }
 }

@@ -390,13 +390,6 @@ pub async fn record_executed(conn: &mut AsyncPgConnection, row: &NewAction) -> Q
     Ok(n == 1)
 }
 
-/// Whether an action row with this id exists.
-pub async fn action_exists(conn: &mut AsyncPgConnection, id: &str) -> QueryResult<bool> {
-    diesel::select(diesel::dsl::exists(persona_actions::table.find(id)))
-        .get_result(conn)
-        .await
-}
-
 /// Extend the lease held with `token` to `now + lease_seconds`. `None`: the token is
 /// not the persona's current, unreleased lease (or no such persona).
 pub async fn heartbeat(

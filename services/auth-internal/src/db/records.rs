@@ -324,7 +324,7 @@ pub async fn list(
     app_id: &str,
     table: &str,
     filter: &ListFilter,
-) -> Result<Vec<RecordRow>, RecordError> {
+) -> Result<Vec<Listed>, RecordError> {
     let not_contains: Vec<Value> = filter
         .not_contains
         .iter()
@@ -342,7 +342,7 @@ pub async fn list(
         format!("%{escaped}%")
     });
     Ok(diesel::sql_query(
-        r"SELECT record_id, data, field_timestamps, created_stamp, tombstone, deleted, last_change_id, created_at, updated_at
+        r"SELECT record_id, data, created_at, updated_at
           FROM records
           WHERE user_id = $1 AND app_id = $2 AND table_name = $3 AND NOT deleted
             AND data @> $4
@@ -361,11 +361,22 @@ pub async fn list(
     .bind::<diesel::sql_types::Array<Text>, _>(filter.search_fields.clone())
     .bind::<Integer, _>(i32::try_from(filter.limit).unwrap_or(i32::MAX))
     .cached()
-    .load::<ListRow>(conn)
-    .await?
-    .into_iter()
-    .map(ListRow::into_row)
-    .collect())
+    .load::<Listed>(conn)
+    .await?)
+}
+
+/// A live record as [`list`] returns it: what a reader sees, without the merge
+/// state (field stamps, tombstone) that only a writer needs.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct Listed {
+    #[diesel(sql_type = Text)]
+    pub record_id: String,
+    #[diesel(sql_type = Jsonb)]
+    pub data: Value,
+    #[diesel(sql_type = Timestamptz)]
+    pub created_at: DateTime<Utc>,
+    #[diesel(sql_type = Timestamptz)]
+    pub updated_at: DateTime<Utc>,
 }
 
 #[derive(QueryableByName)]

@@ -12,8 +12,15 @@
 //!   writes of the call and its action row are one transaction, ended by
 //!   [`PgRecordStore::finish`]: a call that dies or fails between two writes leaves
 //!   nothing, so its re-send runs it whole. Reads of the call see its own writes.
+//!   The transaction opens with the call's first write, which needs no savepoint
+//!   (nothing of the call is there to spoil); later writes each get one.
+//! - A write whose action row is already recorded is refused and leaves
+//!   [`PgRecordStore::ran_before`] set: the caller answers "already executed".
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{
+    Arc, Mutex, PoisonError,
+    atomic::{AtomicBool, Ordering},
+};
 
 use diesel_async::{AsyncConnection, AsyncPgConnection, TransactionManager};
 use lww::Op;
@@ -45,6 +52,8 @@ pub struct PgRecordStore {
     client_id: String,
     origin: String,
     action: Arc<Mutex<Option<NewAction>>>,
+    /// A write found the attached action row already recorded (a re-sent call).
+    ran_before: Arc<AtomicBool>,
     /// One-transaction mode: the connection of the open transaction, once a write
     /// began it (`None` inside: no write yet).
     txn: Option<Arc<tokio::sync::Mutex<Option<PooledConn>>>>,
@@ -117,6 +126,7 @@ impl PgRecordStore {
             client_id: client_id.to_owned(),
             origin: origin.to_owned(),
             action: Arc::new(Mutex::new(None)),
+            ran_before: Arc::new(AtomicBool::new(false)),
             txn: None,
         }
     }
@@ -173,13 +183,15 @@ impl PgRecordStore {
     }
 
     /// The connection for a write in one-transaction mode: the open transaction, or a
-    /// new one that first records the attached action row.
+    /// new one that first records the attached action row (then `true`: this is the
+    /// call's first write).
     async fn txn_conn<'a>(
         &self,
         txn: &'a tokio::sync::Mutex<Option<PooledConn>>,
-    ) -> Result<tokio::sync::MutexGuard<'a, Option<PooledConn>>, WriteError> {
+    ) -> Result<(tokio::sync::MutexGuard<'a, Option<PooledConn>>, bool), WriteError> {
         let mut guard = txn.lock().await;
-        if guard.is_none() {
+        let first = guard.is_none();
+        if first {
             let mut conn = self
                 .state
                 .pool
@@ -207,13 +219,19 @@ impl PgRecordStore {
             }
             *guard = Some(conn);
         }
-        Ok(guard)
+        Ok((guard, first))
     }
 
     /// Attach the action row the first write records with its effect.
     pub fn with_action(self, row: Option<NewAction>) -> Self {
         *self.action.lock().unwrap_or_else(PoisonError::into_inner) = row;
         self
+    }
+
+    /// Whether a write of this store found its action row already recorded: the
+    /// call ran before (a re-sent request) and nothing of it was repeated.
+    pub fn ran_before(&self) -> bool {
+        self.ran_before.load(Ordering::Relaxed)
     }
 
     /// The attached action row if no write has recorded it (a read-only call, a
@@ -260,13 +278,17 @@ impl PgRecordStore {
             origin: &self.origin,
         };
         let appended = if let Some(txn) = &self.txn {
-            // Inside the call's transaction; a savepoint keeps a refused write from
-            // spoiling the writes before it.
+            // Inside the call's transaction. A savepoint keeps a refused write from
+            // spoiling the writes before it; the first write has none before it (a
+            // failure rolls the whole call back), so it goes without one.
             async {
-                let mut guard = self.txn_conn(txn).await?;
+                let (mut guard, first) = self.txn_conn(txn).await?;
                 let conn = guard
                     .as_deref_mut()
                     .ok_or_else(|| WriteError::Pool("the call's transaction is gone".into()))?;
+                if first {
+                    return Ok(records::append_if(conn, key, &change, author, now, expect).await?);
+                }
                 conn.transaction::<_, WriteError, _>(async |conn| {
                     Ok(records::append_if(conn, key, &change, author, now, expect).await?)
                 })
@@ -299,6 +321,9 @@ impl PgRecordStore {
             }
             appended
         };
+        if matches!(appended, Err(WriteError::AlreadyRan)) {
+            self.ran_before.store(true, Ordering::Relaxed);
+        }
         let appended = appended.map_err(|e| match e {
             WriteError::AlreadyRan => tools::StoreError::Invalid(
                 "this call already ran (a re-sent request); it was not repeated".into(),
@@ -413,6 +438,17 @@ impl tools::RecordStore for PgRecordStore {
         let rows = records::list(conn.conn()?, self.user_id, app, table, &filter)
             .await
             .map_err(|e| tools::StoreError::Backend(e.to_string()))?;
-        Ok(rows.iter().map(|r| Self::stored(&r.record_id, r)).collect())
+        Ok(rows
+            .into_iter()
+            .map(|r| tools::StoredRecord {
+                id: r.record_id,
+                data: match r.data {
+                    Value::Object(m) => m,
+                    _ => Map::new(),
+                },
+                created_at: r.created_at,
+                updated_at: r.updated_at,
+            })
+            .collect())
     }
 }
