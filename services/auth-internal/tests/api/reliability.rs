@@ -133,6 +133,24 @@ async fn a_persona_call_leaves_its_action_row_with_its_effect_once() {
         .await,
         1
     );
+    // Re-sent, it answers that it ran, and its row stays the one row of that id.
+    let again = call_with_meta(&client, "todo_list", json!({}), &tick, &read_id).await;
+    assert_ne!(again.is_error, Some(true), "{}", text(&again));
+    assert_eq!(
+        again.structured_content.as_ref().unwrap()["alreadyExecuted"],
+        true
+    );
+    assert_eq!(
+        again.structured_content.as_ref().unwrap()["actionId"],
+        read_id.as_str()
+    );
+    assert_eq!(
+        app.sql_count(&format!(
+            "SELECT count(*) AS n FROM persona_actions WHERE persona_id = '{pid}'"
+        ))
+        .await,
+        2
+    );
 
     // The runner's write completes both rows once; a retry changes nothing.
     let batch = json!({"tickId": tick, "actions": [
