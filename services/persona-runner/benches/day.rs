@@ -11,6 +11,7 @@
 //!    the round trip of one call, not a queue); per concurrency a cold round (a fresh runner logs
 //!    every persona in) and a warm round (cached tokens, clock one hour on). Every round
 //!    checks the rows written (200 × 10 actions, 200 ratings) so the figure is honest.
+//!    `DAY_BENCH_CONCURRENCY=8,32` runs only the concurrencies named.
 //!    Everything shares the machine's cores (runner, auth-internal, fake, PostgreSQL).
 //! 2. Memory: the release binary of persona-runner as a child process (so its RSS is its
 //!    own), `PERSONA_CONCURRENCY=200`, a fake that waits 200 ms per reply so all 200 days
@@ -401,6 +402,56 @@ async fn spawn_runner(
     (runner, handle)
 }
 
+/// auth-internal's HTTP requests so far by `method route`, and PostgreSQL's commits of
+/// the bench database (what one day costs the server, per round).
+async fn server_counts(auth: &Auth) -> (HashMap<String, f64>, i64) {
+    let mut by_route = HashMap::new();
+    for line in auth.app.state.metrics.encode().lines() {
+        let Some(rest) = line.strip_prefix("mana_auth_http_requests_total{") else {
+            continue;
+        };
+        let Some((labels, value)) = rest.split_once("} ") else {
+            continue;
+        };
+        let label = |k: &str| {
+            labels
+                .split(',')
+                .find_map(|kv| kv.strip_prefix(&format!("{k}=\"")))
+                .map(|v| v.trim_end_matches('"').to_owned())
+                .unwrap_or_default()
+        };
+        let key = format!("{} {}", label("method"), label("route"));
+        *by_route.entry(key).or_insert(0.0) += value.trim().parse::<f64>().unwrap_or(0.0);
+    }
+    let commits = auth
+        .count("SELECT xact_commit AS n FROM pg_stat_database WHERE datname = current_database()")
+        .await;
+    (by_route, commits)
+}
+
+/// Prints the requests per day by route and the commits per day between two counts.
+fn print_server_counts(before: &(HashMap<String, f64>, i64), after: &(HashMap<String, f64>, i64)) {
+    let mut rows: Vec<(String, f64)> = after
+        .0
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                (v - before.0.get(k).unwrap_or(&0.0)) / PERSONAS as f64,
+            )
+        })
+        .filter(|(_, v)| *v > 0.0)
+        .collect();
+    rows.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let total: f64 = rows.iter().map(|r| r.1).sum();
+    let detail: Vec<String> = rows.iter().map(|(k, v)| format!("{k} {v:.1}")).collect();
+    println!(
+        "    per day: {total:.1} auth-internal requests ({}); {:.1} PostgreSQL commits (stats lag: approximate)",
+        detail.join(", "),
+        (after.1 - before.1) as f64 / PERSONAS as f64
+    );
+}
+
 /// Persona-days/s of one tick and the median `latencyMs` of its tool calls.
 async fn round(
     auth: &Auth,
@@ -409,6 +460,7 @@ async fn round(
     label: &str,
 ) -> (f64, i64) {
     let pid = std::process::id();
+    let counts0 = server_counts(auth).await;
     let cpu0 = cpu_secs(pid);
     let t0 = Instant::now();
     let out = tokio::time::timeout(TICK_LIMIT, runner.run_now())
@@ -437,9 +489,24 @@ async fn round(
         cpu * 1000.0 / PERSONAS as f64,
         PERSONAS * TOOL_CALLS,
     );
+    print_server_counts(&counts0, &server_counts(auth).await);
     // Hourly personas are due again an hour later.
     auth.app.clock.advance(TimeDelta::minutes(61));
     (days_per_s, tool_p50)
+}
+
+/// `DAY_BENCH_CONCURRENCY` (comma-separated, e.g. `8,32`), else 1, 8 and 32.
+fn concurrencies() -> Vec<usize> {
+    std::env::var("DAY_BENCH_CONCURRENCY")
+        .ok()
+        .map(|v| {
+            v.split(',')
+                .filter_map(|c| c.trim().parse().ok())
+                .filter(|&c| c > 0)
+                .collect::<Vec<usize>>()
+        })
+        .filter(|c| !c.is_empty())
+        .unwrap_or_else(|| vec![1, 8, 32])
 }
 
 async fn throughput() {
@@ -455,7 +522,7 @@ async fn throughput() {
     let auth = Auth::spawn().await;
     auth.seed("tp").await;
     let mut entries = Vec::new();
-    for concurrency in [1, 8, 32] {
+    for concurrency in concurrencies() {
         // A fresh fake per runner bounds the requests it keeps in memory.
         let (fake, spans) = start_fake(Duration::ZERO).await;
         let (runner, handle) = spawn_runner(&auth, &fake, concurrency).await;
