@@ -164,6 +164,11 @@ pub struct ActionRow {
 pub struct ActionsBatch {
     pub tick_id: String,
     pub actions: Vec<ActionRow>,
+    /// Index of the first row in its batch (default 0): row `i` of `actions` gets the id
+    /// `{tickId}-{firstIndex + i}-{tool}`, so a runner sends only the rows that are new
+    /// since its last write. `firstIndex + actions.len()` is at most 500.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_index: Option<u32>,
 }
 
 /// One rating of one module by a persona. `rating` is 1–5; `None` only for module `__parse`.

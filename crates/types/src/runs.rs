@@ -360,6 +360,14 @@ pub struct RunRecord {
     pub first_prompt_tokens: Option<u64>,
     #[serde(default)]
     pub transcript: Option<Transcript>,
+    /// Action rows written with this snapshot, in the same transaction (the same rules
+    /// as `POST …/actions`; its `tickId` is this run's id or an action batch of it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actions: Option<crate::personas::ActionsBatch>,
+    /// Feedback rows written with this snapshot, in the same transaction (the same rules
+    /// as `POST …/feedback`; its `tickId` is this run's id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feedback: Option<crate::personas::FeedbackBatch>,
 }
 
 /// Answer of the run upsert.

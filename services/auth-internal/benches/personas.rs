@@ -494,6 +494,7 @@ fn action_batch(tick_id: &str, seed: usize) -> ActionsBatch {
     ActionsBatch {
         tick_id: tick_id.to_owned(),
         actions,
+        first_index: None,
     }
 }
 

@@ -336,29 +336,13 @@ fn truncate(s: String, max: usize) -> String {
     }
 }
 
-/// `POST /api/v1/internal/personas/{id}/actions`.
-#[utoipa::path(
-    tag = "internal-personas",
-    security(("serviceKey" = [])),
-    params(("id" = Uuid, Path, description = "The persona's user id")),
-    request_body = ActionsBatch,
-    responses(
-        (status = 200, description = "Rows written; a retried batch counts as duplicates", body = InsertedResponse),
-        (status = 413, description = "More than 500 actions (`payload_too_large`)", body = ApiError),
-        (status = 422, description = "A row breaks a rule (`validation_failed`), naming the field", body = ApiError),
-        InternalErrors,
-        BodyErrors,
-        PersonaNotFound,
-    ),
-)]
-#[post("/personas/{id}/actions")]
-pub async fn record_actions(
-    state: web::Data<AppState>,
-    id: web::Path<Uuid>,
-    body: Json<ActionsBatch>,
-) -> Result<HttpResponse, AppError> {
-    let id = id.into_inner();
-    let batch = body.into_inner();
+/// The rows of an actions batch, checked (413, 422) before anything is written: row `i`
+/// gets the id `{tickId}-{firstIndex + i}-{tool}`.
+pub(crate) fn action_rows(
+    id: Uuid,
+    batch: ActionsBatch,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<NewAction>, AppError> {
     if batch.actions.len() > MAX_ACTIONS {
         return Err(AppError::PayloadTooLarge(format!(
             "at most {MAX_ACTIONS} actions per batch, got {}",
@@ -371,7 +355,12 @@ pub async fn record_actions(
         ));
     }
     check_tick_id(&batch.tick_id)?;
-    let now = state.clock.now();
+    let first = batch.first_index.unwrap_or(0) as usize;
+    if first + batch.actions.len() > MAX_ACTIONS {
+        return Err(AppError::Validation(format!(
+            "`firstIndex` + the number of `actions` must be at most {MAX_ACTIONS}"
+        )));
+    }
     let mut rows = Vec::with_capacity(batch.actions.len());
     for (i, a) in batch.actions.into_iter().enumerate() {
         if !valid_name(&a.tool_name, 64) {
@@ -395,7 +384,7 @@ pub async fn record_actions(
             )));
         }
         rows.push(NewAction {
-            id: format!("{}-{i}-{}", batch.tick_id, a.tool_name),
+            id: format!("{}-{}-{}", batch.tick_id, first + i, a.tool_name),
             persona_id: id,
             tick_id: batch.tick_id.clone(),
             tool_name: a.tool_name,
@@ -409,35 +398,15 @@ pub async fn record_actions(
             completed_at: Some(now),
         });
     }
-    let mut conn = state.pool.get().await?;
-    ensure_persona(&mut conn, id).await?;
-    let inserted = db::insert_actions(&mut conn, &rows).await?;
-    Ok(HttpResponse::Ok().json(inserted_response(inserted, rows.len())))
+    Ok(rows)
 }
 
-/// `POST /api/v1/internal/personas/{id}/feedback`.
-#[utoipa::path(
-    tag = "internal-personas",
-    security(("serviceKey" = [])),
-    params(("id" = Uuid, Path, description = "The persona's user id")),
-    request_body = FeedbackBatch,
-    responses(
-        (status = 200, description = "Rows written; a retried batch counts as duplicates", body = InsertedResponse),
-        (status = 413, description = "More than 100 feedback rows (`payload_too_large`)", body = ApiError),
-        (status = 422, description = "A row breaks a rule, e.g. a rating outside 1–5 (`validation_failed`)", body = ApiError),
-        InternalErrors,
-        BodyErrors,
-        PersonaNotFound,
-    ),
-)]
-#[post("/personas/{id}/feedback")]
-pub async fn record_feedback(
-    state: web::Data<AppState>,
-    id: web::Path<Uuid>,
-    body: Json<FeedbackBatch>,
-) -> Result<HttpResponse, AppError> {
-    let id = id.into_inner();
-    let batch = body.into_inner();
+/// The rows of a feedback batch, checked (413, 422) before anything is written.
+pub(crate) fn feedback_rows(
+    id: Uuid,
+    batch: FeedbackBatch,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<NewFeedback>, AppError> {
     if batch.feedback.len() > MAX_FEEDBACK {
         return Err(AppError::PayloadTooLarge(format!(
             "at most {MAX_FEEDBACK} feedback rows per batch, got {}",
@@ -450,7 +419,6 @@ pub async fn record_feedback(
         ));
     }
     check_tick_id(&batch.tick_id)?;
-    let now = state.clock.now();
     let mut rows = Vec::with_capacity(batch.feedback.len());
     for (i, f) in batch.feedback.into_iter().enumerate() {
         let is_parse = f.module == PARSE_FAILURE_MODULE;
@@ -483,6 +451,61 @@ pub async fn record_feedback(
             created_at: now,
         });
     }
+    Ok(rows)
+}
+
+/// `POST /api/v1/internal/personas/{id}/actions`.
+#[utoipa::path(
+    tag = "internal-personas",
+    security(("serviceKey" = [])),
+    params(("id" = Uuid, Path, description = "The persona's user id")),
+    request_body = ActionsBatch,
+    responses(
+        (status = 200, description = "Rows written; a retried batch counts as duplicates", body = InsertedResponse),
+        (status = 413, description = "More than 500 actions (`payload_too_large`)", body = ApiError),
+        (status = 422, description = "A row breaks a rule (`validation_failed`), naming the field", body = ApiError),
+        InternalErrors,
+        BodyErrors,
+        PersonaNotFound,
+    ),
+)]
+#[post("/personas/{id}/actions")]
+pub async fn record_actions(
+    state: web::Data<AppState>,
+    id: web::Path<Uuid>,
+    body: Json<ActionsBatch>,
+) -> Result<HttpResponse, AppError> {
+    let id = id.into_inner();
+    let rows = action_rows(id, body.into_inner(), state.clock.now())?;
+    let mut conn = state.pool.get().await?;
+    ensure_persona(&mut conn, id).await?;
+    let inserted = db::insert_actions(&mut conn, &rows).await?;
+    Ok(HttpResponse::Ok().json(inserted_response(inserted, rows.len())))
+}
+
+/// `POST /api/v1/internal/personas/{id}/feedback`.
+#[utoipa::path(
+    tag = "internal-personas",
+    security(("serviceKey" = [])),
+    params(("id" = Uuid, Path, description = "The persona's user id")),
+    request_body = FeedbackBatch,
+    responses(
+        (status = 200, description = "Rows written; a retried batch counts as duplicates", body = InsertedResponse),
+        (status = 413, description = "More than 100 feedback rows (`payload_too_large`)", body = ApiError),
+        (status = 422, description = "A row breaks a rule, e.g. a rating outside 1–5 (`validation_failed`)", body = ApiError),
+        InternalErrors,
+        BodyErrors,
+        PersonaNotFound,
+    ),
+)]
+#[post("/personas/{id}/feedback")]
+pub async fn record_feedback(
+    state: web::Data<AppState>,
+    id: web::Path<Uuid>,
+    body: Json<FeedbackBatch>,
+) -> Result<HttpResponse, AppError> {
+    let id = id.into_inner();
+    let rows = feedback_rows(id, body.into_inner(), state.clock.now())?;
     let mut conn = state.pool.get().await?;
     ensure_persona(&mut conn, id).await?;
     let inserted = db::insert_feedback(&mut conn, &rows).await?;

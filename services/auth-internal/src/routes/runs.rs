@@ -7,11 +7,15 @@
 //!   (422 naming the field) → persona exists (404). The transcript is then capped at
 //!   `runs.transcript_cap_bytes` by `Transcript::cap` (never refused for its size).
 //! - The run id must be `<tickId>.<personaId>` of the path's persona.
+//! - A snapshot may carry the run's new action rows (`actions`, with `firstIndex`) and its
+//!   feedback (`feedback`), checked like their own endpoints' batches and written in the
+//!   snapshot's transaction: one request per turn writes the turn's rows and the run row.
 //! - The first write of a run answers 201, later ones 200 with `written` saying
 //!   whether the stored snapshot changed (a retry or an older snapshot changes nothing).
 //! - Query errors are 400 naming the parameter.
 
 use actix_web::{HttpRequest, HttpResponse, dev::Payload, get, post, web};
+use diesel_async::AsyncConnection;
 use types::{
     ApiError,
     runs::{RunDetail, RunOutcome, RunRecord, RunWritten, RunsPage},
@@ -22,10 +26,11 @@ use uuid::Uuid;
 use super::responses::{BodyErrors, InternalErrors, QueryErrors};
 use crate::{
     db::{
-        personas as personas_db,
+        personas::{self as personas_db, NewAction, NewFeedback},
         runs::{self as db, NewRun, RunCursor, RunFilter, RunWrite},
     },
     error::AppError,
+    routes::personas as personas_routes,
     routes::reports::{PeriodParams, bad_param, check_chars, json_of, parse_param, period_params},
     state::AppState,
 };
@@ -150,12 +155,49 @@ pub async fn record_run(
     Ok(store_run(&state, persona_id, record).await?)
 }
 
+/// The action and feedback rows that travel with a snapshot, checked like their own
+/// endpoints' batches; they belong to this run.
+fn rows_of(
+    persona_id: Uuid,
+    record: &mut RunRecord,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(Vec<NewAction>, Vec<NewFeedback>), AppError> {
+    let actions = match record.actions.take() {
+        Some(batch) => {
+            let tick = batch.tick_id.as_str();
+            let of_run = tick == record.id
+                || tick
+                    .strip_prefix(record.id.as_str())
+                    .and_then(|rest| rest.strip_prefix('~'))
+                    .is_some_and(|k| !k.is_empty() && k.bytes().all(|b| b.is_ascii_digit()));
+            if !of_run {
+                return Err(AppError::Validation(
+                    "`actions.tickId` must be the run's id or `<runId>~<k>`".into(),
+                ));
+            }
+            personas_routes::action_rows(persona_id, batch, now)?
+        }
+        None => Vec::new(),
+    };
+    let feedback = match record.feedback.take() {
+        Some(batch) if batch.tick_id != record.id => {
+            return Err(AppError::Validation(
+                "`feedback.tickId` must be the run's id".into(),
+            ));
+        }
+        Some(batch) => personas_routes::feedback_rows(persona_id, batch, now)?,
+        None => Vec::new(),
+    };
+    Ok((actions, feedback))
+}
+
 async fn store_run(
     state: &AppState,
     persona_id: Uuid,
-    record: RunRecord,
+    mut record: RunRecord,
 ) -> Result<HttpResponse, AppError> {
     validate(persona_id, &record)?;
+    let (actions, feedback) = rows_of(persona_id, &mut record, state.clock.now())?;
     let mut transcript = record.transcript.clone();
     let cut = transcript
         .as_mut()
@@ -171,7 +213,22 @@ async fn store_run(
     if !personas_db::exists(&mut conn, persona_id).await? {
         return Err(AppError::NotFound(format!("no persona {persona_id}")));
     }
-    let write = db::upsert_run(&mut conn, &row).await?;
+    // Rows and snapshot commit together: a snapshot never counts calls whose rows are
+    // missing, and one round trip writes a whole turn.
+    let write = if actions.is_empty() && feedback.is_empty() {
+        db::upsert_run(&mut conn, &row).await?
+    } else {
+        conn.transaction::<_, AppError, _>(async |conn| {
+            if !actions.is_empty() {
+                personas_db::insert_actions(conn, &actions).await?;
+            }
+            if !feedback.is_empty() {
+                personas_db::insert_feedback(conn, &feedback).await?;
+            }
+            Ok(db::upsert_run(conn, &row).await?)
+        })
+        .await?
+    };
     let (status, written, revision) = match write {
         RunWrite::Inserted => (actix_web::http::StatusCode::CREATED, true, record.revision),
         RunWrite::Updated => (actix_web::http::StatusCode::OK, true, record.revision),

@@ -432,6 +432,62 @@ async fn actions_are_written_once_and_bump_last_active() {
     );
 }
 
+#[tokio::test]
+async fn a_batch_with_a_first_index_lands_its_rows_under_their_positions() {
+    let app = TestApp::spawn().await;
+    let id = app.seed_personas("first", 1, "daily").await[0];
+    // An old-style batch (no `firstIndex`): rows 0 and 1.
+    let old = json!({"tickId": "run-1", "actions": [action("todo_create"), action("todo_list")]});
+    assert_eq!(
+        post_actions(&app, id, old)
+            .await
+            .json::<Value>()
+            .await
+            .unwrap(),
+        json!({"inserted": 2, "duplicates": 0})
+    );
+    // Only the new rows, from index 2 on; a retry of it adds nothing.
+    let new = json!({"tickId": "run-1", "firstIndex": 2,
+        "actions": [action("notes_create"), action("todo_create")]});
+    for expected in [
+        json!({"inserted": 2, "duplicates": 0}),
+        json!({"inserted": 0, "duplicates": 2}),
+    ] {
+        let resp = post_actions(&app, id, new.clone()).await;
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(resp.json::<Value>().await.unwrap(), expected);
+    }
+    let ids = app
+        .sql_count(
+            "SELECT count(*) AS n FROM persona_actions WHERE id IN \
+             ('run-1-0-todo_create', 'run-1-1-todo_list', 'run-1-2-notes_create', 'run-1-3-todo_create')",
+        )
+        .await;
+    assert_eq!(ids, 4);
+    assert_eq!(
+        app.sql_count("SELECT count(*) AS n FROM persona_actions")
+            .await,
+        4
+    );
+    // Past the end of a batch: refused, nothing written.
+    let rows: Vec<Value> = (0..2).map(|_| action("todo_create")).collect();
+    let resp = post_actions(
+        &app,
+        id,
+        json!({"tickId": "run-1", "firstIndex": 499, "actions": rows}),
+    )
+    .await;
+    assert_eq!(
+        error_code(resp, StatusCode::UNPROCESSABLE_ENTITY).await,
+        "validation_failed"
+    );
+    assert_eq!(
+        app.sql_count("SELECT count(*) AS n FROM persona_actions")
+            .await,
+        4
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_and_invalid_batches_write_nothing() {
     let app = TestApp::spawn().await;

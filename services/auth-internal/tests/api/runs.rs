@@ -77,6 +77,85 @@ async fn get_json(app: &TestApp, path: &str) -> Value {
     body
 }
 
+fn action_row(tool: &str) -> Value {
+    json!({"toolName": tool, "module": "todo", "result": "ok", "latencyMs": 7, "input": {"title": "x"}})
+}
+
+#[tokio::test]
+async fn a_snapshot_carries_its_turns_rows_in_one_transaction() {
+    let app = TestApp::spawn().await;
+    let p = app.seed_personas("carrier", 1, "daily").await[0];
+    let started = wednesday_noon() - TimeDelta::hours(1);
+    let id = run_id("tick-c", p);
+    // Turn 1: rows 0..2 with the snapshot.
+    let mut r = record(p, "tick-c", 1, started, None);
+    r["actions"] =
+        json!({"tickId": id, "actions": [action_row("todo_create"), action_row("todo_list")]});
+    assert_eq!(post_run(&app, p, &r).await.status(), StatusCode::CREATED);
+    // Turn 2: only the new row, from index 2; a retry of it adds nothing.
+    let mut r = record(p, "tick-c", 2, started, None);
+    r["actions"] = json!({"tickId": id, "firstIndex": 2, "actions": [action_row("todo_create")]});
+    assert_eq!(post_run(&app, p, &r).await.status(), StatusCode::OK);
+    assert_eq!(post_run(&app, p, &r).await.status(), StatusCode::OK);
+    // The final snapshot with the feedback.
+    let mut r = record(p, "tick-c", 3, started, Some("ok"));
+    r["feedback"] =
+        json!({"tickId": id, "feedback": [{"module": "todo", "rating": 4, "notes": "gut"}]});
+    assert_eq!(post_run(&app, p, &r).await.status(), StatusCode::OK);
+    let n = app
+        .sql_count(&format!(
+            "SELECT count(*) AS n FROM persona_actions WHERE id IN \
+             ('{id}-0-todo_create', '{id}-1-todo_list', '{id}-2-todo_create') AND persona_id = '{p}'"
+        ))
+        .await;
+    assert_eq!(n, 3);
+    assert_eq!(
+        app.sql_count("SELECT count(*) AS n FROM persona_actions")
+            .await,
+        3
+    );
+    assert_eq!(
+        app.sql_count(&format!(
+            "SELECT count(*) AS n FROM persona_feedback WHERE id = '{id}-todo' AND rating = 4"
+        ))
+        .await,
+        1
+    );
+    let run = get_json(&app, &format!("/runs/{id}")).await;
+    assert_eq!(
+        (run["revision"].clone(), run["outcome"].clone()),
+        (json!(3), json!("ok"))
+    );
+
+    // Rows of another run, or a bad row: 422, and neither the rows nor the snapshot land.
+    let mut r = record(p, "tick-c", 4, started, Some("ok"));
+    r["actions"] = json!({"tickId": "tick-x", "actions": [action_row("todo_create")]});
+    assert_eq!(
+        error_code(
+            post_run(&app, p, &r).await,
+            StatusCode::UNPROCESSABLE_ENTITY
+        )
+        .await,
+        "validation_failed"
+    );
+    let mut r = record(p, "tick-c", 4, started, Some("ok"));
+    r["actions"] = json!({"tickId": id, "firstIndex": 3, "actions": [action_row("todo.bad")]});
+    assert_eq!(
+        error_code(
+            post_run(&app, p, &r).await,
+            StatusCode::UNPROCESSABLE_ENTITY
+        )
+        .await,
+        "validation_failed"
+    );
+    assert_eq!(
+        app.sql_count("SELECT count(*) AS n FROM persona_actions")
+            .await,
+        3
+    );
+    assert_eq!(get_json(&app, &format!("/runs/{id}")).await["revision"], 3);
+}
+
 #[tokio::test]
 async fn run_upsert_is_idempotent_and_never_goes_backwards() {
     let app = TestApp::spawn().await;
