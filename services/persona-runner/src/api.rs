@@ -5,8 +5,9 @@
 //! - The bearer for MCP is the `accessToken` (JWT) of `POST /api/v1/auth/login` — never
 //!   anything else — cached per email until [`TOKEN_REFRESH_MARGIN`] before it expires.
 //! - Actions go in batches of at most [`MAX_ACTIONS_PER_BATCH`]. The server's row id is
-//!   `{tickId}-{index in batch}-{tool}`, so batch `k > 0` uses tick id `{runId}~{k}`:
-//!   ids stay unique across batches and identical on a retry.
+//!   `{tickId}-{firstIndex + index in batch}-{tool}`, so batch `k > 0` uses tick id
+//!   `{runId}~{k}`: ids stay unique across batches and identical on a retry, and a write
+//!   sends only the rows after the last acknowledged one ([`action_batch`]).
 //! - Writes, reads and releases are [`Retry::Idempotent`] (the deterministic ids and
 //!   the lease token make a repeat harmless); the claim is [`Retry::NotIfSent`]: a repeat
 //!   after a claim that landed would lease other personas and strand the first batch.
@@ -40,6 +41,27 @@ pub fn action_row_id(run_id: &str, n: usize, tool: &str) -> (String, String) {
         format!("{run_id}~{k}")
     };
     (format!("{tick}-{i}-{tool}"), tick)
+}
+
+/// The batch that writes `actions[first..]` up to the end of `first`'s batch (rows of
+/// one batch share a tick id, see [`action_row_id`]); `None` when nothing is left.
+pub fn action_batch(run_id: &str, first: usize, actions: &[ActionRow]) -> Option<ActionsBatch> {
+    if first >= actions.len() {
+        return None;
+    }
+    let (k, i) = (first / MAX_ACTIONS_PER_BATCH, first % MAX_ACTIONS_PER_BATCH);
+    let end = actions.len().min((k + 1) * MAX_ACTIONS_PER_BATCH);
+    let tick_id = if k == 0 {
+        run_id.to_owned()
+    } else {
+        format!("{run_id}~{k}")
+    };
+    Some(ActionsBatch {
+        tick_id,
+        actions: actions[first..end].to_vec(),
+        // Old servers know no `firstIndex`: a batch from its start omits it.
+        first_index: (i > 0).then(|| u32::try_from(i).unwrap_or(u32::MAX)),
+    })
 }
 
 /// Most actions per batch (the server's limit).
@@ -188,21 +210,26 @@ impl PersonaApi {
         run_id: &str,
         actions: &[ActionRow],
     ) -> Result<u32, ClientError> {
+        self.post_actions_from(id, run_id, 0, actions).await
+    }
+
+    /// `POST /personas/{id}/actions` of `actions[first..]` only (the rows before `first`
+    /// are written already), in batches with `firstIndex`; returns rows inserted.
+    pub async fn post_actions_from(
+        &self,
+        id: Uuid,
+        run_id: &str,
+        mut first: usize,
+        actions: &[ActionRow],
+    ) -> Result<u32, ClientError> {
         let mut inserted = 0;
-        for (k, chunk) in actions.chunks(MAX_ACTIONS_PER_BATCH).enumerate() {
-            let tick_id = if k == 0 {
-                run_id.to_owned()
-            } else {
-                format!("{run_id}~{k}")
-            };
+        while let Some(batch) = action_batch(run_id, first, actions) {
+            first += batch.actions.len();
             let r: InsertedResponse = self
                 .client
                 .post_internal(
                     &format!("/personas/{id}/actions"),
-                    &ActionsBatch {
-                        tick_id,
-                        actions: chunk.to_vec(),
-                    },
+                    &batch,
                     Retry::Idempotent,
                 )
                 .await?;
@@ -319,6 +346,51 @@ impl PersonaApi {
 #[cfg(test)]
 mod token_cache_tests {
     use super::*;
+
+    fn row(tool: &str) -> ActionRow {
+        ActionRow {
+            tool_name: tool.to_owned(),
+            module: "todo".to_owned(),
+            input: None,
+            input_hash: None,
+            result: types::personas::ActionResult::Ok,
+            error_message: None,
+            latency_ms: None,
+            created_at: None,
+        }
+    }
+
+    #[test]
+    fn batches_carry_only_new_rows_and_stop_at_batch_ends() {
+        let rows: Vec<ActionRow> = (0..MAX_ACTIONS_PER_BATCH + 3).map(|_| row("x")).collect();
+        assert!(action_batch("t.p", 0, &rows[..0]).is_none());
+        let b = action_batch("t.p", 0, &rows[..3]).unwrap();
+        assert_eq!(
+            (b.tick_id.as_str(), b.first_index, b.actions.len()),
+            ("t.p", None, 3)
+        );
+        let b = action_batch("t.p", 3, &rows[..5]).unwrap();
+        assert_eq!(
+            (b.tick_id.as_str(), b.first_index, b.actions.len()),
+            ("t.p", Some(3), 2)
+        );
+        assert!(action_batch("t.p", 5, &rows[..5]).is_none());
+        // A range across a batch end stops there; the rest is batch 1 from its start.
+        let b = action_batch("t.p", 498, &rows).unwrap();
+        assert_eq!((b.first_index, b.actions.len()), (Some(498), 2));
+        let b = action_batch("t.p", MAX_ACTIONS_PER_BATCH, &rows).unwrap();
+        assert_eq!(
+            (b.tick_id.as_str(), b.first_index, b.actions.len()),
+            ("t.p~1", None, 3)
+        );
+        // Every row's server id (`{tickId}-{firstIndex + i}-{tool}`) is `action_row_id`'s.
+        let b = action_batch("t.p", MAX_ACTIONS_PER_BATCH + 1, &rows).unwrap();
+        let server_id = format!("{}-{}-x", b.tick_id, b.first_index.unwrap());
+        assert_eq!(
+            action_row_id("t.p", MAX_ACTIONS_PER_BATCH + 1, "x").0,
+            server_id
+        );
+    }
 
     #[test]
     fn action_ids_follow_the_batching() {

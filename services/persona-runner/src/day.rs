@@ -19,15 +19,17 @@
 //! - The run id (tick id of the rows) is `{tickId}.{personaId}`: unique per persona and
 //!   tick, identical on every retry of a write.
 //! - The run row (`persona_runs`) is written by [`write_run`] alone: a snapshot after every
-//!   model turn of the day (best effort) and the final one after actions and feedback and
-//!   before the release. Each snapshot carries a higher `revision`, so a retried older one
+//!   model turn of the day (best effort) and the final one, with the last actions and the
+//!   feedback, before the release. Each snapshot carries a higher `revision`, so a retried older one
 //!   never overwrites a newer one. The transcript is built as the day goes: system prompt,
 //!   day prompt, every model turn with its tool calls, every tool result as the model saw
 //!   it, then the rating prompt and the raw rating reply.
 //! - Nothing executed is lost: each tool call carries its action row id in MCP `_meta`,
 //!   so auth-internal records the row with the tool's effect; the runner's rows (result
-//!   and latency as the model saw them) are written after every turn and once more at
-//!   the end, and complete the server's rows.
+//!   and latency as the model saw them) complete the server's rows. They travel with the
+//!   run-row snapshot after every turn (only the rows not yet acknowledged, by
+//!   `firstIndex`: one request, one transaction per turn), and the final snapshot carries
+//!   what is left with the feedback.
 //! - An auth-internal restart is ridden out: calls retry for `AUTH_INTERNAL_RETRY_SECS`
 //!   (the client's budget); a lost MCP session is reopened (logging in again) and the
 //!   call re-sent under the same action id, which the server never runs twice.
@@ -51,7 +53,9 @@ use sha2::{Digest, Sha256};
 use tracing::Instrument;
 use types::{
     names::sanitize_name as safe_tool_name,
-    personas::{ActionResult, ActionRow, ClaimedPersona, FeedbackRow, ReleaseOutcome},
+    personas::{
+        ActionResult, ActionRow, ClaimedPersona, FeedbackBatch, FeedbackRow, ReleaseOutcome,
+    },
     runs::{
         RunOutcome, RunRecord, TRANSCRIPT_CAP_BYTES, Transcript, TranscriptMessage,
         TranscriptToolCall, error_class,
@@ -62,7 +66,7 @@ use types::{
 use uuid::Uuid;
 
 use crate::{
-    api::{PersonaApi, action_row_id},
+    api::{MAX_FEEDBACK_PER_BATCH, PersonaApi, action_batch, action_row_id},
     mcp::{McpError, McpSession, UNKNOWN_MODULE},
     offer::{self, ToolScope},
     otel,
@@ -72,7 +76,7 @@ use crate::{
 
 /// Longest error message kept per action.
 const MAX_ACTION_ERROR: usize = 500;
-/// Longest wait for the after-each-turn write of the actions.
+/// Longest wait for the after-each-turn write of the turn's rows and run row.
 const PROGRESS_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What a day needs besides the persona.
@@ -188,6 +192,9 @@ struct DayState {
     first_prompt_tokens: Option<u64>,
     /// Revision of the last run-row snapshot sent.
     revision: u32,
+    /// How many of `actions` auth-internal has acknowledged (written); later snapshots
+    /// carry only the rows after them.
+    actions_written: usize,
 }
 
 /// The fixed facts of a run, for its run-row snapshots.
@@ -249,19 +256,71 @@ fn run_record(meta: &RunMeta, state: &DayState, end: Option<&RunEnd>) -> RunReco
         tokens: state.tokens,
         first_prompt_tokens: state.first_prompt_tokens,
         transcript: Some(transcript),
+        actions: None,
+        feedback: None,
     }
 }
 
 /// Writes one snapshot of the run row (the next revision); the only writer of run rows.
+/// With `rows`, the snapshot also carries the actions not yet acknowledged (up to the
+/// end of their batch) and, in a final snapshot, the feedback: one request and one
+/// transaction for the turn's rows and the run row.
 async fn write_run(
     api: &PersonaApi,
     meta: &RunMeta,
     state: &mut DayState,
     end: Option<&RunEnd>,
+    rows: bool,
 ) -> Result<(), ClientError> {
     state.revision += 1;
-    let record = run_record(meta, state, end);
-    api.post_run(meta.persona_id, &record).await.map(|_| ())
+    let mut record = run_record(meta, state, end);
+    let mut written = state.actions_written;
+    if rows {
+        if let Some(batch) = action_batch(&meta.run_id, written, &state.actions) {
+            written += batch.actions.len();
+            record.actions = Some(batch);
+        }
+        if end.is_some() && !state.feedback.is_empty() {
+            record.feedback = Some(FeedbackBatch {
+                tick_id: meta.run_id.clone(),
+                feedback: state
+                    .feedback
+                    .iter()
+                    .take(MAX_FEEDBACK_PER_BATCH)
+                    .cloned()
+                    .collect(),
+            });
+        }
+    }
+    api.post_run(meta.persona_id, &record).await?;
+    state.actions_written = written;
+    Ok(())
+}
+
+/// The final snapshot with every row not yet written: whole batches a snapshot cannot
+/// carry (a day of more than 500 calls) first, then one snapshot with the rest, the
+/// feedback and the outcome.
+async fn write_final(
+    api: &PersonaApi,
+    meta: &RunMeta,
+    state: &mut DayState,
+    end: &RunEnd,
+) -> Result<(), ClientError> {
+    while let Some(batch) = action_batch(&meta.run_id, state.actions_written, &state.actions) {
+        if state.actions_written + batch.actions.len() == state.actions.len() {
+            break;
+        }
+        let n = batch.actions.len();
+        api.post_actions_from(
+            meta.persona_id,
+            &meta.run_id,
+            state.actions_written,
+            &state.actions[..state.actions_written + n],
+        )
+        .await?;
+        state.actions_written += n;
+    }
+    write_run(api, meta, state, Some(end), true).await
 }
 
 /// The action row's input hash, the same one the MCP endpoint logs.
@@ -329,11 +388,10 @@ async fn run_persona_traced(
     let (result, simulator_failure, error_class) = {
         let mut day_and_release = std::pin::pin!(async {
             let (mut result, simulator_failure) =
-                live_rate_and_write(api, llm, cfg, claimed, &meta, shutdown, started, &mut state)
-                    .await;
+                live_and_rate(api, llm, cfg, claimed, &meta, shutdown, started, &mut state).await;
 
-            // The run row, final, before the lease goes.
-            let end = match (&result, &simulator_failure) {
+            // The rows and the run row, final, before the lease goes.
+            let end_of = |result: &Result<(), DayError>| match (result, &simulator_failure) {
                 (Err(e), _) => RunEnd {
                     outcome: RunOutcome::Failed,
                     error: Some(e.to_string()),
@@ -350,10 +408,15 @@ async fn run_persona_traced(
                     error_class: None,
                 },
             };
-            if let Err(e) = write_run(api, &meta, &mut state, Some(&end)).await {
-                tracing::warn!(persona.id = %persona_id, run.id = %run_id, error = %e, "writing the run row failed");
-                if result.is_ok() {
-                    result = Err(DayError::WriteBack(e));
+            // Write back whatever happened, even after a failure: the tool calls were real.
+            if let Err(e) = write_final(api, &meta, &mut state, &end_of(&result)).await {
+                tracing::warn!(persona.id = %persona_id, run.id = %run_id, error = %e, "writing the day's rows failed");
+                result = Err(DayError::WriteBack(e));
+                // The run row alone, so the run says why.
+                if let Err(e) =
+                    write_run(api, &meta, &mut state, Some(&end_of(&result)), false).await
+                {
+                    tracing::warn!(persona.id = %persona_id, run.id = %run_id, error = %e, "writing the run row failed");
                 }
             }
 
@@ -413,9 +476,9 @@ async fn run_persona_traced(
     }
 }
 
-/// The day itself (main turn, rating turn, write-back), without the release.
+/// The day itself (main turn, rating turn), without the write-back and the release.
 #[expect(clippy::too_many_arguments, reason = "the day's inputs, passed once")]
-async fn live_rate_and_write(
+async fn live_and_rate(
     api: &PersonaApi,
     llm: &Llm,
     cfg: &DayConfig,
@@ -425,7 +488,6 @@ async fn live_rate_and_write(
     started: Instant,
     state: &mut DayState,
 ) -> (Result<(), DayError>, Option<String>) {
-    let persona_id = claimed.persona.user_id;
     let run_id = meta.run_id.as_str();
     let lived = if shutdown.is_draining() {
         Err(DayError::Cancelled)
@@ -438,7 +500,7 @@ async fn live_rate_and_write(
     };
 
     let mut simulator_failure = None;
-    let mut result = match lived {
+    let result = match lived {
         Ok(()) if state.actions.is_empty() => {
             let text = state.closing_text.clone().unwrap_or_default();
             let why = if prompts::looks_like_refusal(&text) {
@@ -459,11 +521,6 @@ async fn live_rate_and_write(
         }
         Err(e) => Err(e),
     };
-
-    // Write back whatever happened, even after a failure: the tool calls were real.
-    if let Err(e) = write_back(api, persona_id, run_id, state).await {
-        result = Err(DayError::WriteBack(e));
-    }
     (result, simulator_failure)
 }
 
@@ -486,44 +543,6 @@ async fn keep_lease(api: &PersonaApi, persona_id: Uuid, token: Uuid, lease_secon
             }
         }
     }
-}
-
-/// Best-effort write of the actions so far (the end of the day writes them again,
-/// with retries): bounded so an outage slows the day by seconds, not minutes.
-async fn write_progress(api: &PersonaApi, persona_id: Uuid, run_id: &str, actions: &[ActionRow]) {
-    if actions.is_empty() {
-        return;
-    }
-    match tokio::time::timeout(
-        PROGRESS_WRITE_TIMEOUT,
-        api.post_actions(persona_id, run_id, actions),
-    )
-    .await
-    {
-        Ok(Ok(_)) => {}
-        Ok(Err(e)) => {
-            tracing::warn!(persona.id = %persona_id, error = %e, "actions not written yet; retried at the end of the day");
-        }
-        Err(_) => {
-            tracing::warn!(persona.id = %persona_id, "actions write timed out; retried at the end of the day");
-        }
-    }
-}
-
-async fn write_back(
-    api: &PersonaApi,
-    persona_id: Uuid,
-    run_id: &str,
-    state: &DayState,
-) -> Result<(), ClientError> {
-    if !state.actions.is_empty() {
-        api.post_actions(persona_id, run_id, &state.actions).await?;
-    }
-    if !state.feedback.is_empty() {
-        api.post_feedback(persona_id, run_id, &state.feedback)
-            .await?;
-    }
-    Ok(())
 }
 
 async fn open_session(
@@ -709,7 +728,7 @@ async fn converse(
     req: &mut ChatRequest,
     state: &mut DayState,
 ) -> Result<(), DayError> {
-    let (persona_id, run_id) = (meta.persona_id, meta.run_id.as_str());
+    let run_id = meta.run_id.as_str();
     for _turn in 0..cfg.max_turns {
         let resp = llm.chat(req).await?;
         state.tokens.add(resp.usage);
@@ -739,8 +758,6 @@ async fn converse(
         if resp.tool_calls.is_empty() {
             return Ok(());
         }
-        // The previous turn's calls, written before this turn's run.
-        write_progress(live.api, persona_id, run_id, &state.actions).await;
         req.messages.push(Message::assistant_from(&resp));
         let mut results = Vec::with_capacity(resp.tool_calls.len());
         for call in &resp.tool_calls {
@@ -792,11 +809,12 @@ async fn converse(
             });
         }
         req.messages.push(Message::ToolResults(results));
-        // Write as the day goes; a failed snapshot costs nothing (the final one follows),
-        // so it is bounded like `write_progress`: an outage slows a turn by seconds.
+        // Write as the day goes: the turn's new action rows and the run row in one
+        // request. A failed snapshot costs nothing (its rows go with the next one, the
+        // final one retries), so it is bounded: an outage slows a turn by seconds.
         match tokio::time::timeout(
             PROGRESS_WRITE_TIMEOUT,
-            write_run(live.api, meta, state, None),
+            write_run(live.api, meta, state, None, true),
         )
         .await
         {
