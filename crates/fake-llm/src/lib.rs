@@ -291,7 +291,6 @@ async fn unknown(req: HttpRequest, body: web::Bytes, state: web::Data<State>) ->
 async fn serve(api: Api, req: &HttpRequest, raw: &[u8], state: &State) -> HttpResponse {
     let headers = headers_of(req);
     let parsed = serde_json::from_slice::<Value>(raw);
-    let body = parsed.as_ref().cloned().unwrap_or(Value::Null);
     // Decide under the lock, answer (and maybe sleep) outside it.
     let (reply, rejection) = {
         let mut script = state.script(api);
@@ -320,15 +319,17 @@ async fn serve(api: Api, req: &HttpRequest, raw: &[u8], state: &State) -> HttpRe
             Ok(()) => {
                 let reply = match script.queue.pop_front() {
                     Some(r) => r,
-                    None => match script.handler.clone() {
-                        Some(h) => h(&body),
-                        None => Reply::text("ok"),
+                    None => match (script.handler.clone(), &parsed) {
+                        (Some(h), Ok(body)) => h(body),
+                        _ => Reply::text("ok"),
                     },
                 };
                 (Some(reply), None)
             }
         }
     };
+    // One parsed body, recorded as it is (no copies: the history grows every turn).
+    let body = parsed.unwrap_or(Value::Null);
     // The prompt cache accounts answered Anthropic requests, in arrival order.
     let mut prompt_usage = None;
     let reply = match reply {
@@ -347,11 +348,16 @@ async fn serve(api: Api, req: &HttpRequest, raw: &[u8], state: &State) -> HttpRe
         }
         other => other,
     };
+    let model = body
+        .get("model")
+        .and_then(Value::as_str)
+        .unwrap_or("fake-model")
+        .to_owned();
     state.requests().push(RecordedRequest {
         api: Some(api),
         path: req.path().to_string(),
         headers,
-        body: body.clone(),
+        body,
         rejection: rejection.clone(),
         prompt_usage,
     });
@@ -374,11 +380,7 @@ async fn serve(api: Api, req: &HttpRequest, raw: &[u8], state: &State) -> HttpRe
         tokio::time::sleep(delay).await;
         reply = *inner;
     }
-    let model = body
-        .get("model")
-        .and_then(Value::as_str)
-        .unwrap_or("fake-model");
-    let rendered = reply::render(&reply, api, model);
+    let rendered = reply::render(&reply, api, &model);
     respond(rendered.status, rendered.body, &rendered.headers)
 }
 
