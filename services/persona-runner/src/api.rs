@@ -34,13 +34,21 @@ use uuid::Uuid;
 /// tick id of its batch: `({tickId}-{i}-{tool}, tickId)` with the batching of
 /// [`PersonaApi::post_actions`].
 pub fn action_row_id(run_id: &str, n: usize, tool: &str) -> (String, String) {
+    let (tick, i) = batch_position(run_id, n);
+    (format!("{tick}-{i}-{tool}"), tick)
+}
+
+/// Where action number `n` (0-based) of run `run_id` is written: the tick id of
+/// its batch (`{runId}` for the first, `{runId}~{k}` for batch `k > 0`) and its
+/// index within that batch.
+fn batch_position(run_id: &str, n: usize) -> (String, usize) {
     let (k, i) = (n / MAX_ACTIONS_PER_BATCH, n % MAX_ACTIONS_PER_BATCH);
     let tick = if k == 0 {
         run_id.to_owned()
     } else {
         format!("{run_id}~{k}")
     };
-    (format!("{tick}-{i}-{tool}"), tick)
+    (tick, i)
 }
 
 /// The batch that writes `actions[first..]` up to the end of `first`'s batch (rows of
@@ -49,13 +57,8 @@ pub fn action_batch(run_id: &str, first: usize, actions: &[ActionRow]) -> Option
     if first >= actions.len() {
         return None;
     }
-    let (k, i) = (first / MAX_ACTIONS_PER_BATCH, first % MAX_ACTIONS_PER_BATCH);
-    let end = actions.len().min((k + 1) * MAX_ACTIONS_PER_BATCH);
-    let tick_id = if k == 0 {
-        run_id.to_owned()
-    } else {
-        format!("{run_id}~{k}")
-    };
+    let (tick_id, i) = batch_position(run_id, first);
+    let end = actions.len().min(first - i + MAX_ACTIONS_PER_BATCH);
     Some(ActionsBatch {
         tick_id,
         actions: actions[first..end].to_vec(),

@@ -66,7 +66,7 @@ use types::{
 use uuid::Uuid;
 
 use crate::{
-    api::{MAX_FEEDBACK_PER_BATCH, PersonaApi, action_batch, action_row_id},
+    api::{MAX_ACTIONS_PER_BATCH, MAX_FEEDBACK_PER_BATCH, PersonaApi, action_batch, action_row_id},
     mcp::{McpError, McpSession, UNKNOWN_MODULE},
     offer::{self, ToolScope},
     otel,
@@ -306,19 +306,18 @@ async fn write_final(
     state: &mut DayState,
     end: &RunEnd,
 ) -> Result<(), ClientError> {
-    while let Some(batch) = action_batch(&meta.run_id, state.actions_written, &state.actions) {
-        if state.actions_written + batch.actions.len() == state.actions.len() {
-            break;
-        }
-        let n = batch.actions.len();
+    // The final snapshot carries the last batch; the whole ones before it go first.
+    let last_batch =
+        state.actions.len().saturating_sub(1) / MAX_ACTIONS_PER_BATCH * MAX_ACTIONS_PER_BATCH;
+    if state.actions_written < last_batch {
         api.post_actions_from(
             meta.persona_id,
             &meta.run_id,
             state.actions_written,
-            &state.actions[..state.actions_written + n],
+            &state.actions[..last_batch],
         )
         .await?;
-        state.actions_written += n;
+        state.actions_written = last_batch;
     }
     write_run(api, meta, state, Some(end), true).await
 }

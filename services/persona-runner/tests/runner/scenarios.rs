@@ -783,3 +783,68 @@ async fn a_llama_cpp_server_day_survives_broken_arguments_and_prose_ratings() {
         .await;
     assert_eq!(runs, vec!["ok|3|3768".to_owned()]);
 }
+
+/// More calls than two action batches hold (500 each): every call gets its row, under
+/// the id its position gives (`{run}`, `{run}~1`, `{run}~2` tick ids), once each, and
+/// the run row counts them all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_day_of_more_calls_than_two_batches_hold_writes_every_row_once() {
+    const CALLS: usize = 1001;
+    let auth = Auth::spawn().await;
+    let ids = auth.seed("busy", 1, "de").await;
+    let fake = FakeLlm::start().await.unwrap();
+    fake.push_anthropic(Reply::tool_calls(
+        (0..CALLS)
+            .map(|i| {
+                (
+                    "todo_create".to_owned(),
+                    json!({"title": format!("Aufgabe {i}")}),
+                )
+            })
+            .collect(),
+    ));
+    fake.push_anthropic(Reply::text("Geschafft."));
+    fake.push_anthropic(Reply::text(RATING_TODO));
+    let runner = Runner::spawn(&auth, &as_refs(&anthropic_env(&fake))).await;
+
+    let (status, report) = runner.tick_http().await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert_eq!(report["ranSuccessfully"], 1, "{report}");
+    let run_id = format!("{}.{}", report["tickId"].as_str().unwrap(), ids[0]);
+
+    let per_tick = auth
+        .sql_strings(&format!(
+            "SELECT tick_id || '|' || count(*) || '|' || count(DISTINCT id) || '|' || \
+                    min(split_part(substring(id FROM length(tick_id) + 2), '-', 1)::int) || '|' || \
+                    max(split_part(substring(id FROM length(tick_id) + 2), '-', 1)::int) AS s \
+             FROM persona_actions WHERE persona_id = '{}' AND result = 'ok' GROUP BY tick_id ORDER BY tick_id",
+            ids[0]
+        ))
+        .await;
+    assert_eq!(
+        per_tick,
+        vec![
+            format!("{run_id}|500|500|0|499"),
+            format!("{run_id}~1|500|500|0|499"),
+            format!("{run_id}~2|1|1|0|0"),
+        ]
+    );
+    let executed = auth
+        .sql_count(&format!(
+            "SELECT count(*) AS n FROM sync_changes WHERE user_id = '{}' AND origin = 'mcp'",
+            ids[0]
+        ))
+        .await;
+    assert_eq!(executed, i64::try_from(CALLS).unwrap());
+    let run = run_row(&auth, &run_id).await;
+    assert_eq!(run["outcome"], "ok", "{run}");
+    assert_eq!(run["toolCalls"], CALLS, "{run}");
+    assert_eq!(
+        auth.sql_count(&format!(
+            "SELECT count(*) AS n FROM persona_feedback WHERE persona_id = '{}' AND rating = 4",
+            ids[0]
+        ))
+        .await,
+        1
+    );
+}
