@@ -191,6 +191,17 @@ fn rows_of(
     Ok((actions, feedback))
 }
 
+/// A write that broke a row's reference to its persona: 404 for that persona.
+fn persona_missing(e: diesel::result::Error, persona_id: Uuid) -> AppError {
+    use diesel::result::{DatabaseErrorKind, Error};
+    match e {
+        Error::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, _) => {
+            AppError::NotFound(format!("no persona {persona_id}"))
+        }
+        other => other.into(),
+    }
+}
+
 async fn store_run(
     state: &AppState,
     persona_id: Uuid,
@@ -210,22 +221,25 @@ async fn store_run(
     let row = NewRun::from_record(persona_id, &record, transcript, now)
         .map_err(|e| AppError::Validation(e.to_string()))?;
     let mut conn = state.pool.get().await?;
-    if !personas_db::exists(&mut conn, persona_id).await? {
-        return Err(AppError::NotFound(format!("no persona {persona_id}")));
-    }
     // Rows and snapshot commit together: a snapshot never counts calls whose rows are
-    // missing, and one round trip writes a whole turn.
+    // missing, and one round trip writes a whole turn. An unknown persona is found by
+    // the rows' foreign keys (nothing is written), not by a lookup before every write.
+    let missing = |e| persona_missing(e, persona_id);
     let write = if actions.is_empty() && feedback.is_empty() {
-        db::upsert_run(&mut conn, &row).await?
+        db::upsert_run(&mut conn, &row).await.map_err(missing)?
     } else {
         conn.transaction::<_, AppError, _>(async |conn| {
             if !actions.is_empty() {
-                personas_db::insert_actions(conn, &actions).await?;
+                personas_db::insert_actions(conn, &actions)
+                    .await
+                    .map_err(missing)?;
             }
             if !feedback.is_empty() {
-                personas_db::insert_feedback(conn, &feedback).await?;
+                personas_db::insert_feedback(conn, &feedback)
+                    .await
+                    .map_err(missing)?;
             }
-            Ok(db::upsert_run(conn, &row).await?)
+            db::upsert_run(conn, &row).await.map_err(missing)
         })
         .await?
     };

@@ -312,12 +312,36 @@ async fn bad_run_records_get_clear_errors_and_write_nothing() {
         "invalid_body"
     );
 
-    // Unknown persona: 404.
+    // Unknown persona: 404, also with rows carried, and nothing is written.
     let r = record(other, "t", 1, started, None);
     assert_eq!(
         error_code(post_run(&app, other, &r).await, StatusCode::NOT_FOUND).await,
         "not_found"
     );
+    let mut r = record(other, "t", 1, started, Some("ok"));
+    let other_run = run_id("t", other);
+    r["actions"] = json!({"tickId": other_run, "actions": [action_row("todo_create")]});
+    r["feedback"] = json!({"tickId": other_run, "feedback": [{"module": "todo", "rating": 4}]});
+    assert_eq!(
+        error_code(post_run(&app, other, &r).await, StatusCode::NOT_FOUND).await,
+        "not_found"
+    );
+    r.as_object_mut().unwrap().remove("actions");
+    assert_eq!(
+        error_code(post_run(&app, other, &r).await, StatusCode::NOT_FOUND).await,
+        "not_found",
+        "feedback alone"
+    );
+    for table in ["persona_runs", "persona_actions", "persona_feedback"] {
+        assert_eq!(
+            app.sql_count(&format!(
+                "SELECT count(*) AS n FROM {table} WHERE persona_id = '{other}'"
+            ))
+            .await,
+            0,
+            "{table}"
+        );
+    }
 
     // A raw body over the configured maximum: 413.
     let mut r = record(p, "t", 1, started, None);
