@@ -171,6 +171,26 @@ pub struct ActionsBatch {
     pub first_index: Option<u32>,
 }
 
+/// The tick id of action batch `k` of run `run_id`: the run id for the first batch,
+/// `{runId}~{k}` after it (each batch numbers its rows from 0, so ids stay unique).
+pub fn batch_tick_id(run_id: &str, k: usize) -> String {
+    if k == 0 {
+        run_id.to_owned()
+    } else {
+        format!("{run_id}~{k}")
+    }
+}
+
+/// Whether `tick_id` is the tick id of one of `run_id`'s action batches
+/// ([`batch_tick_id`]).
+pub fn is_batch_tick_of(tick_id: &str, run_id: &str) -> bool {
+    tick_id == run_id
+        || tick_id
+            .strip_prefix(run_id)
+            .and_then(|rest| rest.strip_prefix('~'))
+            .is_some_and(|k| !k.is_empty() && k.bytes().all(|b| b.is_ascii_digit()))
+}
+
 /// One rating of one module by a persona. `rating` is 1–5; `None` only for module `__parse`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -335,4 +355,20 @@ pub struct RecentActionsResponse {
     pub persona_id: Uuid,
     /// Newest first.
     pub actions: Vec<RecentAction>,
+}
+
+#[cfg(test)]
+mod batch_tick_tests {
+    use super::*;
+
+    #[test]
+    fn a_runs_batch_ticks_are_its_own_and_no_others() {
+        for k in 0..3 {
+            assert!(is_batch_tick_of(&batch_tick_id("t.p", k), "t.p"));
+        }
+        assert_eq!(batch_tick_id("t.p", 2), "t.p~2");
+        for other in ["t.p~", "t.p~x", "t.p~1~2", "t.p2", "t.q", "t.p-1"] {
+            assert!(!is_batch_tick_of(other, "t.p"), "{other}");
+        }
+    }
 }

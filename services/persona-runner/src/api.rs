@@ -25,7 +25,7 @@ use types::auth::{LoginRequest, TokenResponse};
 use types::personas::{
     ActionRow, ActionsBatch, ClaimPersonasResponse, ClaimRequest, FeedbackBatch, FeedbackRow,
     HeartbeatRequest, HeartbeatResponse, InsertedResponse, PersonaProfile, PersonaRatingsResponse,
-    ReleaseOutcome, ReleaseRequest, ReleaseResponse,
+    ReleaseOutcome, ReleaseRequest, ReleaseResponse, batch_tick_id,
 };
 use types::runs::{RunRecord, RunWritten};
 use uuid::Uuid;
@@ -42,13 +42,13 @@ pub fn action_row_id(run_id: &str, n: usize, tool: &str) -> (String, String) {
 /// its batch (`{runId}` for the first, `{runId}~{k}` for batch `k > 0`) and its
 /// index within that batch.
 fn batch_position(run_id: &str, n: usize) -> (String, usize) {
-    let (k, i) = (n / MAX_ACTIONS_PER_BATCH, n % MAX_ACTIONS_PER_BATCH);
-    let tick = if k == 0 {
-        run_id.to_owned()
-    } else {
-        format!("{run_id}~{k}")
-    };
-    (tick, i)
+    let k = n / MAX_ACTIONS_PER_BATCH;
+    (batch_tick_id(run_id, k), n - batch_start(n))
+}
+
+/// The index of the first action of the batch that action `n` (0-based) belongs to.
+pub fn batch_start(n: usize) -> usize {
+    n - n % MAX_ACTIONS_PER_BATCH
 }
 
 /// The batch that writes `actions[first..]` up to the end of `first`'s batch (rows of
@@ -58,13 +58,27 @@ pub fn action_batch(run_id: &str, first: usize, actions: &[ActionRow]) -> Option
         return None;
     }
     let (tick_id, i) = batch_position(run_id, first);
-    let end = actions.len().min(first - i + MAX_ACTIONS_PER_BATCH);
+    let end = actions
+        .len()
+        .min(batch_start(first) + MAX_ACTIONS_PER_BATCH);
     Some(ActionsBatch {
         tick_id,
         actions: actions[first..end].to_vec(),
         // Old servers know no `firstIndex`: a batch from its start omits it.
         first_index: (i > 0).then(|| u32::try_from(i).unwrap_or(u32::MAX)),
     })
+}
+
+/// The feedback batch of run `run_id`: its first [`MAX_FEEDBACK_PER_BATCH`] rows.
+pub fn feedback_batch(run_id: &str, feedback: &[FeedbackRow]) -> FeedbackBatch {
+    FeedbackBatch {
+        tick_id: run_id.to_owned(),
+        feedback: feedback
+            .iter()
+            .take(MAX_FEEDBACK_PER_BATCH)
+            .cloned()
+            .collect(),
+    }
 }
 
 /// Most actions per batch (the server's limit).
@@ -251,19 +265,11 @@ impl PersonaApi {
         if feedback.is_empty() {
             return Ok(0);
         }
-        let rows: Vec<FeedbackRow> = feedback
-            .iter()
-            .take(MAX_FEEDBACK_PER_BATCH)
-            .cloned()
-            .collect();
         let r: InsertedResponse = self
             .client
             .post_internal(
                 &format!("/personas/{id}/feedback"),
-                &FeedbackBatch {
-                    tick_id: run_id.to_owned(),
-                    feedback: rows,
-                },
+                &feedback_batch(run_id, feedback),
                 Retry::Idempotent,
             )
             .await?;

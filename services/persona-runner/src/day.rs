@@ -53,9 +53,7 @@ use sha2::{Digest, Sha256};
 use tracing::Instrument;
 use types::{
     names::sanitize_name as safe_tool_name,
-    personas::{
-        ActionResult, ActionRow, ClaimedPersona, FeedbackBatch, FeedbackRow, ReleaseOutcome,
-    },
+    personas::{ActionResult, ActionRow, ClaimedPersona, FeedbackRow, ReleaseOutcome},
     runs::{
         RunOutcome, RunRecord, TRANSCRIPT_CAP_BYTES, Transcript, TranscriptMessage,
         TranscriptToolCall, error_class,
@@ -66,7 +64,7 @@ use types::{
 use uuid::Uuid;
 
 use crate::{
-    api::{MAX_ACTIONS_PER_BATCH, MAX_FEEDBACK_PER_BATCH, PersonaApi, action_batch, action_row_id},
+    api::{PersonaApi, action_batch, action_row_id, batch_start, feedback_batch},
     mcp::{McpError, McpSession, UNKNOWN_MODULE},
     offer::{self, ToolScope},
     otel,
@@ -281,15 +279,7 @@ async fn write_run(
             record.actions = Some(batch);
         }
         if end.is_some() && !state.feedback.is_empty() {
-            record.feedback = Some(FeedbackBatch {
-                tick_id: meta.run_id.clone(),
-                feedback: state
-                    .feedback
-                    .iter()
-                    .take(MAX_FEEDBACK_PER_BATCH)
-                    .cloned()
-                    .collect(),
-            });
+            record.feedback = Some(feedback_batch(&meta.run_id, &state.feedback));
         }
     }
     api.post_run(meta.persona_id, &record).await?;
@@ -307,8 +297,7 @@ async fn write_final(
     end: &RunEnd,
 ) -> Result<(), ClientError> {
     // The final snapshot carries the last batch; the whole ones before it go first.
-    let last_batch =
-        state.actions.len().saturating_sub(1) / MAX_ACTIONS_PER_BATCH * MAX_ACTIONS_PER_BATCH;
+    let last_batch = batch_start(state.actions.len().saturating_sub(1));
     if state.actions_written < last_batch {
         api.post_actions_from(
             meta.persona_id,

@@ -164,13 +164,7 @@ fn rows_of(
 ) -> Result<(Vec<NewAction>, Vec<NewFeedback>), AppError> {
     let actions = match record.actions.take() {
         Some(batch) => {
-            let tick = batch.tick_id.as_str();
-            let of_run = tick == record.id
-                || tick
-                    .strip_prefix(record.id.as_str())
-                    .and_then(|rest| rest.strip_prefix('~'))
-                    .is_some_and(|k| !k.is_empty() && k.bytes().all(|b| b.is_ascii_digit()));
-            if !of_run {
+            if !types::personas::is_batch_tick_of(&batch.tick_id, &record.id) {
                 return Err(AppError::Validation(
                     "`actions.tickId` must be the run's id or `<runId>~<k>`".into(),
                 ));
@@ -208,7 +202,8 @@ async fn store_run(
     mut record: RunRecord,
 ) -> Result<HttpResponse, AppError> {
     validate(persona_id, &record)?;
-    let (actions, feedback) = rows_of(persona_id, &mut record, state.clock.now())?;
+    let now = state.clock.now();
+    let (actions, feedback) = rows_of(persona_id, &mut record, now)?;
     let mut transcript = record.transcript.clone();
     let cut = transcript
         .as_mut()
@@ -217,7 +212,6 @@ async fn store_run(
         .map(|t| serde_json::to_value(&t))
         .transpose()
         .map_err(AppError::internal)?;
-    let now = state.clock.now();
     let row = NewRun::from_record(persona_id, &record, transcript, now)
         .map_err(|e| AppError::Validation(e.to_string()))?;
     let mut conn = state.pool.get().await?;
