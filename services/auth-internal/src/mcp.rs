@@ -339,9 +339,7 @@ impl ManaMcp {
         // its first write finds the row and is refused (nothing repeated), or, for a
         // call that wrote nothing (a read, a refused write), recording the row finds it.
         let mut ran_before = store.ran_before();
-        if ran_before {
-            store.take_action();
-        } else if let Some(mut row) = store.take_action() {
+        if let Some(mut row) = store.take_action().filter(|_| !ran_before) {
             if let Err(e) = &outcome {
                 row.result = "error";
                 row.error_message = Some(e.to_string().chars().take(4000).collect());
