@@ -214,6 +214,22 @@ impl RetryPolicy {
     }
 }
 
+/// The HTTP client a runner shares between auth-internal and its LLM.
+///
+/// Pooled connections are dropped after [`POOL_IDLE`] idle, below the 5 s keep-alive of
+/// common servers (actix-web, uvicorn under llama.cpp-style OpenAI-compatible servers,
+/// Node): reusing a connection the server is closing at that moment fails the request
+/// with "connection closed before message completed", which costs an LLM attempt.
+pub fn http_client() -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .pool_idle_timeout(POOL_IDLE)
+        .build()
+}
+
+/// How long an idle pooled connection is kept (see [`http_client`]).
+pub const POOL_IDLE: Duration = Duration::from_secs(4);
+
 /// The client base. Cheap to clone (the HTTP client is shared).
 #[derive(Clone)]
 pub struct InternalClient {
@@ -564,6 +580,60 @@ mod tests {
         assert!(p.allows(7, Duration::from_secs(9), w));
         assert!(!p.allows(7, Duration::from_secs(9) + Duration::from_millis(1), w));
         assert!(!p.without_budget().allows(2, Duration::ZERO, w));
+    }
+
+    /// A keep-alive HTTP/1.1 server answering `200 ok` to each GET; counts connections.
+    async fn counting_server() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        use std::sync::{Arc, atomic::AtomicUsize, atomic::Ordering};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 1024];
+                    while let Ok(n) = sock.read(&mut chunk).await {
+                        if n == 0 {
+                            return;
+                        }
+                        buf.extend_from_slice(&chunk[..n]);
+                        while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            buf.drain(..end + 4);
+                            let reply = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                            if sock.write_all(reply).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        (url, accepted)
+    }
+
+    #[tokio::test]
+    async fn the_shared_client_drops_connections_idle_past_the_servers_keep_alive() {
+        use std::sync::atomic::Ordering;
+        let (url, accepted) = counting_server().await;
+        let client = http_client().unwrap();
+        let get = || async { client.get(&url).send().await.unwrap().text().await.unwrap() };
+        assert_eq!(get().await, "ok");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(get().await, "ok");
+        assert_eq!(accepted.load(Ordering::SeqCst), 1, "reused while fresh");
+        // Idle past the pool's limit (below a 5 s server keep-alive): a new connection.
+        tokio::time::sleep(POOL_IDLE + Duration::from_millis(500)).await;
+        assert_eq!(get().await, "ok");
+        assert_eq!(
+            accepted.load(Ordering::SeqCst),
+            2,
+            "not reused after {POOL_IDLE:?} idle"
+        );
+        assert!(POOL_IDLE < Duration::from_secs(5));
     }
 
     #[tokio::test]

@@ -17,7 +17,7 @@ pub mod service;
 pub mod settings;
 pub mod tick;
 
-pub use client::{ClientError, InternalClient, Retry, RetryPolicy};
+pub use client::{ClientError, InternalClient, Retry, RetryPolicy, http_client};
 pub use llm_metrics::register_llm_metrics;
 pub use service::{
     HealthExtras, Routes, RunnerService, ServiceConfig, ServiceHandle, tick_handler,

@@ -7,7 +7,6 @@
 //! `/health`; a missing service key keeps the loop off (runner-kit says why).
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use llm::Llm;
 use runner_kit::{
@@ -47,10 +46,7 @@ pub struct Application {
 impl Application {
     /// Builds everything from `settings` and binds the port.
     pub fn build(settings: Settings) -> Result<Self, StartupError> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
-            .pool_idle_timeout(Duration::from_secs(60))
-            .build()?;
+        let http = runner_kit::http_client()?;
         let metrics = Metrics::new("mana_mission_runner");
         let llm = Llm::from_settings(&settings.llm, http.clone())?
             .with_metrics(runner_kit::register_llm_metrics(&metrics));

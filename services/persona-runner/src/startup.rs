@@ -4,7 +4,7 @@
 //! shown in `/health`; a missing service key keeps the loop off (runner-kit); the
 //! diagnostic routes exist only with `MANA_DIAG=1` (404 otherwise).
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use actix_web::{HttpResponse, http::StatusCode, web};
 use llm::Llm;
@@ -49,10 +49,7 @@ pub struct Application {
 impl Application {
     /// Builds everything from `settings` and binds the port.
     pub fn build(settings: Settings) -> Result<Self, StartupError> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
-            .pool_idle_timeout(Duration::from_secs(60))
-            .build()?;
+        let http = runner_kit::http_client()?;
         let metrics = Metrics::new("mana_persona_runner");
         let llm = Llm::from_settings(&settings.llm, http.clone())?
             .with_metrics(runner_kit::register_llm_metrics(&metrics));
