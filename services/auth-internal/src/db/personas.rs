@@ -25,7 +25,7 @@ use uuid::Uuid;
 
 use super::{
     cached::CachedExt,
-    schema::{persona_actions, persona_feedback, personas},
+    schema::{persona_actions, personas},
 };
 
 /// Whether weekday personas can be due at `now` (UTC Mon–Fri).
@@ -295,6 +295,7 @@ pub async fn release(
         .bind::<Nullable<Text>, _>(error)
         .bind::<diesel::sql_types::Integer, _>(failures.unwrap_or(0))
         .bind::<Bool, _>(failed)
+        .cached()
         .get_result(conn)
         .await
         .optional()?
@@ -333,6 +334,8 @@ pub async fn exists(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<bool>
         .await
 }
 
+/// A `persona_actions` row to write ([`insert_actions`], [`record_executed`]; the
+/// ingest bench's raw baseline inserts it with diesel).
 #[derive(Debug, Clone, Insertable)]
 #[diesel(table_name = persona_actions)]
 pub struct NewAction {
@@ -361,32 +364,104 @@ pub async fn insert_actions(
     conn: &mut AsyncPgConnection,
     rows: &[NewAction],
 ) -> QueryResult<usize> {
-    use diesel::{query_dsl::methods::FilterDsl, upsert::excluded};
-    let upsert = diesel::insert_into(persona_actions::table)
-        .values(rows)
-        .on_conflict(persona_actions::id)
-        .do_update()
-        .set((
-            persona_actions::result.eq(excluded(persona_actions::result)),
-            persona_actions::error_message.eq(excluded(persona_actions::error_message)),
-            persona_actions::latency_ms.eq(excluded(persona_actions::latency_ms)),
-            persona_actions::completed_at.eq(excluded(persona_actions::completed_at)),
-        ));
+    use diesel::sql_types::{Array, Jsonb};
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let c = ActionColumns::of(rows);
     // Only a server-recorded row is completed, and only once.
-    FilterDsl::filter(upsert, persona_actions::completed_at.is_null())
-        .execute(conn)
-        .await
+    diesel::sql_query(
+        "INSERT INTO persona_actions (id, persona_id, tick_id, tool_name, module, input, \
+             input_hash, result, error_message, latency_ms, created_at, completed_at) \
+         SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[], $5::text[], \
+             $6::jsonb[], $7::text[], $8::text[], $9::text[], $10::int4[], $11::timestamptz[], \
+             $12::timestamptz[]) \
+         ON CONFLICT (id) DO UPDATE SET result = excluded.result, \
+             error_message = excluded.error_message, latency_ms = excluded.latency_ms, \
+             completed_at = excluded.completed_at \
+         WHERE persona_actions.completed_at IS NULL",
+    )
+    .bind::<Array<Text>, _>(&c.id)
+    .bind::<Array<SqlUuid>, _>(&c.persona_id)
+    .bind::<Array<Text>, _>(&c.tick_id)
+    .bind::<Array<Text>, _>(&c.tool_name)
+    .bind::<Array<Text>, _>(&c.module)
+    .bind::<Array<Nullable<Jsonb>>, _>(&c.input)
+    .bind::<Array<Nullable<Text>>, _>(&c.input_hash)
+    .bind::<Array<Text>, _>(&c.result)
+    .bind::<Array<Nullable<Text>>, _>(&c.error_message)
+    .bind::<Array<Nullable<Integer>>, _>(&c.latency_ms)
+    .bind::<Array<Timestamptz>, _>(&c.created_at)
+    .bind::<Array<Nullable<Timestamptz>>, _>(&c.completed_at)
+    .cached()
+    .execute(conn)
+    .await
+}
+
+/// The `persona_actions` columns of a batch, as arrays: one statement of fixed text
+/// (a prepared statement, whatever the batch size) writes them all.
+struct ActionColumns<'a> {
+    id: Vec<&'a str>,
+    persona_id: Vec<Uuid>,
+    tick_id: Vec<&'a str>,
+    tool_name: Vec<&'a str>,
+    module: Vec<&'a str>,
+    input: Vec<Option<&'a serde_json::Value>>,
+    input_hash: Vec<Option<&'a str>>,
+    result: Vec<&'a str>,
+    error_message: Vec<Option<&'a str>>,
+    latency_ms: Vec<Option<i32>>,
+    created_at: Vec<DateTime<Utc>>,
+    completed_at: Vec<Option<DateTime<Utc>>>,
+}
+
+impl<'a> ActionColumns<'a> {
+    fn of(rows: &'a [NewAction]) -> Self {
+        Self {
+            id: rows.iter().map(|r| r.id.as_str()).collect(),
+            persona_id: rows.iter().map(|r| r.persona_id).collect(),
+            tick_id: rows.iter().map(|r| r.tick_id.as_str()).collect(),
+            tool_name: rows.iter().map(|r| r.tool_name.as_str()).collect(),
+            module: rows.iter().map(|r| r.module.as_str()).collect(),
+            input: rows.iter().map(|r| r.input.as_ref()).collect(),
+            input_hash: rows.iter().map(|r| r.input_hash.as_deref()).collect(),
+            result: rows.iter().map(|r| r.result).collect(),
+            error_message: rows.iter().map(|r| r.error_message.as_deref()).collect(),
+            latency_ms: rows.iter().map(|r| r.latency_ms).collect(),
+            created_at: rows.iter().map(|r| r.created_at).collect(),
+            completed_at: rows.iter().map(|r| r.completed_at).collect(),
+        }
+    }
 }
 
 /// Record a tool call auth-internal is executing for a persona, inside the
 /// transaction of its effect. `false`: the id is already recorded, i.e. this call
 /// ran before (a re-sent request) and its effect must not happen twice.
 pub async fn record_executed(conn: &mut AsyncPgConnection, row: &NewAction) -> QueryResult<bool> {
-    let n = diesel::insert_into(persona_actions::table)
-        .values(row)
-        .on_conflict_do_nothing()
-        .execute(conn)
-        .await?;
+    use diesel::sql_types::Jsonb;
+    // Fixed text (diesel's `insert_into` of a row with `None` fields writes `DEFAULT`
+    // and is never prepared): one round trip on the tool call's path.
+    let n = diesel::sql_query(
+        "INSERT INTO persona_actions (id, persona_id, tick_id, tool_name, module, input, \
+             input_hash, result, error_message, latency_ms, created_at, completed_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+         ON CONFLICT DO NOTHING",
+    )
+    .bind::<Text, _>(&row.id)
+    .bind::<SqlUuid, _>(row.persona_id)
+    .bind::<Text, _>(&row.tick_id)
+    .bind::<Text, _>(&row.tool_name)
+    .bind::<Text, _>(&row.module)
+    .bind::<Nullable<Jsonb>, _>(row.input.as_ref())
+    .bind::<Nullable<Text>, _>(row.input_hash.as_deref())
+    .bind::<Text, _>(row.result)
+    .bind::<Nullable<Text>, _>(row.error_message.as_deref())
+    .bind::<Nullable<Integer>, _>(row.latency_ms)
+    .bind::<Timestamptz, _>(row.created_at)
+    .bind::<Nullable<Timestamptz>, _>(row.completed_at)
+    .cached()
+    .execute(conn)
+    .await?;
     Ok(n == 1)
 }
 
@@ -415,8 +490,8 @@ pub async fn heartbeat(
     .map(Option::flatten)
 }
 
-#[derive(Debug, Insertable)]
-#[diesel(table_name = persona_feedback)]
+/// A `persona_feedback` row to write ([`insert_feedback`]).
+#[derive(Debug)]
 pub struct NewFeedback {
     pub id: String,
     pub persona_id: Uuid,
@@ -431,11 +506,33 @@ pub async fn insert_feedback(
     conn: &mut AsyncPgConnection,
     rows: &[NewFeedback],
 ) -> QueryResult<usize> {
-    diesel::insert_into(persona_feedback::table)
-        .values(rows)
-        .on_conflict_do_nothing()
-        .execute(conn)
-        .await
+    use diesel::sql_types::{Array, SmallInt};
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+    let persona_ids: Vec<Uuid> = rows.iter().map(|r| r.persona_id).collect();
+    let tick_ids: Vec<&str> = rows.iter().map(|r| r.tick_id.as_str()).collect();
+    let modules: Vec<&str> = rows.iter().map(|r| r.module.as_str()).collect();
+    let ratings: Vec<Option<i16>> = rows.iter().map(|r| r.rating).collect();
+    let notes: Vec<Option<&str>> = rows.iter().map(|r| r.notes.as_deref()).collect();
+    let created_at: Vec<DateTime<Utc>> = rows.iter().map(|r| r.created_at).collect();
+    diesel::sql_query(
+        "INSERT INTO persona_feedback (id, persona_id, tick_id, module, rating, notes, created_at) \
+         SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[], $5::int2[], \
+             $6::text[], $7::timestamptz[]) \
+         ON CONFLICT DO NOTHING",
+    )
+    .bind::<Array<Text>, _>(&ids)
+    .bind::<Array<SqlUuid>, _>(&persona_ids)
+    .bind::<Array<Text>, _>(&tick_ids)
+    .bind::<Array<Text>, _>(&modules)
+    .bind::<Array<Nullable<SmallInt>>, _>(&ratings)
+    .bind::<Array<Nullable<Text>>, _>(&notes)
+    .bind::<Array<Timestamptz>, _>(&created_at)
+    .cached()
+    .execute(conn)
+    .await
 }
 
 /// The persona's row for the operator profile.
@@ -533,6 +630,7 @@ pub async fn ratings(
     )
     .bind::<SqlUuid, _>(id)
     .bind::<Integer, _>(last_n)
+    .cached()
     .load(conn)
     .await
 }

@@ -13,6 +13,8 @@
 //!   (the trigram index `persona_feedback_notes_trgm_idx`, looked up once per query).
 //! - `now` and every period bound are parameters, so tests move time freely.
 
+use std::sync::LazyLock;
+
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::{DateTime, Utc};
 use diesel::{
@@ -29,7 +31,10 @@ use types::{
 };
 use uuid::Uuid;
 
-use super::schema::{persona_actions, persona_feedback, persona_runs};
+use super::{
+    cached::CachedExt,
+    schema::{persona_actions, persona_feedback, persona_runs},
+};
 
 /// A validated run snapshot ready to store (see `routes::runs` for the checks).
 #[derive(Debug, Clone)]
@@ -147,9 +152,9 @@ const RUN_COLUMNS: &str = "id, persona_id, tick_id, revision, worker, provider, 
      tokens_input, tokens_output, tokens_cache_read, tokens_cache_write, first_prompt_tokens, \
      transcript, created_at, updated_at";
 
-/// Insert or advance a run; see the module rules.
-pub async fn upsert_run(conn: &mut AsyncPgConnection, run: &NewRun) -> QueryResult<RunWrite> {
-    let sql = format!(
+/// The run upsert: fixed text, so each connection prepares it once.
+static UPSERT_RUN: LazyLock<String> = LazyLock::new(|| {
+    format!(
         "INSERT INTO persona_runs ({RUN_COLUMNS}) VALUES \
            ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
             $19, $20, $21, $22, $23, $23) \
@@ -169,8 +174,12 @@ pub async fn upsert_run(conn: &mut AsyncPgConnection, run: &NewRun) -> QueryResu
            AND persona_runs.persona_id = EXCLUDED.persona_id \
            AND (persona_runs.outcome IS NULL OR EXCLUDED.outcome IS NOT NULL) \
          RETURNING (xmax = 0) AS inserted"
-    );
-    let written: Option<Written> = diesel::sql_query(sql)
+    )
+});
+
+/// Insert or advance a run; see the module rules.
+pub async fn upsert_run(conn: &mut AsyncPgConnection, run: &NewRun) -> QueryResult<RunWrite> {
+    let written: Option<Written> = diesel::sql_query(UPSERT_RUN.as_str())
         .bind::<Text, _>(&run.id)
         .bind::<SqlUuid, _>(run.persona_id)
         .bind::<Text, _>(&run.tick_id)
@@ -194,6 +203,7 @@ pub async fn upsert_run(conn: &mut AsyncPgConnection, run: &NewRun) -> QueryResu
         .bind::<Nullable<BigInt>, _>(run.first_prompt_tokens)
         .bind::<Nullable<Jsonb>, _>(run.transcript.as_ref())
         .bind::<Timestamptz, _>(run.updated_at)
+        .cached()
         .get_result(conn)
         .await
         .optional()?;
