@@ -704,8 +704,11 @@ pub async fn get_persona_ratings(
         return Err(AppError::Validation("`last` must be 1 to 100".into()));
     }
     let mut conn = state.pool.get().await?;
-    ensure_persona(&mut conn, id).await?;
     let rows = db::ratings(&mut conn, id, last as i32).await?;
+    // Rows prove the persona exists; only an empty answer needs the lookup.
+    if rows.is_empty() {
+        ensure_persona(&mut conn, id).await?;
+    }
     let mut modules: Vec<ModuleRatings> = Vec::new();
     for r in rows {
         let note = RatingNote {
@@ -764,9 +767,12 @@ pub async fn list_persona_actions(
         return Err(AppError::Validation("`limit` must be 1 to 200".into()));
     }
     let mut conn = state.pool.get().await?;
-    ensure_persona(&mut conn, id).await?;
-    let actions = db::recent_actions(&mut conn, id, i64::from(limit))
-        .await?
+    let rows = db::recent_actions(&mut conn, id, i64::from(limit)).await?;
+    // Rows prove the persona exists; only an empty answer needs the lookup.
+    if rows.is_empty() {
+        ensure_persona(&mut conn, id).await?;
+    }
+    let actions = rows
         .into_iter()
         .map(|r| RecentAction {
             id: r.id,

@@ -718,3 +718,50 @@ async fn operator_profile_shows_lease_and_last_run() {
         "{body}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ratings_and_recent_actions_are_empty_for_a_new_persona_and_404_for_an_unknown_one() {
+    let app = TestApp::spawn().await;
+    let id = app.seed_personas("memory", 1, "hourly").await[0];
+    let get = |path: String| {
+        let app = &app;
+        async move { app.internal(Method::GET, &path).send().await.unwrap() }
+    };
+    // A persona that never ran: 200 with nothing to remember.
+    let resp = get(format!("/personas/{id}/ratings")).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.json::<Value>().await.unwrap()["modules"], json!([]));
+    let resp = get(format!("/personas/{id}/actions")).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.json::<Value>().await.unwrap()["actions"], json!([]));
+    // Once it has rows, they are answered.
+    post_actions(
+        &app,
+        id,
+        json!({"tickId": "t", "actions": [action("todo_create")]}),
+    )
+    .await;
+    post_feedback(
+        &app,
+        id,
+        json!({"tickId": "t", "feedback": [{"module": "todo", "rating": 4, "notes": "ok"}]}),
+    )
+    .await;
+    let resp = get(format!("/personas/{id}/ratings")).await;
+    assert_eq!(
+        resp.json::<Value>().await.unwrap()["modules"][0]["count"],
+        1
+    );
+    let resp = get(format!("/personas/{id}/actions")).await;
+    let body = resp.json::<Value>().await.unwrap();
+    assert_eq!(body["actions"][0]["toolName"], "todo_create");
+    // No such persona: 404, not an empty answer.
+    for path in ["ratings", "actions"] {
+        let resp = get(format!("/personas/{}/{path}", Uuid::new_v4())).await;
+        assert_eq!(
+            error_code(resp, StatusCode::NOT_FOUND).await,
+            "not_found",
+            "{path}"
+        );
+    }
+}
