@@ -63,11 +63,12 @@ const SCHEMA_MAPS: &[&str] = &["properties", "patternProperties", "$defs", "defi
 /// A tool's input schema as sent on the wire: always an object schema, slimmed when `mode`
 /// is [`ToolSchema::Slim`].
 pub(crate) fn wire_schema(schema: &Value, mode: ToolSchema) -> Value {
-    let schema = object_schema(schema);
-    match mode {
-        ToolSchema::Slim => slim_schema(&schema),
-        ToolSchema::Full | ToolSchema::Auto => schema,
+    // One copy per tool: the object form is slimmed in place.
+    let mut schema = object_schema(schema);
+    if mode == ToolSchema::Slim {
+        slim(&mut schema);
     }
+    schema
 }
 
 /// The slim copy of `schema` (see the module rules).
