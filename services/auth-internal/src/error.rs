@@ -58,6 +58,7 @@ impl From<RecordError> for AppError {
                 AppError::Conflict("a record with this id already exists".into())
             }
             RecordError::Raced | RecordError::Contended => AppError::Unavailable(e.to_string()),
+            RecordError::UnknownUser => AppError::Unauthorized(e.to_string()),
         }
     }
 }
@@ -223,6 +224,7 @@ mod tests {
             (RecordError::NotLive, 404, "not_found"),
             (RecordError::AlreadyLive, 409, "conflict"),
             (RecordError::Contended, 503, "service_unavailable"),
+            (RecordError::UnknownUser, 401, "unauthorized"),
             (RecordError::Corrupt("bad stamp".into()), 500, "internal"),
             (RecordError::Db(DieselError::NotFound), 500, "internal"),
         ];

@@ -88,6 +88,28 @@ pub enum RecordError {
     /// Concurrent writers kept creating records of a batch, attempt after attempt.
     #[error("concurrent writes kept creating the batch's records; retry")]
     Contended,
+    /// The records' user does not exist (deleted while its token was still valid):
+    /// the foreign key refused the write, nothing is written.
+    #[error("the account no longer exists")]
+    UnknownUser,
+}
+
+/// A write refused by the `user_id` foreign key of `records` or `sync_changes` is
+/// [`RecordError::UnknownUser`]; any other error is [`RecordError::Db`].
+fn unknown_user(e: diesel::result::Error) -> RecordError {
+    match e {
+        diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::ForeignKeyViolation,
+            info,
+        ) if matches!(
+            info.constraint_name(),
+            Some("records_user_id_fkey" | "sync_changes_user_id_fkey")
+        ) =>
+        {
+            RecordError::UnknownUser
+        }
+        other => RecordError::Db(other),
+    }
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -277,7 +299,8 @@ async fn lock_or_create(
         .cached()
         .get_result(conn)
         .await
-        .optional()?;
+        .optional()
+        .map_err(unknown_user)?;
     if let Some(row) = found {
         return Ok(row.into_row());
     }
@@ -813,7 +836,7 @@ impl<'a> Batch<'a> {
                 diesel::result::DatabaseErrorKind::UniqueViolation,
                 info,
             ) if info.table_name() == Some("records") => RecordError::Raced,
-            other => RecordError::Db(other),
+            other => unknown_user(other),
         })?;
         if written.ids.len() != self.items.len()
             || written.inserted != new.len()

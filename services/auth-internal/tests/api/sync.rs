@@ -535,3 +535,102 @@ async fn concurrent_pushes_creating_the_same_records_both_apply() {
         162
     );
 }
+
+/// Counts of `user`'s rows in the change log and the records.
+async fn stored_rows(app: &TestApp, user: uuid::Uuid) -> (i64, i64) {
+    (
+        app.sql_count(&format!(
+            "SELECT count(*) AS n FROM sync_changes WHERE user_id = '{user}'"
+        ))
+        .await,
+        app.sql_count(&format!(
+            "SELECT count(*) AS n FROM records WHERE user_id = '{user}'"
+        ))
+        .await,
+    )
+}
+
+/// Deleting a user takes its records and change log with it and leaves other users'
+/// alone; a deleted user's token (still valid: JWTs are not revoked) writes nothing
+/// and gets 401 `unauthorized` (the foreign key's refusal), not a 500 — by push and by
+/// a single write alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_users_records_go_with_it_and_its_token_writes_nothing() {
+    use auth_internal::db::records::{self, Author, RecordError, RecordKey};
+    use diesel_async::AsyncConnection;
+
+    let app = TestApp::spawn().await;
+    let (gone, gone_token) = app.register_user("gone@example.com").await;
+    let (kept, kept_token) = app.register_user("kept@example.com").await;
+    let t = "2026-11-18T11:00:00Z";
+    let body = json!({"clientId": "phone", "changes": [
+        change("r1", "insert", json!({"title": "Milch"}), json!({"title": t})),
+        change("r2", "insert", json!({"title": "Brot"}), json!({"title": t})),
+        change("r1", "update", json!({"done": true}), json!({"done": t})),
+    ]});
+    for token in [&gone_token, &kept_token] {
+        let resp = app.push(token, body.clone()).await;
+        assert_eq!(
+            resp.status(),
+            StatusCode::OK,
+            "{}",
+            resp.text().await.unwrap()
+        );
+    }
+    assert_eq!(stored_rows(&app, gone).await, (3, 2));
+
+    app.sql(&format!("DELETE FROM users WHERE id = '{gone}'"))
+        .await;
+    assert_eq!(
+        stored_rows(&app, gone).await,
+        (0, 0),
+        "the user's rows went"
+    );
+    assert_eq!(
+        stored_rows(&app, kept).await,
+        (3, 2),
+        "another user's stayed"
+    );
+
+    let resp = app.push(&gone_token, body).await;
+    let err = error_body(resp, StatusCode::UNAUTHORIZED).await;
+    assert_eq!(err["error"]["code"], "unauthorized", "{err}");
+    assert_eq!(
+        stored_rows(&app, gone).await,
+        (0, 0),
+        "a push wrote nothing"
+    );
+
+    // The single-write path (MCP tools, missions) refuses the same way.
+    let stamp = lww::Stamp::new(chrono::Utc::now().timestamp_millis(), 0, "test").unwrap();
+    let one = lww::Change {
+        op: lww::Op::Insert,
+        fields: vec![("title".into(), json!("Käse"), stamp.clone())],
+        stamp,
+    };
+    let key = RecordKey {
+        user_id: gone,
+        app_id: "todo",
+        table: "tasks",
+        record_id: "r3",
+    };
+    let author = Author {
+        client_id: "test",
+        origin: "mcp",
+    };
+    let mut conn = app.db.conn().await;
+    let refused = conn
+        .transaction::<_, RecordError, _>(async |c| {
+            records::append(c, key, &one, author, chrono::Utc::now()).await
+        })
+        .await;
+    assert!(
+        matches!(refused, Err(RecordError::UnknownUser)),
+        "{refused:?}"
+    );
+    assert_eq!(
+        stored_rows(&app, gone).await,
+        (0, 0),
+        "a single write wrote nothing"
+    );
+}
