@@ -155,6 +155,16 @@ impl Registry {
         self.by_name.get(name).map(|&i| &self.specs[i])
     }
 
+    /// Whether a call of `name` writes at most one record change (the generic create,
+    /// patch and delete tools; reads write none): such a call needs no transaction
+    /// around its writes to be all or nothing. Custom tools may write several, and
+    /// an unknown name says `false`.
+    pub fn writes_at_most_once(&self, name: &str) -> bool {
+        self.by_name
+            .get(name)
+            .is_some_and(|&i| !matches!(self.entries[i].handler, Handler::Custom(_)))
+    }
+
     /// Validates `args` against the tool's input schema; the error lists every problem with
     /// its JSON pointer (`/title: …`).
     pub fn validate(&self, name: &str, args: &Value) -> Result<(), ToolError> {

@@ -325,9 +325,15 @@ impl ManaMcp {
         });
         let pending_id = pending.as_ref().map(|row| row.id.clone());
         let started = Instant::now();
-        let store = PgRecordStore::new(self.state.clone(), user.id, "mcp", "mcp")
-            .with_action(pending)
-            .in_one_transaction();
+        let store =
+            PgRecordStore::new(self.state.clone(), user.id, "mcp", "mcp").with_action(pending);
+        // A call of several writes is one transaction; one write is all or nothing on
+        // its own (with its action row, in one transaction), so it opens none before.
+        let store = if registry.writes_at_most_once(&name) {
+            store
+        } else {
+            store.in_one_transaction()
+        };
         let ctx = CallContext::new(now);
         let mut outcome = registry.call(&name, args, &store, &ctx).await;
         // The call's writes and its action row commit together, or none of them.

@@ -439,3 +439,27 @@ fn call_futures_are_send() {
     let future = registry().call("todo_list", json!({}), &store, &context);
     assert_send(&future);
 }
+
+#[test]
+fn only_generic_tools_write_at_most_once() {
+    let r = registry();
+    for name in [
+        "todo_create",
+        "todo_update",
+        "todo_list",
+        "goals_create",
+        "notes_get",
+    ] {
+        assert!(r.get(name).is_some(), "{name} exists");
+        assert!(r.writes_at_most_once(name), "{name}");
+    }
+    // Read-modify-write and multi-record tools need their call's transaction.
+    for name in [
+        "goals_log_progress",
+        "habits_log",
+        "missions_create",
+        "no_such_tool",
+    ] {
+        assert!(!r.writes_at_most_once(name), "{name}");
+    }
+}

@@ -5,7 +5,8 @@
 //! Every function takes the user id: nothing here can touch another user's
 //! rows. Concurrent writers of one record serialise on its `records` row
 //! ([`append_if`]: `INSERT … ON CONFLICT DO NOTHING` then `SELECT … FOR
-//! UPDATE`; [`append_batch`]: lock what exists, insert the rest with its
+//! UPDATE`, or for a create that meets no row one statement writing the record
+//! and its log row; [`append_batch`]: lock what exists, insert the rest with its
 //! merged state, start over if a concurrent writer created one of them).
 //!
 //! Rules:
@@ -198,6 +199,14 @@ pub async fn append_if(
     now: DateTime<Utc>,
     expect: Expect,
 ) -> Result<Appended, RecordError> {
+    // A create (a new id) usually meets no row at all: then one statement writes
+    // the record and its log row.
+    if expect == Expect::NotLive
+        && let Some(appended) = insert_new(conn, key, change, author, now).await?
+    {
+        run_hooks(conn, key, &appended.state, now).await?;
+        return Ok(appended);
+    }
     // Create the row if missing and lock it, in one statement: a new row is
     // locked by its INSERT, an existing one by the SELECT. Writers of one
     // record queue here.
@@ -250,22 +259,104 @@ pub async fn append_if(
     .get_result::<ChangeId>(conn)
     .await?
     .id;
-    for hook in super::TABLE_HOOKS
-        .iter()
-        .filter(|h| h.app_id == key.app_id && h.table == key.table)
-    {
-        let written = Written {
-            key,
-            state: &state,
-            now,
-        };
-        (hook.on_append)(conn, written).await?;
-    }
+    run_hooks(conn, key, &state, now).await?;
     Ok(Appended {
         change_id,
         state,
         created_at,
     })
+}
+
+/// A create outside any transaction, in one statement: writes the record of `key`
+/// and its log row when no row of `key` exists and its table keeps no derived index
+/// (no [`TableHook`], whose write would be a second statement). `None`, with nothing
+/// written, otherwise: the caller goes on with [`append_if`] in a transaction.
+pub async fn create(
+    conn: &mut AsyncPgConnection,
+    key: RecordKey<'_>,
+    change: &Change,
+    author: Author<'_>,
+    now: DateTime<Utc>,
+) -> Result<Option<Appended>, RecordError> {
+    if super::TABLE_HOOKS
+        .iter()
+        .any(|h| h.app_id == key.app_id && h.table == key.table)
+    {
+        return Ok(None);
+    }
+    insert_new(conn, key, change, author, now).await
+}
+
+/// The record of `key` written with `change` merged into an empty state, and its log
+/// row, in one statement — when no row of `key` exists (not even a deleted one);
+/// `None` (nothing written) when one does. The record's row takes its
+/// `last_change_id` from the log's sequence and the log row that id, so both say the
+/// same as [`append_if`]'s two statements would. A concurrent writer's new row of
+/// the same key makes the insert wait for its commit and then do nothing.
+async fn insert_new(
+    conn: &mut AsyncPgConnection,
+    key: RecordKey<'_>,
+    change: &Change,
+    author: Author<'_>,
+    now: DateTime<Utc>,
+) -> Result<Option<Appended>, RecordError> {
+    let mut state = RecordState::default();
+    lww::apply(&mut state, change);
+    let (change_data, change_stamps) = change_columns(change);
+    let change_id = diesel::sql_query(
+        "WITH r AS (INSERT INTO records (user_id, app_id, table_name, record_id, data, \
+                        field_timestamps, created_stamp, tombstone, deleted, last_change_id, \
+                        created_at, updated_at) \
+                    VALUES ($1, $2, $3, $4, $12, $13, $14, $15, $16, nextval('sync_changes_id_seq'), \
+                            $11, $11) \
+                    ON CONFLICT DO NOTHING RETURNING last_change_id) \
+         INSERT INTO sync_changes (id, user_id, app_id, table_name, record_id, op, data, \
+                field_timestamps, stamp, client_id, origin, created_at) \
+         SELECT r.last_change_id, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 FROM r \
+         RETURNING id",
+    )
+    .bind::<SqlUuid, _>(key.user_id)
+    .bind::<Text, _>(key.app_id)
+    .bind::<Text, _>(key.table)
+    .bind::<Text, _>(key.record_id)
+    .bind::<Text, _>(change.op.as_str())
+    .bind::<Nullable<Jsonb>, _>(change_data)
+    .bind::<Jsonb, _>(change_stamps)
+    .bind::<Text, _>(change.stamp.to_string())
+    .bind::<Text, _>(author.client_id)
+    .bind::<Text, _>(author.origin)
+    .bind::<Timestamptz, _>(now)
+    .bind::<Jsonb, _>(Value::Object(state.data()))
+    .bind::<Jsonb, _>(state_stamps(&state))
+    .bind::<Nullable<Text>, _>(state.created.as_ref().map(ToString::to_string))
+    .bind::<Nullable<Text>, _>(state.tombstone.as_ref().map(ToString::to_string))
+    .bind::<Bool, _>(!state.is_visible())
+    .cached()
+    .get_result::<ChangeId>(conn)
+    .await
+    .optional()
+    .map_err(unknown_user)?;
+    Ok(change_id.map(|c| Appended {
+        change_id: c.id,
+        state,
+        created_at: now,
+    }))
+}
+
+/// The table hooks of `key`'s table, with the record's merged state.
+async fn run_hooks(
+    conn: &mut AsyncPgConnection,
+    key: RecordKey<'_>,
+    state: &RecordState,
+    now: DateTime<Utc>,
+) -> Result<(), RecordError> {
+    for hook in super::TABLE_HOOKS
+        .iter()
+        .filter(|h| h.app_id == key.app_id && h.table == key.table)
+    {
+        (hook.on_append)(conn, Written { key, state, now }).await?;
+    }
+    Ok(())
 }
 
 const RECORD_COLUMNS: &str = "record_id, data, field_timestamps, created_stamp, tombstone, \
@@ -562,9 +653,9 @@ fn change_columns(change: &Change) -> (Option<Value>, Value) {
 fn state_stamps(state: &RecordState) -> Value {
     Value::Object(
         state
-            .field_stamps()
-            .into_iter()
-            .map(|(k, s)| (k, Value::String(s.to_string())))
+            .fields
+            .iter()
+            .map(|(k, f)| (k.clone(), Value::String(f.stamp.to_string())))
             .collect(),
     )
 }

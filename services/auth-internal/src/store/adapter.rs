@@ -8,12 +8,16 @@
 //!   `NotFound`, already live → `Invalid`, anything else → `Backend`.
 //! - An attached persona action row commits in the transaction of the first write
 //!   (see [`PgRecordStore`]); addresses and filters holding NUL are `Invalid`.
-//! - In one-transaction mode ([`PgRecordStore::in_one_transaction`], a tool call) all
-//!   writes of the call and its action row are one transaction, ended by
-//!   [`PgRecordStore::finish`]: a call that dies or fails between two writes leaves
-//!   nothing, so its re-send runs it whole. Reads of the call see its own writes.
-//!   The transaction opens with the call's first write, which needs no savepoint
-//!   (nothing of the call is there to spoil); later writes each get one.
+//! - Outside one-transaction mode every write is its own transaction, with its action
+//!   row; a create with no action row is a single statement and needs none
+//!   ([`records::create`]).
+//! - In one-transaction mode ([`PgRecordStore::in_one_transaction`], a tool call that
+//!   may write several records) all writes of the call and its action row are one
+//!   transaction, ended by [`PgRecordStore::finish`]: a call that dies or fails
+//!   between two writes leaves nothing, so its re-send runs it whole. Reads of the
+//!   call see its own writes. The transaction opens with the call's first write,
+//!   which needs no savepoint (nothing of the call is there to spoil); later writes
+//!   each get one.
 //! - A write whose action row is already recorded is refused and leaves
 //!   [`PgRecordStore::ran_before`] set: the caller answers "already executed".
 
@@ -304,17 +308,32 @@ impl PgRecordStore {
                 .clone();
             let recorded_here = action.is_some();
             let mut conn = self.pool_conn().await?;
-            let appended = conn
-                .transaction::<_, WriteError, _>(async |conn| {
-                    if let Some(row) = &action
-                        && !crate::db::personas::record_executed(conn, row).await?
-                    {
-                        return Err(WriteError::AlreadyRan);
-                    }
-                    Ok(records::append_if(conn, key, &change, author, now, expect).await?)
-                })
-                .instrument(super::db_write_span(1))
-                .await;
+            // A create with no action row to record with it is one statement, which
+            // is all or nothing on its own: no transaction around it.
+            let created = if action.is_none() && expect == records::Expect::NotLive {
+                records::create(&mut conn, key, &change, author, now)
+                    .instrument(super::db_write_span(1))
+                    .await
+                    .map_err(WriteError::Record)
+            } else {
+                Ok(None)
+            };
+            let appended = match created {
+                Ok(Some(appended)) => Ok(appended),
+                Err(e) => Err(e),
+                Ok(None) => {
+                    conn.transaction::<_, WriteError, _>(async |conn| {
+                        if let Some(row) = &action
+                            && !crate::db::personas::record_executed(conn, row).await?
+                        {
+                            return Err(WriteError::AlreadyRan);
+                        }
+                        Ok(records::append_if(conn, key, &change, author, now, expect).await?)
+                    })
+                    .instrument(super::db_write_span(1))
+                    .await
+                }
+            };
             if appended.is_ok() && recorded_here {
                 // Committed with the effect: nothing left to record.
                 self.take_action();

@@ -634,3 +634,126 @@ async fn a_deleted_users_records_go_with_it_and_its_token_writes_nothing() {
         "a single write wrote nothing"
     );
 }
+
+/// A create (`Expect::NotLive`, the MCP create tools) of a new id is one statement;
+/// it must still say what the general path says: the log row's id is the record's
+/// `last_change_id`, a second create of the id is refused with nothing written, a
+/// deleted record can be created again, and of two concurrent creates of one id the
+/// second waits for the first and is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn creates_write_the_record_and_its_log_row_once_and_refuse_a_live_id() {
+    use auth_internal::db::records::{self, Author, Expect, RecordError, RecordKey};
+    use diesel_async::{AsyncConnection, SimpleAsyncConnection};
+
+    let app = TestApp::spawn().await;
+    let (user, _) = app.register_user("creates@example.com").await;
+    let author = Author {
+        client_id: "test",
+        origin: "mcp",
+    };
+    let key = |record_id| RecordKey {
+        user_id: user,
+        app_id: "todo",
+        table: "tasks",
+        record_id,
+    };
+    let base = chrono::Utc::now().timestamp_millis();
+    let change = |op, k: u32, title: &str| {
+        let stamp = lww::Stamp::new(base, k, "server").unwrap();
+        lww::Change {
+            op,
+            fields: if title.is_empty() {
+                vec![]
+            } else {
+                vec![("title".into(), json!(title), stamp.clone())]
+            },
+            stamp,
+        }
+    };
+    let write = async |record, change: &lww::Change, expect| {
+        let mut conn = app.db.conn().await;
+        conn.transaction::<_, RecordError, _>(async |c| {
+            records::append_if(c, key(record), change, author, chrono::Utc::now(), expect).await
+        })
+        .await
+    };
+    let logged = |record: &str| {
+        format!(
+            "SELECT count(*) AS n FROM sync_changes WHERE user_id = '{user}' AND record_id = '{record}'"
+        )
+    };
+
+    let made = write("r1", &change(lww::Op::Insert, 1, "Milch"), Expect::NotLive)
+        .await
+        .unwrap();
+    assert_eq!(
+        app.sql_count(&format!(
+            "SELECT count(*) AS n FROM records r JOIN sync_changes c ON c.id = r.last_change_id \
+             WHERE r.user_id = '{user}' AND r.record_id = 'r1' AND c.id = {} AND NOT r.deleted",
+            made.change_id
+        ))
+        .await,
+        1,
+        "the record points at its log row"
+    );
+    let again = write("r1", &change(lww::Op::Insert, 2, "Brot"), Expect::NotLive).await;
+    assert!(matches!(again, Err(RecordError::AlreadyLive)), "{again:?}");
+    assert_eq!(
+        app.sql_count(&logged("r1")).await,
+        1,
+        "a refused create logs nothing"
+    );
+    assert_eq!(
+        record_data(&app, user, "r1").await,
+        (json!({"title": "Milch"}), false)
+    );
+
+    // Deleted, then created again (the general path: a row exists).
+    write("r1", &change(lww::Op::Delete, 3, ""), Expect::Live)
+        .await
+        .unwrap();
+    write("r1", &change(lww::Op::Insert, 4, "Käse"), Expect::NotLive)
+        .await
+        .unwrap();
+    assert_eq!(
+        record_data(&app, user, "r1").await,
+        (json!({"title": "Käse"}), false)
+    );
+    assert_eq!(app.sql_count(&logged("r1")).await, 3);
+
+    // Two creates of one new id at once: the second waits, then is refused.
+    let waiting = "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() \
+         AND wait_event_type = 'Lock' AND query LIKE 'WITH r AS (INSERT INTO records%'";
+    let mut first = app.db.conn().await;
+    first.batch_execute("BEGIN").await.unwrap();
+    let c1 = change(lww::Op::Insert, 5, "erste");
+    records::append_if(
+        &mut first,
+        key("r2"),
+        &c1,
+        author,
+        chrono::Utc::now(),
+        Expect::NotLive,
+    )
+    .await
+    .unwrap();
+    let c2 = change(lww::Op::Insert, 6, "zweite");
+    let (second, ()) = tokio::join!(write("r2", &c2, Expect::NotLive), async {
+        let mut polls = 0;
+        while app.sql_count(waiting).await == 0 {
+            assert!(polls < 200, "the second create never waited for the first");
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+            polls += 1;
+        }
+        first.batch_execute("COMMIT").await.unwrap();
+    });
+    assert!(
+        matches!(second, Err(RecordError::AlreadyLive)),
+        "{second:?}"
+    );
+    assert_eq!(
+        record_data(&app, user, "r2").await,
+        (json!({"title": "erste"}), false)
+    );
+    assert_eq!(app.sql_count(&logged("r2")).await, 1);
+}
