@@ -1,8 +1,8 @@
 //! Every migration's `down.sql` reverses its `up.sql`: for each migration in
 //! order, up → snapshot → down → snapshot equals the one before up → up →
 //! snapshot equals the first. The snapshot is a catalogue query (tables,
-//! columns, types, defaults, constraints, indexes, functions, triggers, enum
-//! labels, sequences), not `pg_dump` text.
+//! columns, types, defaults, compression, constraints, indexes, functions,
+//! triggers, enum labels, sequences), not `pg_dump` text.
 
 use auth_internal::db::MIGRATIONS;
 use diesel::{Connection, QueryableByName, RunQueryDsl, sql_types::Text};
@@ -47,6 +47,11 @@ SELECT 'enum ' || t.typname || ' ' || e.enumsortorder::text || ' ' || e.enumlabe
   FROM pg_enum e JOIN pg_type t ON t.oid = e.enumtypid
   JOIN pg_namespace n ON n.oid = t.typnamespace
  WHERE n.nspname = 'public'
+UNION ALL
+SELECT 'compression ' || c.relname || '.' || a.attname || ' ' || a.attcompression::text
+  FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+  JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE n.nspname = 'public' AND a.attnum > 0 AND NOT a.attisdropped AND a.attcompression <> ''
 UNION ALL
 SELECT 'relation ' || c.relkind::text || ' ' || c.relname
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace

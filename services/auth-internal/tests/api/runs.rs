@@ -662,3 +662,29 @@ async fn retention_drops_old_transcripts_in_batches_and_keeps_the_summaries() {
     );
     assert_eq!(app.sql_count(with_transcript).await, 0);
 }
+
+/// A long transcript (rewritten by each snapshot of a day) is stored lz4-compressed
+/// (migration 000080) and reads back exactly as written.
+#[tokio::test]
+async fn a_long_transcript_is_stored_compressed_and_reads_back_whole() {
+    let app = TestApp::spawn().await;
+    let p = app.seed_personas("talker", 1, "daily").await[0];
+    let started = wednesday_noon() - TimeDelta::hours(1);
+    let r = record(p, "tick-long", 120, started, Some("ok"));
+    assert_eq!(post_run(&app, p, &r).await.status(), StatusCode::CREATED);
+    assert_eq!(
+        app.sql_count(
+            "SELECT count(*) AS n FROM persona_runs \
+             WHERE pg_column_compression(transcript) = 'lz4' AND octet_length(transcript::text) > 10000"
+        )
+        .await,
+        1
+    );
+    let detail = get_json(&app, &format!("/runs/{}", run_id("tick-long", p))).await;
+    assert_eq!(
+        detail["transcript"],
+        transcript(120),
+        "{}",
+        detail["transcript"]
+    );
+}

@@ -1,0 +1,1 @@
+ALTER TABLE persona_runs ALTER COLUMN transcript SET COMPRESSION default;
