@@ -278,13 +278,123 @@ pub async fn create(
     author: Author<'_>,
     now: DateTime<Utc>,
 ) -> Result<Option<Appended>, RecordError> {
-    if super::TABLE_HOOKS
-        .iter()
-        .any(|h| h.app_id == key.app_id && h.table == key.table)
-    {
+    if has_hooks(key) {
         return Ok(None);
     }
     insert_new(conn, key, change, author, now).await
+}
+
+/// What [`create_recorded`] did.
+#[derive(Debug)]
+pub enum Recorded {
+    /// The record, its log row and the action row are written.
+    Created(Appended),
+    /// The action row was there already: the call ran before, nothing is written.
+    RanBefore,
+    /// Nothing is written: a row of the id exists (or the table keeps a derived index);
+    /// the caller goes on with the action row and [`append_if`] in a transaction.
+    Fallback,
+}
+
+/// A persona's create with the action row that records it, outside any transaction,
+/// in one statement: the action row, the record and its log row, all or none. The
+/// action row is written only when no row of `key` exists (as of the statement's
+/// snapshot) and the record only when the action row was new (not a re-sent call).
+/// A row of `key` created concurrently makes the record's plain `INSERT` fail, which
+/// undoes the whole statement: [`Recorded::Fallback`], as for an existing row.
+pub async fn create_recorded(
+    conn: &mut AsyncPgConnection,
+    key: RecordKey<'_>,
+    change: &Change,
+    author: Author<'_>,
+    now: DateTime<Utc>,
+    action: &super::personas::NewAction,
+) -> Result<Recorded, RecordError> {
+    #[derive(QueryableByName)]
+    struct Outcome {
+        #[diesel(sql_type = Nullable<BigInt>)]
+        id: Option<i64>,
+        #[diesel(sql_type = Bool)]
+        existed: bool,
+    }
+    if has_hooks(key) {
+        return Ok(Recorded::Fallback);
+    }
+    let mut state = RecordState::default();
+    lww::apply(&mut state, change);
+    let (change_data, change_stamps) = change_columns(change);
+    let outcome = diesel::sql_query(
+        "WITH e AS (SELECT EXISTS (SELECT 1 FROM records WHERE user_id = $1 AND app_id = $2 \
+                        AND table_name = $3 AND record_id = $4) AS existed), \
+              a AS (INSERT INTO persona_actions (id, persona_id, tick_id, tool_name, module, \
+                        input, input_hash, result, error_message, latency_ms, created_at, \
+                        completed_at) \
+                    SELECT $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28 \
+                    FROM e WHERE NOT e.existed \
+                    ON CONFLICT DO NOTHING RETURNING 1), \
+              r AS (INSERT INTO records (user_id, app_id, table_name, record_id, data, \
+                        field_timestamps, created_stamp, tombstone, deleted, last_change_id, \
+                        created_at, updated_at) \
+                    SELECT $1, $2, $3, $4, $12, $13, $14, $15, $16, nextval('sync_changes_id_seq'), \
+                           $11, $11 \
+                    WHERE EXISTS (SELECT FROM a) RETURNING last_change_id), \
+              c AS (INSERT INTO sync_changes (id, user_id, app_id, table_name, record_id, op, \
+                        data, field_timestamps, stamp, client_id, origin, created_at) \
+                    SELECT r.last_change_id, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 FROM r \
+                    RETURNING id) \
+         SELECT (SELECT id FROM c) AS id, (SELECT existed FROM e) AS existed",
+    )
+    .bind::<SqlUuid, _>(key.user_id)
+    .bind::<Text, _>(key.app_id)
+    .bind::<Text, _>(key.table)
+    .bind::<Text, _>(key.record_id)
+    .bind::<Text, _>(change.op.as_str())
+    .bind::<Nullable<Jsonb>, _>(change_data)
+    .bind::<Jsonb, _>(change_stamps)
+    .bind::<Text, _>(change.stamp.to_string())
+    .bind::<Text, _>(author.client_id)
+    .bind::<Text, _>(author.origin)
+    .bind::<Timestamptz, _>(now)
+    .bind::<Jsonb, _>(Value::Object(state.data()))
+    .bind::<Jsonb, _>(state_stamps(&state))
+    .bind::<Nullable<Text>, _>(state.created.as_ref().map(ToString::to_string))
+    .bind::<Nullable<Text>, _>(state.tombstone.as_ref().map(ToString::to_string))
+    .bind::<Bool, _>(!state.is_visible())
+    .bind::<Text, _>(&action.id)
+    .bind::<SqlUuid, _>(action.persona_id)
+    .bind::<Text, _>(&action.tick_id)
+    .bind::<Text, _>(&action.tool_name)
+    .bind::<Text, _>(&action.module)
+    .bind::<Nullable<Jsonb>, _>(action.input.as_ref())
+    .bind::<Nullable<Text>, _>(action.input_hash.as_deref())
+    .bind::<Text, _>(action.result)
+    .bind::<Nullable<Text>, _>(action.error_message.as_deref())
+    .bind::<Nullable<Integer>, _>(action.latency_ms)
+    .bind::<Timestamptz, _>(action.created_at)
+    .bind::<Nullable<Timestamptz>, _>(action.completed_at)
+    .cached()
+    .get_result::<Outcome>(conn)
+    .await;
+    match outcome {
+        Ok(Outcome { id: Some(id), .. }) => Ok(Recorded::Created(Appended {
+            change_id: id,
+            state,
+            created_at: now,
+        })),
+        Ok(Outcome { existed: true, .. }) => Ok(Recorded::Fallback),
+        Ok(Outcome { existed: false, .. }) => Ok(Recorded::RanBefore),
+        Err(diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::UniqueViolation,
+            info,
+        )) if info.table_name() == Some("records") => Ok(Recorded::Fallback),
+        Err(e) => Err(unknown_user(e)),
+    }
+}
+
+fn has_hooks(key: RecordKey<'_>) -> bool {
+    super::TABLE_HOOKS
+        .iter()
+        .any(|h| h.app_id == key.app_id && h.table == key.table)
 }
 
 /// The record of `key` written with `change` merged into an empty state, and its log

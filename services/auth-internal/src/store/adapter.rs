@@ -9,8 +9,8 @@
 //! - An attached persona action row commits in the transaction of the first write
 //!   (see [`PgRecordStore`]); addresses and filters holding NUL are `Invalid`.
 //! - Outside one-transaction mode every write is its own transaction, with its action
-//!   row; a create with no action row is a single statement and needs none
-//!   ([`records::create`]).
+//!   row; a create is a single statement, with its action row if any, and needs none
+//!   ([`records::create`], [`records::create_recorded`]).
 //! - In one-transaction mode ([`PgRecordStore::in_one_transaction`], a tool call that
 //!   may write several records) all writes of the call and its action row are one
 //!   transaction, ended by [`PgRecordStore::finish`]: a call that dies or fails
@@ -308,15 +308,27 @@ impl PgRecordStore {
                 .clone();
             let recorded_here = action.is_some();
             let mut conn = self.pool_conn().await?;
-            // A create with no action row to record with it is one statement, which
-            // is all or nothing on its own: no transaction around it.
-            let created = if action.is_none() && expect == records::Expect::NotLive {
-                records::create(&mut conn, key, &change, author, now)
-                    .instrument(super::db_write_span(1))
-                    .await
-                    .map_err(WriteError::Record)
-            } else {
-                Ok(None)
+            // A create is one statement (with its action row, if any), which is all
+            // or nothing on its own: no transaction around it.
+            let created = match (&action, expect) {
+                (None, records::Expect::NotLive) => {
+                    records::create(&mut conn, key, &change, author, now)
+                        .instrument(super::db_write_span(1))
+                        .await
+                        .map_err(WriteError::Record)
+                }
+                (Some(row), records::Expect::NotLive) => {
+                    match records::create_recorded(&mut conn, key, &change, author, now, row)
+                        .instrument(super::db_write_span(1))
+                        .await
+                    {
+                        Ok(records::Recorded::Created(appended)) => Ok(Some(appended)),
+                        Ok(records::Recorded::RanBefore) => Err(WriteError::AlreadyRan),
+                        Ok(records::Recorded::Fallback) => Ok(None),
+                        Err(e) => Err(WriteError::Record(e)),
+                    }
+                }
+                _ => Ok(None),
             };
             let appended = match created {
                 Ok(Some(appended)) => Ok(appended),

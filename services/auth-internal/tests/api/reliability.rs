@@ -967,3 +967,100 @@ async fn sigterm_with_an_open_mcp_session_exits_fast() {
     assert!(took < Duration::from_secs(2), "exit took {took:?}");
     drop(client);
 }
+
+/// A persona's create is one statement with its action row
+/// (`records::create_recorded`): both rows and the log row, or none. A re-sent call
+/// (same action id) writes nothing; an id whose record exists writes nothing either,
+/// not even the action row, and leaves the write to the transaction path.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_persona_create_writes_its_action_row_record_and_log_row_together() {
+    use auth_internal::db::{
+        personas::NewAction,
+        records::{self, Author, RecordKey, Recorded},
+    };
+
+    let app = TestApp::spawn().await;
+    let (pid, _) = persona_token(&app, "creator").await;
+    let now = chrono::Utc::now();
+    let author = Author {
+        client_id: "mcp",
+        origin: "mcp",
+    };
+    let key = |record_id| RecordKey {
+        user_id: pid,
+        app_id: "todo",
+        table: "tasks",
+        record_id,
+    };
+    let stamp = lww::Stamp::new(now.timestamp_millis(), 0, "server").unwrap();
+    let change = lww::Change {
+        op: lww::Op::Insert,
+        fields: vec![("title".into(), json!("Milch"), stamp.clone())],
+        stamp,
+    };
+    let action = |id: &str| NewAction {
+        id: id.to_owned(),
+        persona_id: pid,
+        tick_id: format!("t1.{pid}"),
+        tool_name: "todo_create".into(),
+        module: "todo".into(),
+        input: Some(json!({"title": "Milch"})),
+        input_hash: Some("h".into()),
+        result: "ok",
+        error_message: None,
+        latency_ms: None,
+        created_at: now,
+        completed_at: None,
+    };
+    let counts = async || {
+        (
+            app.sql_count(&format!(
+                "SELECT count(*) AS n FROM persona_actions WHERE persona_id = '{pid}'"
+            ))
+            .await,
+            app.sql_count(&format!(
+                "SELECT count(*) AS n FROM records WHERE user_id = '{pid}'"
+            ))
+            .await,
+            app.sql_count(&format!(
+                "SELECT count(*) AS n FROM sync_changes WHERE user_id = '{pid}'"
+            ))
+            .await,
+        )
+    };
+    let mut conn = app.db.conn().await;
+
+    let done = records::create_recorded(&mut conn, key("r1"), &change, author, now, &action("a1"))
+        .await
+        .unwrap();
+    let Recorded::Created(made) = done else {
+        panic!("{done:?}")
+    };
+    assert_eq!(counts().await, (1, 1, 1));
+    assert_eq!(
+        app.sql_count(&format!(
+            "SELECT count(*) AS n FROM records WHERE user_id = '{pid}' AND record_id = 'r1' \
+             AND last_change_id = {} AND NOT deleted",
+            made.change_id
+        ))
+        .await,
+        1
+    );
+    // Re-sent: the action id is there, so no second record.
+    let again = records::create_recorded(&mut conn, key("r2"), &change, author, now, &action("a1"))
+        .await
+        .unwrap();
+    assert!(matches!(again, Recorded::RanBefore), "{again:?}");
+    assert_eq!(counts().await, (1, 1, 1), "a re-sent create writes nothing");
+    // The record exists: nothing, not even the new action row.
+    let existing =
+        records::create_recorded(&mut conn, key("r1"), &change, author, now, &action("a2"))
+            .await
+            .unwrap();
+    assert!(matches!(existing, Recorded::Fallback), "{existing:?}");
+    assert_eq!(
+        counts().await,
+        (1, 1, 1),
+        "an existing id writes nothing here"
+    );
+}
