@@ -220,7 +220,6 @@ pub async fn append_if(
     }
     lww::apply(&mut state, change);
 
-    let (change_data, change_stamps) = change_columns(change);
     let visible = state.is_visible();
     // `created_at` of a record: when it (re)appeared.
     let created_at = if visible && !was_visible {
@@ -229,7 +228,7 @@ pub async fn append_if(
         row.created_at
     };
     // The log row and the record in one statement.
-    let change_id = diesel::sql_query(
+    let change_id = record_write(
         "WITH c AS (INSERT INTO sync_changes (user_id, app_id, table_name, record_id, op, data, \
                         field_timestamps, stamp, client_id, origin, created_at) \
                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id) \
@@ -237,23 +236,12 @@ pub async fn append_if(
                 deleted = $16, last_change_id = c.id, created_at = $17, updated_at = $11 \
          FROM c WHERE user_id = $1 AND app_id = $2 AND table_name = $3 AND record_id = $4 \
          RETURNING c.id",
+        key,
+        change,
+        author,
+        now,
+        &state,
     )
-    .bind::<SqlUuid, _>(key.user_id)
-    .bind::<Text, _>(key.app_id)
-    .bind::<Text, _>(key.table)
-    .bind::<Text, _>(key.record_id)
-    .bind::<Text, _>(change.op.as_str())
-    .bind::<Nullable<Jsonb>, _>(change_data)
-    .bind::<Jsonb, _>(change_stamps)
-    .bind::<Text, _>(change.stamp.to_string())
-    .bind::<Text, _>(author.client_id)
-    .bind::<Text, _>(author.origin)
-    .bind::<Timestamptz, _>(now)
-    .bind::<Jsonb, _>(Value::Object(state.data()))
-    .bind::<Jsonb, _>(state_stamps(&state))
-    .bind::<Nullable<Text>, _>(state.created.as_ref().map(ToString::to_string))
-    .bind::<Nullable<Text>, _>(state.tombstone.as_ref().map(ToString::to_string))
-    .bind::<Bool, _>(!visible)
     .bind::<Timestamptz, _>(created_at)
     .cached()
     .get_result::<ChangeId>(conn)
@@ -322,8 +310,7 @@ pub async fn create_recorded(
     }
     let mut state = RecordState::default();
     lww::apply(&mut state, change);
-    let (change_data, change_stamps) = change_columns(change);
-    let outcome = diesel::sql_query(
+    let outcome = record_write(
         "WITH e AS (SELECT EXISTS (SELECT 1 FROM records WHERE user_id = $1 AND app_id = $2 \
                         AND table_name = $3 AND record_id = $4) AS existed), \
               a AS (INSERT INTO persona_actions (id, persona_id, tick_id, tool_name, module, \
@@ -343,23 +330,12 @@ pub async fn create_recorded(
                     SELECT r.last_change_id, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 FROM r \
                     RETURNING id) \
          SELECT (SELECT id FROM c) AS id, (SELECT existed FROM e) AS existed",
+        key,
+        change,
+        author,
+        now,
+        &state,
     )
-    .bind::<SqlUuid, _>(key.user_id)
-    .bind::<Text, _>(key.app_id)
-    .bind::<Text, _>(key.table)
-    .bind::<Text, _>(key.record_id)
-    .bind::<Text, _>(change.op.as_str())
-    .bind::<Nullable<Jsonb>, _>(change_data)
-    .bind::<Jsonb, _>(change_stamps)
-    .bind::<Text, _>(change.stamp.to_string())
-    .bind::<Text, _>(author.client_id)
-    .bind::<Text, _>(author.origin)
-    .bind::<Timestamptz, _>(now)
-    .bind::<Jsonb, _>(Value::Object(state.data()))
-    .bind::<Jsonb, _>(state_stamps(&state))
-    .bind::<Nullable<Text>, _>(state.created.as_ref().map(ToString::to_string))
-    .bind::<Nullable<Text>, _>(state.tombstone.as_ref().map(ToString::to_string))
-    .bind::<Bool, _>(!state.is_visible())
     .bind::<Text, _>(&action.id)
     .bind::<SqlUuid, _>(action.persona_id)
     .bind::<Text, _>(&action.tick_id)
@@ -391,6 +367,39 @@ pub async fn create_recorded(
     }
 }
 
+/// A statement writing a record with its log row, with its first sixteen binds: the
+/// key ($1–$4), the change's log columns ($5–$8), the author ($9, $10), `now` ($11)
+/// and the merged state's record columns ($12–$16: data, stamps, created and
+/// tombstone stamps, deleted). Callers bind what their statement adds from $17.
+fn record_write<'a>(
+    sql: &'a str,
+    key: RecordKey<'a>,
+    change: &'a Change,
+    author: Author<'a>,
+    now: DateTime<Utc>,
+    state: &RecordState,
+) -> diesel::query_builder::BoxedSqlQuery<'a, diesel::pg::Pg, diesel::query_builder::SqlQuery> {
+    let (change_data, change_stamps) = change_columns(change);
+    diesel::sql_query(sql)
+        .into_boxed()
+        .bind::<SqlUuid, _>(key.user_id)
+        .bind::<Text, _>(key.app_id)
+        .bind::<Text, _>(key.table)
+        .bind::<Text, _>(key.record_id)
+        .bind::<Text, _>(change.op.as_str())
+        .bind::<Nullable<Jsonb>, _>(change_data)
+        .bind::<Jsonb, _>(change_stamps)
+        .bind::<Text, _>(change.stamp.to_string())
+        .bind::<Text, _>(author.client_id)
+        .bind::<Text, _>(author.origin)
+        .bind::<Timestamptz, _>(now)
+        .bind::<Jsonb, _>(Value::Object(state.data()))
+        .bind::<Jsonb, _>(state_stamps(state))
+        .bind::<Nullable<Text>, _>(state.created.as_ref().map(ToString::to_string))
+        .bind::<Nullable<Text>, _>(state.tombstone.as_ref().map(ToString::to_string))
+        .bind::<Bool, _>(!state.is_visible())
+}
+
 fn has_hooks(key: RecordKey<'_>) -> bool {
     super::TABLE_HOOKS
         .iter()
@@ -412,8 +421,7 @@ async fn insert_new(
 ) -> Result<Option<Appended>, RecordError> {
     let mut state = RecordState::default();
     lww::apply(&mut state, change);
-    let (change_data, change_stamps) = change_columns(change);
-    let change_id = diesel::sql_query(
+    let change_id = record_write(
         "WITH r AS (INSERT INTO records (user_id, app_id, table_name, record_id, data, \
                         field_timestamps, created_stamp, tombstone, deleted, last_change_id, \
                         created_at, updated_at) \
@@ -424,23 +432,12 @@ async fn insert_new(
                 field_timestamps, stamp, client_id, origin, created_at) \
          SELECT r.last_change_id, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 FROM r \
          RETURNING id",
+        key,
+        change,
+        author,
+        now,
+        &state,
     )
-    .bind::<SqlUuid, _>(key.user_id)
-    .bind::<Text, _>(key.app_id)
-    .bind::<Text, _>(key.table)
-    .bind::<Text, _>(key.record_id)
-    .bind::<Text, _>(change.op.as_str())
-    .bind::<Nullable<Jsonb>, _>(change_data)
-    .bind::<Jsonb, _>(change_stamps)
-    .bind::<Text, _>(change.stamp.to_string())
-    .bind::<Text, _>(author.client_id)
-    .bind::<Text, _>(author.origin)
-    .bind::<Timestamptz, _>(now)
-    .bind::<Jsonb, _>(Value::Object(state.data()))
-    .bind::<Jsonb, _>(state_stamps(&state))
-    .bind::<Nullable<Text>, _>(state.created.as_ref().map(ToString::to_string))
-    .bind::<Nullable<Text>, _>(state.tombstone.as_ref().map(ToString::to_string))
-    .bind::<Bool, _>(!state.is_visible())
     .cached()
     .get_result::<ChangeId>(conn)
     .await
