@@ -438,31 +438,44 @@ impl<'a> ActionColumns<'a> {
 /// transaction of its effect. `false`: the id is already recorded, i.e. this call
 /// ran before (a re-sent request) and its effect must not happen twice.
 pub async fn record_executed(conn: &mut AsyncPgConnection, row: &NewAction) -> QueryResult<bool> {
-    use diesel::sql_types::Jsonb;
     // Fixed text (diesel's `insert_into` of a row with `None` fields writes `DEFAULT`
     // and is never prepared): one round trip on the tool call's path.
-    let n = diesel::sql_query(
-        "INSERT INTO persona_actions (id, persona_id, tick_id, tool_name, module, input, \
-             input_hash, result, error_message, latency_ms, created_at, completed_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
-         ON CONFLICT DO NOTHING",
+    let n = bind_action(
+        diesel::sql_query(
+            "INSERT INTO persona_actions (id, persona_id, tick_id, tool_name, module, input, \
+                 input_hash, result, error_message, latency_ms, created_at, completed_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+             ON CONFLICT DO NOTHING",
+        )
+        .into_boxed(),
+        row,
     )
-    .bind::<Text, _>(&row.id)
-    .bind::<SqlUuid, _>(row.persona_id)
-    .bind::<Text, _>(&row.tick_id)
-    .bind::<Text, _>(&row.tool_name)
-    .bind::<Text, _>(&row.module)
-    .bind::<Nullable<Jsonb>, _>(row.input.as_ref())
-    .bind::<Nullable<Text>, _>(row.input_hash.as_deref())
-    .bind::<Text, _>(row.result)
-    .bind::<Nullable<Text>, _>(row.error_message.as_deref())
-    .bind::<Nullable<Integer>, _>(row.latency_ms)
-    .bind::<Timestamptz, _>(row.created_at)
-    .bind::<Nullable<Timestamptz>, _>(row.completed_at)
     .cached()
     .execute(conn)
     .await?;
     Ok(n == 1)
+}
+
+/// Binds the twelve `persona_actions` columns of `row` next, in table order (`id`,
+/// `persona_id`, `tick_id`, `tool_name`, `module`, `input`, `input_hash`, `result`,
+/// `error_message`, `latency_ms`, `created_at`, `completed_at`).
+pub(super) fn bind_action<'a>(
+    q: diesel::query_builder::BoxedSqlQuery<'a, diesel::pg::Pg, diesel::query_builder::SqlQuery>,
+    row: &'a NewAction,
+) -> diesel::query_builder::BoxedSqlQuery<'a, diesel::pg::Pg, diesel::query_builder::SqlQuery> {
+    use diesel::sql_types::Jsonb;
+    q.bind::<Text, _>(&row.id)
+        .bind::<SqlUuid, _>(row.persona_id)
+        .bind::<Text, _>(&row.tick_id)
+        .bind::<Text, _>(&row.tool_name)
+        .bind::<Text, _>(&row.module)
+        .bind::<Nullable<Jsonb>, _>(row.input.as_ref())
+        .bind::<Nullable<Text>, _>(row.input_hash.as_deref())
+        .bind::<Text, _>(row.result)
+        .bind::<Nullable<Text>, _>(row.error_message.as_deref())
+        .bind::<Nullable<Integer>, _>(row.latency_ms)
+        .bind::<Timestamptz, _>(row.created_at)
+        .bind::<Nullable<Timestamptz>, _>(row.completed_at)
 }
 
 /// Extend the lease held with `token` to `now + lease_seconds`. `None`: the token is

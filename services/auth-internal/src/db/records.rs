@@ -310,7 +310,8 @@ pub async fn create_recorded(
     }
     let mut state = RecordState::default();
     lww::apply(&mut state, change);
-    let outcome = record_write(
+    let outcome = super::personas::bind_action(
+        record_write(
         "WITH e AS (SELECT EXISTS (SELECT 1 FROM records WHERE user_id = $1 AND app_id = $2 \
                         AND table_name = $3 AND record_id = $4) AS existed), \
               a AS (INSERT INTO persona_actions (id, persona_id, tick_id, tool_name, module, \
@@ -335,19 +336,9 @@ pub async fn create_recorded(
         author,
         now,
         &state,
+    ),
+        action,
     )
-    .bind::<Text, _>(&action.id)
-    .bind::<SqlUuid, _>(action.persona_id)
-    .bind::<Text, _>(&action.tick_id)
-    .bind::<Text, _>(&action.tool_name)
-    .bind::<Text, _>(&action.module)
-    .bind::<Nullable<Jsonb>, _>(action.input.as_ref())
-    .bind::<Nullable<Text>, _>(action.input_hash.as_deref())
-    .bind::<Text, _>(action.result)
-    .bind::<Nullable<Text>, _>(action.error_message.as_deref())
-    .bind::<Nullable<Integer>, _>(action.latency_ms)
-    .bind::<Timestamptz, _>(action.created_at)
-    .bind::<Nullable<Timestamptz>, _>(action.completed_at)
     .cached()
     .get_result::<Outcome>(conn)
     .await;
