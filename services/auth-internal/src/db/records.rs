@@ -6,7 +6,7 @@
 //! rows. Concurrent writers of one record serialise on its `records` row
 //! ([`append_if`]: `INSERT … ON CONFLICT DO NOTHING` then `SELECT … FOR
 //! UPDATE`, or for a create that meets no row one statement writing the record
-//! and its log row; [`append_batch`]: lock what exists, insert the rest with its
+//! and its log row ([`create`]); [`append_batch`]: lock what exists, insert the rest with its
 //! merged state, start over if a concurrent writer created one of them).
 //!
 //! Rules:
@@ -202,11 +202,24 @@ pub async fn append_if(
     // A create (a new id) usually meets no row at all: then one statement writes
     // the record and its log row.
     if expect == Expect::NotLive
-        && let Some(appended) = insert_new(conn, key, change, author, now).await?
+        && let Some(appended) = create(conn, key, change, author, now).await?
     {
         run_hooks(conn, key, &appended.state, now).await?;
         return Ok(appended);
     }
+    append_locked(conn, key, change, author, now, expect).await
+}
+
+/// [`append_if`] without its one-statement create: lock (or create) the record's
+/// row, merge, write. For a caller whose [`create`] already found a row of the id.
+pub async fn append_locked(
+    conn: &mut AsyncPgConnection,
+    key: RecordKey<'_>,
+    change: &Change,
+    author: Author<'_>,
+    now: DateTime<Utc>,
+    expect: Expect,
+) -> Result<Appended, RecordError> {
     // Create the row if missing and lock it, in one statement: a new row is
     // locked by its INSERT, an existing one by the SELECT. Writers of one
     // record queue here.
@@ -255,23 +268,6 @@ pub async fn append_if(
     })
 }
 
-/// A create outside any transaction, in one statement: writes the record of `key`
-/// and its log row when no row of `key` exists and its table keeps no derived index
-/// (no [`TableHook`], whose write would be a second statement). `None`, with nothing
-/// written, otherwise: the caller goes on with [`append_if`] in a transaction.
-pub async fn create(
-    conn: &mut AsyncPgConnection,
-    key: RecordKey<'_>,
-    change: &Change,
-    author: Author<'_>,
-    now: DateTime<Utc>,
-) -> Result<Option<Appended>, RecordError> {
-    if has_hooks(key) {
-        return Ok(None);
-    }
-    insert_new(conn, key, change, author, now).await
-}
-
 /// What [`create_recorded`] did.
 #[derive(Debug)]
 pub enum Recorded {
@@ -279,40 +275,15 @@ pub enum Recorded {
     Created(Appended),
     /// The action row was there already: the call ran before, nothing is written.
     RanBefore,
-    /// Nothing is written: a row of the id exists (or the table keeps a derived index);
-    /// the caller goes on with the action row and [`append_if`] in a transaction.
-    Fallback,
+    /// Nothing is written: a row of the id exists. The caller goes on with the
+    /// action row and [`append_locked`] in a transaction.
+    Exists,
 }
 
-/// A persona's create with the action row that records it, outside any transaction,
-/// in one statement: the action row, the record and its log row, all or none. The
-/// action row is written only when no row of `key` exists (as of the statement's
-/// snapshot) and the record only when the action row was new (not a re-sent call).
-/// A row of `key` created concurrently makes the record's plain `INSERT` fail, which
-/// undoes the whole statement: [`Recorded::Fallback`], as for an existing row.
-pub async fn create_recorded(
-    conn: &mut AsyncPgConnection,
-    key: RecordKey<'_>,
-    change: &Change,
-    author: Author<'_>,
-    now: DateTime<Utc>,
-    action: &super::personas::NewAction,
-) -> Result<Recorded, RecordError> {
-    #[derive(QueryableByName)]
-    struct Outcome {
-        #[diesel(sql_type = Nullable<BigInt>)]
-        id: Option<i64>,
-        #[diesel(sql_type = Bool)]
-        existed: bool,
-    }
-    if has_hooks(key) {
-        return Ok(Recorded::Fallback);
-    }
-    let mut state = RecordState::default();
-    lww::apply(&mut state, change);
-    let outcome = super::personas::bind_action(
-        record_write(
-        "WITH e AS (SELECT EXISTS (SELECT 1 FROM records WHERE user_id = $1 AND app_id = $2 \
+/// [`create_recorded`]'s statement: [`record_write`]'s binds, then the action row's
+/// ($17–$28, [`super::personas::bind_action`]).
+const CREATE_RECORDED: &str = "\
+         WITH e AS (SELECT EXISTS (SELECT 1 FROM records WHERE user_id = $1 AND app_id = $2 \
                         AND table_name = $3 AND record_id = $4) AS existed), \
               a AS (INSERT INTO persona_actions (id, persona_id, tick_id, tool_name, module, \
                         input, input_hash, result, error_message, latency_ms, created_at, \
@@ -330,13 +301,35 @@ pub async fn create_recorded(
                         data, field_timestamps, stamp, client_id, origin, created_at) \
                     SELECT r.last_change_id, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 FROM r \
                     RETURNING id) \
-         SELECT (SELECT id FROM c) AS id, (SELECT existed FROM e) AS existed",
-        key,
-        change,
-        author,
-        now,
-        &state,
-    ),
+         SELECT (SELECT id FROM c) AS id, (SELECT existed FROM e) AS existed";
+
+/// A persona's create with the action row that records it, outside any transaction,
+/// in one statement: the action row, the record and its log row, all or none. The
+/// action row is written only when no row of `key` exists (as of the statement's
+/// snapshot) and the record only when the action row was new (not a re-sent call).
+/// A row of `key` created concurrently makes the record's plain `INSERT` fail, which
+/// undoes the whole statement: [`Recorded::Exists`], as for an existing row. Like
+/// [`create`] outside a transaction, only for a table without hooks ([`has_hooks`]).
+pub async fn create_recorded(
+    conn: &mut AsyncPgConnection,
+    key: RecordKey<'_>,
+    change: &Change,
+    author: Author<'_>,
+    now: DateTime<Utc>,
+    action: &super::personas::NewAction,
+) -> Result<Recorded, RecordError> {
+    #[derive(QueryableByName)]
+    struct Outcome {
+        #[diesel(sql_type = Nullable<BigInt>)]
+        id: Option<i64>,
+        #[diesel(sql_type = Bool)]
+        existed: bool,
+    }
+    debug_assert!(!has_hooks(key), "a hook's write needs a transaction");
+    let mut state = RecordState::default();
+    lww::apply(&mut state, change);
+    let outcome = super::personas::bind_action(
+        record_write(CREATE_RECORDED, key, change, author, now, &state),
         action,
     )
     .cached()
@@ -348,12 +341,12 @@ pub async fn create_recorded(
             state,
             created_at: now,
         })),
-        Ok(Outcome { existed: true, .. }) => Ok(Recorded::Fallback),
+        Ok(Outcome { existed: true, .. }) => Ok(Recorded::Exists),
         Ok(Outcome { existed: false, .. }) => Ok(Recorded::RanBefore),
         Err(diesel::result::Error::DatabaseError(
             diesel::result::DatabaseErrorKind::UniqueViolation,
             info,
-        )) if info.table_name() == Some("records") => Ok(Recorded::Fallback),
+        )) if info.table_name() == Some("records") => Ok(Recorded::Exists),
         Err(e) => Err(unknown_user(e)),
     }
 }
@@ -391,7 +384,9 @@ fn record_write<'a>(
         .bind::<Bool, _>(!state.is_visible())
 }
 
-fn has_hooks(key: RecordKey<'_>) -> bool {
+/// Whether `key`'s table keeps a derived index ([`TableHook`]): its writes are two
+/// statements and need a transaction.
+pub fn has_hooks(key: RecordKey<'_>) -> bool {
     super::TABLE_HOOKS
         .iter()
         .any(|h| h.app_id == key.app_id && h.table == key.table)
@@ -401,9 +396,11 @@ fn has_hooks(key: RecordKey<'_>) -> bool {
 /// row, in one statement — when no row of `key` exists (not even a deleted one);
 /// `None` (nothing written) when one does. The record's row takes its
 /// `last_change_id` from the log's sequence and the log row that id, so both say the
-/// same as [`append_if`]'s two statements would. A concurrent writer's new row of
-/// the same key makes the insert wait for its commit and then do nothing.
-async fn insert_new(
+/// same as [`append_locked`]'s two statements would. A concurrent writer's new row of
+/// the same key makes the insert wait for its commit and then do nothing. Runs no
+/// table hook: [`append_if`] runs them after it, in its transaction; outside one it
+/// is only for a table without hooks ([`has_hooks`]).
+pub async fn create(
     conn: &mut AsyncPgConnection,
     key: RecordKey<'_>,
     change: &Change,

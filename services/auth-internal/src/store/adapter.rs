@@ -308,27 +308,31 @@ impl PgRecordStore {
                 .clone();
             let recorded_here = action.is_some();
             let mut conn = self.pool_conn().await?;
-            // A create is one statement (with its action row, if any), which is all
-            // or nothing on its own: no transaction around it.
-            let created = match (&action, expect) {
-                (None, records::Expect::NotLive) => {
-                    records::create(&mut conn, key, &change, author, now)
-                        .instrument(super::db_write_span(1))
-                        .await
-                        .map_err(WriteError::Record)
-                }
-                (Some(row), records::Expect::NotLive) => {
-                    match records::create_recorded(&mut conn, key, &change, author, now, row)
-                        .instrument(super::db_write_span(1))
-                        .await
-                    {
-                        Ok(records::Recorded::Created(appended)) => Ok(Some(appended)),
-                        Ok(records::Recorded::RanBefore) => Err(WriteError::AlreadyRan),
-                        Ok(records::Recorded::Fallback) => Ok(None),
-                        Err(e) => Err(WriteError::Record(e)),
+            // A create in a table without hooks is one statement (with its action row,
+            // if any), all or nothing on its own: no transaction around it. When it
+            // finds a row of the id, the transaction below merges into that row.
+            let one_statement = expect == records::Expect::NotLive && !records::has_hooks(key);
+            let created = if one_statement {
+                async {
+                    match &action {
+                        None => Ok(records::create(&mut conn, key, &change, author, now).await?),
+                        Some(row) => {
+                            match records::create_recorded(
+                                &mut conn, key, &change, author, now, row,
+                            )
+                            .await?
+                            {
+                                records::Recorded::Created(appended) => Ok(Some(appended)),
+                                records::Recorded::RanBefore => Err(WriteError::AlreadyRan),
+                                records::Recorded::Exists => Ok(None),
+                            }
+                        }
                     }
                 }
-                _ => Ok(None),
+                .instrument(super::db_write_span(1))
+                .await
+            } else {
+                Ok(None)
             };
             let appended = match created {
                 Ok(Some(appended)) => Ok(appended),
@@ -340,7 +344,11 @@ impl PgRecordStore {
                         {
                             return Err(WriteError::AlreadyRan);
                         }
-                        Ok(records::append_if(conn, key, &change, author, now, expect).await?)
+                        Ok(if one_statement {
+                            records::append_locked(conn, key, &change, author, now, expect).await?
+                        } else {
+                            records::append_if(conn, key, &change, author, now, expect).await?
+                        })
                     })
                     .instrument(super::db_write_span(1))
                     .await

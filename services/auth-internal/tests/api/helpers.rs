@@ -100,10 +100,39 @@ impl TestApp {
         self.db.count(sql).await
     }
 
+    /// Counts of `user`'s rows in the change log and the records.
+    pub async fn stored_rows(&self, user: uuid::Uuid) -> (i64, i64) {
+        (
+            self.sql_count(&format!(
+                "SELECT count(*) AS n FROM sync_changes WHERE user_id = '{user}'"
+            ))
+            .await,
+            self.sql_count(&format!(
+                "SELECT count(*) AS n FROM records WHERE user_id = '{user}'"
+            ))
+            .await,
+        )
+    }
+
     pub async fn sql(&self, sql: &str) {
         use diesel_async::RunQueryDsl;
         let mut conn = self.db.conn().await;
         diesel::sql_query(sql).execute(&mut conn).await.unwrap();
+    }
+}
+
+/// A server-stamped record change: `op` stamped now with `counter`, writing `title`
+/// (no field when empty).
+pub fn title_change(op: lww::Op, counter: u32, title: &str) -> lww::Change {
+    let stamp = lww::Stamp::new(chrono::Utc::now().timestamp_millis(), counter, "server").unwrap();
+    lww::Change {
+        op,
+        fields: if title.is_empty() {
+            vec![]
+        } else {
+            vec![("title".into(), serde_json::json!(title), stamp.clone())]
+        },
+        stamp,
     }
 }
 

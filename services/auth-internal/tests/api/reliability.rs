@@ -15,7 +15,7 @@ use rmcp::{
 };
 use serde_json::{Value, json};
 
-use crate::helpers::{SEED_SECRET, TestApp, error_body, error_code, persona_spec};
+use crate::helpers::{SEED_SECRET, TestApp, error_body, error_code, persona_spec, title_change};
 
 type Client = RunningService<RoleClient, ClientConfig>;
 
@@ -992,12 +992,7 @@ async fn a_persona_create_writes_its_action_row_record_and_log_row_together() {
         table: "tasks",
         record_id,
     };
-    let stamp = lww::Stamp::new(now.timestamp_millis(), 0, "server").unwrap();
-    let change = lww::Change {
-        op: lww::Op::Insert,
-        fields: vec![("title".into(), json!("Milch"), stamp.clone())],
-        stamp,
-    };
+    let change = title_change(lww::Op::Insert, 0, "Milch");
     let action = |id: &str| NewAction {
         id: id.to_owned(),
         persona_id: pid,
@@ -1012,21 +1007,15 @@ async fn a_persona_create_writes_its_action_row_record_and_log_row_together() {
         created_at: now,
         completed_at: None,
     };
+    // (action rows, log rows, records) of the persona.
     let counts = async || {
-        (
-            app.sql_count(&format!(
+        let (changes, records) = app.stored_rows(pid).await;
+        let actions = app
+            .sql_count(&format!(
                 "SELECT count(*) AS n FROM persona_actions WHERE persona_id = '{pid}'"
             ))
-            .await,
-            app.sql_count(&format!(
-                "SELECT count(*) AS n FROM records WHERE user_id = '{pid}'"
-            ))
-            .await,
-            app.sql_count(&format!(
-                "SELECT count(*) AS n FROM sync_changes WHERE user_id = '{pid}'"
-            ))
-            .await,
-        )
+            .await;
+        (actions, changes, records)
     };
     let mut conn = app.db.conn().await;
 
@@ -1057,7 +1046,7 @@ async fn a_persona_create_writes_its_action_row_record_and_log_row_together() {
         records::create_recorded(&mut conn, key("r1"), &change, author, now, &action("a2"))
             .await
             .unwrap();
-    assert!(matches!(existing, Recorded::Fallback), "{existing:?}");
+    assert!(matches!(existing, Recorded::Exists), "{existing:?}");
     assert_eq!(
         counts().await,
         (1, 1, 1),

@@ -1,7 +1,7 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, error_body, error_code};
+use crate::helpers::{TestApp, error_body, error_code, title_change};
 
 fn change(record: &str, op: &str, data: Value, stamps: Value) -> Value {
     json!({"appId": "todo", "table": "tasks", "recordId": record, "op": op, "data": data, "fieldStamps": stamps})
@@ -536,20 +536,6 @@ async fn concurrent_pushes_creating_the_same_records_both_apply() {
     );
 }
 
-/// Counts of `user`'s rows in the change log and the records.
-async fn stored_rows(app: &TestApp, user: uuid::Uuid) -> (i64, i64) {
-    (
-        app.sql_count(&format!(
-            "SELECT count(*) AS n FROM sync_changes WHERE user_id = '{user}'"
-        ))
-        .await,
-        app.sql_count(&format!(
-            "SELECT count(*) AS n FROM records WHERE user_id = '{user}'"
-        ))
-        .await,
-    )
-}
-
 /// Deleting a user takes its records and change log with it and leaves other users'
 /// alone; a deleted user's token (still valid: JWTs are not revoked) writes nothing
 /// and gets 401 `unauthorized` (the foreign key's refusal), not a 500 — by push and by
@@ -577,37 +563,20 @@ async fn a_deleted_users_records_go_with_it_and_its_token_writes_nothing() {
             resp.text().await.unwrap()
         );
     }
-    assert_eq!(stored_rows(&app, gone).await, (3, 2));
+    assert_eq!(app.stored_rows(gone).await, (3, 2));
 
     app.sql(&format!("DELETE FROM users WHERE id = '{gone}'"))
         .await;
-    assert_eq!(
-        stored_rows(&app, gone).await,
-        (0, 0),
-        "the user's rows went"
-    );
-    assert_eq!(
-        stored_rows(&app, kept).await,
-        (3, 2),
-        "another user's stayed"
-    );
+    assert_eq!(app.stored_rows(gone).await, (0, 0), "the user's rows went");
+    assert_eq!(app.stored_rows(kept).await, (3, 2), "another user's stayed");
 
     let resp = app.push(&gone_token, body).await;
     let err = error_body(resp, StatusCode::UNAUTHORIZED).await;
     assert_eq!(err["error"]["code"], "unauthorized", "{err}");
-    assert_eq!(
-        stored_rows(&app, gone).await,
-        (0, 0),
-        "a push wrote nothing"
-    );
+    assert_eq!(app.stored_rows(gone).await, (0, 0), "a push wrote nothing");
 
     // The single-write path (MCP tools, missions) refuses the same way.
-    let stamp = lww::Stamp::new(chrono::Utc::now().timestamp_millis(), 0, "test").unwrap();
-    let one = lww::Change {
-        op: lww::Op::Insert,
-        fields: vec![("title".into(), json!("Käse"), stamp.clone())],
-        stamp,
-    };
+    let one = title_change(lww::Op::Insert, 0, "Käse");
     let key = RecordKey {
         user_id: gone,
         app_id: "todo",
@@ -629,7 +598,7 @@ async fn a_deleted_users_records_go_with_it_and_its_token_writes_nothing() {
         "{refused:?}"
     );
     assert_eq!(
-        stored_rows(&app, gone).await,
+        app.stored_rows(gone).await,
         (0, 0),
         "a single write wrote nothing"
     );
@@ -657,19 +626,6 @@ async fn creates_write_the_record_and_its_log_row_once_and_refuse_a_live_id() {
         table: "tasks",
         record_id,
     };
-    let base = chrono::Utc::now().timestamp_millis();
-    let change = |op, k: u32, title: &str| {
-        let stamp = lww::Stamp::new(base, k, "server").unwrap();
-        lww::Change {
-            op,
-            fields: if title.is_empty() {
-                vec![]
-            } else {
-                vec![("title".into(), json!(title), stamp.clone())]
-            },
-            stamp,
-        }
-    };
     let write = async |record, change: &lww::Change, expect| {
         let mut conn = app.db.conn().await;
         conn.transaction::<_, RecordError, _>(async |c| {
@@ -683,9 +639,13 @@ async fn creates_write_the_record_and_its_log_row_once_and_refuse_a_live_id() {
         )
     };
 
-    let made = write("r1", &change(lww::Op::Insert, 1, "Milch"), Expect::NotLive)
-        .await
-        .unwrap();
+    let made = write(
+        "r1",
+        &title_change(lww::Op::Insert, 1, "Milch"),
+        Expect::NotLive,
+    )
+    .await
+    .unwrap();
     assert_eq!(
         app.sql_count(&format!(
             "SELECT count(*) AS n FROM records r JOIN sync_changes c ON c.id = r.last_change_id \
@@ -696,7 +656,12 @@ async fn creates_write_the_record_and_its_log_row_once_and_refuse_a_live_id() {
         1,
         "the record points at its log row"
     );
-    let again = write("r1", &change(lww::Op::Insert, 2, "Brot"), Expect::NotLive).await;
+    let again = write(
+        "r1",
+        &title_change(lww::Op::Insert, 2, "Brot"),
+        Expect::NotLive,
+    )
+    .await;
     assert!(matches!(again, Err(RecordError::AlreadyLive)), "{again:?}");
     assert_eq!(
         app.sql_count(&logged("r1")).await,
@@ -709,12 +674,16 @@ async fn creates_write_the_record_and_its_log_row_once_and_refuse_a_live_id() {
     );
 
     // Deleted, then created again (the general path: a row exists).
-    write("r1", &change(lww::Op::Delete, 3, ""), Expect::Live)
+    write("r1", &title_change(lww::Op::Delete, 3, ""), Expect::Live)
         .await
         .unwrap();
-    write("r1", &change(lww::Op::Insert, 4, "Käse"), Expect::NotLive)
-        .await
-        .unwrap();
+    write(
+        "r1",
+        &title_change(lww::Op::Insert, 4, "Käse"),
+        Expect::NotLive,
+    )
+    .await
+    .unwrap();
     assert_eq!(
         record_data(&app, user, "r1").await,
         (json!({"title": "Käse"}), false)
@@ -726,7 +695,7 @@ async fn creates_write_the_record_and_its_log_row_once_and_refuse_a_live_id() {
          AND wait_event_type = 'Lock' AND query LIKE 'WITH r AS (INSERT INTO records%'";
     let mut first = app.db.conn().await;
     first.batch_execute("BEGIN").await.unwrap();
-    let c1 = change(lww::Op::Insert, 5, "erste");
+    let c1 = title_change(lww::Op::Insert, 5, "erste");
     records::append_if(
         &mut first,
         key("r2"),
@@ -737,7 +706,7 @@ async fn creates_write_the_record_and_its_log_row_once_and_refuse_a_live_id() {
     )
     .await
     .unwrap();
-    let c2 = change(lww::Op::Insert, 6, "zweite");
+    let c2 = title_change(lww::Op::Insert, 6, "zweite");
     let (second, ()) = tokio::join!(write("r2", &c2, Expect::NotLive), async {
         let mut polls = 0;
         while app.sql_count(waiting).await == 0 {
