@@ -10,6 +10,9 @@
 //! merged state, start over if a concurrent writer created one of them).
 //!
 //! Rules:
+//! - Every write locks its user's row first ([`USER_LOCK`]) and writes nothing
+//!   when the user is gone; `records` and `sync_changes` have no foreign key to
+//!   `users`, a user's delete trigger removes its rows.
 //! - This module knows no table by name. A table that keeps a derived index
 //!   (missions → `mission_schedule`) registers a [`TableHook`] in
 //!   [`super::TABLE_HOOKS`]; [`append_if`] runs the hooks of the written table
@@ -90,28 +93,24 @@ pub enum RecordError {
     #[error("concurrent writes kept creating the batch's records; retry")]
     Contended,
     /// The records' user does not exist (deleted while its token was still valid):
-    /// the foreign key refused the write, nothing is written.
+    /// nothing is written ([`USER_LOCK`]).
     #[error("the account no longer exists")]
     UnknownUser,
 }
 
-/// A write refused by the `user_id` foreign key of `records` or `sync_changes` is
-/// [`RecordError::UnknownUser`]; any other error is [`RecordError::Db`].
-fn unknown_user(e: diesel::result::Error) -> RecordError {
-    match e {
-        diesel::result::Error::DatabaseError(
-            diesel::result::DatabaseErrorKind::ForeignKeyViolation,
-            info,
-        ) if matches!(
-            info.constraint_name(),
-            Some("records_user_id_fkey" | "sync_changes_user_id_fkey")
-        ) =>
-        {
-            RecordError::UnknownUser
-        }
-        other => RecordError::Db(other),
-    }
+/// [`USER_LOCK`] as a literal, for `concat!`.
+macro_rules! user_lock {
+    () => {
+        "u AS MATERIALIZED (SELECT FROM users WHERE id = $1 FOR KEY SHARE)"
+    };
 }
+
+/// Every write of the store first locks its user's row, as a CTE named `u` (no row:
+/// the user is gone, and the statement writes nothing). `records` and `sync_changes`
+/// have no foreign key to `users` (a check per inserted row); this one lock per
+/// statement stands in for it: a user's delete waits for the writes holding it, and
+/// its trigger then deletes what they wrote (migration 000090).
+const USER_LOCK: &str = user_lock!();
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = records, check_for_backend(diesel::pg::Pg))]
@@ -282,9 +281,11 @@ pub enum Recorded {
 
 /// [`create_recorded`]'s statement: [`record_write`]'s binds, then the action row's
 /// ($17–$28, [`super::personas::bind_action`]).
-const CREATE_RECORDED: &str = "\
-         WITH e AS (SELECT EXISTS (SELECT 1 FROM records WHERE user_id = $1 AND app_id = $2 \
-                        AND table_name = $3 AND record_id = $4) AS existed), \
+const CREATE_RECORDED: &str = concat!(
+    "WITH ",
+    user_lock!(),
+    ", e AS (SELECT EXISTS (SELECT 1 FROM records WHERE user_id = $1 AND app_id = $2 \
+                        AND table_name = $3 AND record_id = $4) AS existed FROM u), \
               a AS (INSERT INTO persona_actions (id, persona_id, tick_id, tool_name, module, \
                         input, input_hash, result, error_message, latency_ms, created_at, \
                         completed_at) \
@@ -301,7 +302,8 @@ const CREATE_RECORDED: &str = "\
                         data, field_timestamps, stamp, client_id, origin, created_at) \
                     SELECT r.last_change_id, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 FROM r \
                     RETURNING id) \
-         SELECT (SELECT id FROM c) AS id, (SELECT existed FROM e) AS existed";
+         SELECT (SELECT id FROM c) AS id, (SELECT existed FROM e) AS existed"
+);
 
 /// A persona's create with the action row that records it, outside any transaction,
 /// in one statement: the action row, the record and its log row, all or none. The
@@ -322,8 +324,9 @@ pub async fn create_recorded(
     struct Outcome {
         #[diesel(sql_type = Nullable<BigInt>)]
         id: Option<i64>,
-        #[diesel(sql_type = Bool)]
-        existed: bool,
+        /// `None`: no user ([`USER_LOCK`]).
+        #[diesel(sql_type = Nullable<Bool>)]
+        existed: Option<bool>,
     }
     debug_assert!(!has_hooks(key), "a hook's write needs a transaction");
     let mut state = RecordState::default();
@@ -341,13 +344,20 @@ pub async fn create_recorded(
             state,
             created_at: now,
         })),
-        Ok(Outcome { existed: true, .. }) => Ok(Recorded::Exists),
-        Ok(Outcome { existed: false, .. }) => Ok(Recorded::RanBefore),
+        Ok(Outcome {
+            existed: Some(true),
+            ..
+        }) => Ok(Recorded::Exists),
+        Ok(Outcome {
+            existed: Some(false),
+            ..
+        }) => Ok(Recorded::RanBefore),
+        Ok(Outcome { existed: None, .. }) => Err(RecordError::UnknownUser),
         Err(diesel::result::Error::DatabaseError(
             diesel::result::DatabaseErrorKind::UniqueViolation,
             info,
         )) if info.table_name() == Some("records") => Ok(Recorded::Exists),
-        Err(e) => Err(unknown_user(e)),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -394,7 +404,8 @@ pub fn has_hooks(key: RecordKey<'_>) -> bool {
 
 /// The record of `key` written with `change` merged into an empty state, and its log
 /// row, in one statement — when no row of `key` exists (not even a deleted one);
-/// `None` (nothing written) when one does. The record's row takes its
+/// `None` (nothing written) when one does; [`RecordError::UnknownUser`] (nothing
+/// written) when the user is gone. The record's row takes its
 /// `last_change_id` from the log's sequence and the log row that id, so both say the
 /// same as [`append_locked`]'s two statements would. A concurrent writer's new row of
 /// the same key makes the insert wait for its commit and then do nothing. Runs no
@@ -407,35 +418,44 @@ pub async fn create(
     author: Author<'_>,
     now: DateTime<Utc>,
 ) -> Result<Option<Appended>, RecordError> {
-    let mut state = RecordState::default();
-    lww::apply(&mut state, change);
-    let change_id = record_write(
-        "WITH r AS (INSERT INTO records (user_id, app_id, table_name, record_id, data, \
+    #[derive(QueryableByName)]
+    struct Outcome {
+        #[diesel(sql_type = Nullable<BigInt>)]
+        id: Option<i64>,
+        #[diesel(sql_type = Bool)]
+        user_found: bool,
+    }
+    const SQL: &str = concat!(
+        "WITH ",
+        user_lock!(),
+        ", r AS (INSERT INTO records (user_id, app_id, table_name, record_id, data, \
                         field_timestamps, created_stamp, tombstone, deleted, last_change_id, \
                         created_at, updated_at) \
-                    VALUES ($1, $2, $3, $4, $12, $13, $14, $15, $16, nextval('sync_changes_id_seq'), \
-                            $11, $11) \
-                    ON CONFLICT DO NOTHING RETURNING last_change_id) \
-         INSERT INTO sync_changes (id, user_id, app_id, table_name, record_id, op, data, \
-                field_timestamps, stamp, client_id, origin, created_at) \
-         SELECT r.last_change_id, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 FROM r \
-         RETURNING id",
-        key,
-        change,
-        author,
-        now,
-        &state,
-    )
-    .cached()
-    .get_result::<ChangeId>(conn)
-    .await
-    .optional()
-    .map_err(unknown_user)?;
-    Ok(change_id.map(|c| Appended {
-        change_id: c.id,
-        state,
-        created_at: now,
-    }))
+                    SELECT $1, $2, $3, $4, $12, $13, $14, $15, $16, nextval('sync_changes_id_seq'), \
+                           $11, $11 FROM u \
+                    ON CONFLICT DO NOTHING RETURNING last_change_id), \
+              c AS (INSERT INTO sync_changes (id, user_id, app_id, table_name, record_id, op, \
+                        data, field_timestamps, stamp, client_id, origin, created_at) \
+                    SELECT r.last_change_id, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 FROM r \
+                    RETURNING id) \
+         SELECT (SELECT id FROM c) AS id, EXISTS (SELECT FROM u) AS user_found"
+    );
+    let mut state = RecordState::default();
+    lww::apply(&mut state, change);
+    let outcome = record_write(SQL, key, change, author, now, &state)
+        .cached()
+        .get_result::<Outcome>(conn)
+        .await?;
+    match outcome {
+        Outcome {
+            user_found: false, ..
+        } => Err(RecordError::UnknownUser),
+        Outcome { id, .. } => Ok(id.map(|change_id| Appended {
+            change_id,
+            state,
+            created_at: now,
+        })),
+    }
 }
 
 /// The table hooks of `key`'s table, with the record's merged state.
@@ -458,7 +478,7 @@ const RECORD_COLUMNS: &str = "record_id, data, field_timestamps, created_stamp, 
                               deleted, last_change_id, created_at, updated_at";
 
 /// The record's row, locked for the transaction; created (not yet written,
-/// `last_change_id = 0`) when missing.
+/// `last_change_id = 0`) when missing. Locks the user's row first ([`USER_LOCK`]).
 async fn lock_or_create(
     conn: &mut AsyncPgConnection,
     key: RecordKey<'_>,
@@ -466,9 +486,10 @@ async fn lock_or_create(
 ) -> Result<RecordRow, RecordError> {
     static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
         format!(
-            "WITH ins AS (INSERT INTO records (user_id, app_id, table_name, record_id, deleted, \
+            "WITH {USER_LOCK}, \
+              ins AS (INSERT INTO records (user_id, app_id, table_name, record_id, deleted, \
                           last_change_id, created_at, updated_at) \
-                      VALUES ($1, $2, $3, $4, true, 0, $5, $5) ON CONFLICT DO NOTHING \
+                      SELECT $1, $2, $3, $4, true, 0, $5, $5 FROM u ON CONFLICT DO NOTHING \
                       RETURNING {RECORD_COLUMNS}), \
               cur AS (SELECT {RECORD_COLUMNS} FROM records \
                       WHERE user_id = $1 AND app_id = $2 AND table_name = $3 AND record_id = $4 \
@@ -485,20 +506,22 @@ async fn lock_or_create(
         .cached()
         .get_result(conn)
         .await
-        .optional()
-        .map_err(unknown_user)?;
+        .optional()?;
     if let Some(row) = found {
         return Ok(row.into_row());
     }
     // Another transaction created the row after this statement's snapshot
     // was taken (the INSERT waited for it and did nothing; the SELECT could
-    // not see it yet): a fresh statement sees and locks it.
-    Ok(records::table
+    // not see it yet): a fresh statement sees and locks it. Or the user is
+    // gone (nothing was inserted, and a deleted user has no rows).
+    records::table
         .find((key.user_id, key.app_id, key.table, key.record_id))
         .select(RecordRow::as_select())
         .for_update()
         .first(conn)
-        .await?)
+        .await
+        .optional()?
+        .ok_or(RecordError::UnknownUser)
 }
 
 /// A live (visible) record.
@@ -657,6 +680,21 @@ pub async fn changes_since(
         .select(ChangeRow::as_select())
         .load(conn)
         .await?)
+}
+
+/// Lock the user's row for the rest of the transaction, as every write of the store
+/// does ([`USER_LOCK`]); [`RecordError::UnknownUser`] when the user is gone.
+async fn lock_user(conn: &mut AsyncPgConnection, user_id: Uuid) -> Result<(), RecordError> {
+    diesel::sql_query(concat!("WITH ", user_lock!(), " SELECT FROM u"))
+        .bind::<SqlUuid, _>(user_id)
+        .cached()
+        .execute(conn)
+        .await
+        .map_err(RecordError::from)
+        .and_then(|n| match n {
+            0 => Err(RecordError::UnknownUser),
+            _ => Ok(()),
+        })
 }
 
 /// Lock a record's row for the rest of the transaction (no-op when absent).
@@ -882,6 +920,7 @@ impl<'a> Batch<'a> {
         use diesel::sql_types::Array;
         let (apps, (tables, ids)): (Vec<&str>, (Vec<&str>, Vec<&str>)) =
             self.keys.iter().map(|&(a, t, r)| (a, (t, r))).unzip();
+        lock_user(conn, user_id).await?;
         // A locking subquery is never flattened into a join, so this is a
         // nested loop over the keys in array order (= lock order) with one
         // primary-key lookup each, whatever the planner thinks of the sizes.
@@ -1022,7 +1061,7 @@ impl<'a> Batch<'a> {
                 diesel::result::DatabaseErrorKind::UniqueViolation,
                 info,
             ) if info.table_name() == Some("records") => RecordError::Raced,
-            other => unknown_user(other),
+            other => other.into(),
         })?;
         if written.ids.len() != self.items.len()
             || written.inserted != new.len()

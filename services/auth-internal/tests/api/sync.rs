@@ -461,17 +461,16 @@ async fn concurrent_pushes_creating_the_same_records_both_apply() {
         assert_eq!(resp.status(), StatusCode::OK);
     }
 
-    // At the same moment: while another transaction holds the user's row,
-    // each push gets past its lock step (nothing of it exists yet) and then
-    // waits in its write (the foreign key on `users`, or the other push's
-    // uncommitted new rows). Released when both wait, one of them finds its
-    // new records created by the other.
+    // At the same moment: while another transaction holds the change log in
+    // SHARE mode, each push gets past its lock steps (its user's row, and the
+    // records: nothing of them exists yet) and then waits in its write (its
+    // INSERT into the log). Released when both wait, one of them finds its new
+    // records created by the other.
     let (user, token) = app.register_user("concurrent@example.com").await;
     let mut holder = app.db.conn().await;
     holder.batch_execute("BEGIN").await.unwrap();
-    diesel::sql_query("SELECT id FROM users WHERE id = $1 FOR UPDATE")
-        .bind::<diesel::sql_types::Uuid, _>(user)
-        .execute(&mut holder)
+    holder
+        .batch_execute("LOCK TABLE sync_changes IN SHARE MODE")
         .await
         .unwrap();
     let release = async {
@@ -538,7 +537,7 @@ async fn concurrent_pushes_creating_the_same_records_both_apply() {
 
 /// Deleting a user takes its records and change log with it and leaves other users'
 /// alone; a deleted user's token (still valid: JWTs are not revoked) writes nothing
-/// and gets 401 `unauthorized` (the foreign key's refusal), not a 500 — by push and by
+/// and gets 401 `unauthorized` (no user row to lock), not a 500 — by push and by
 /// a single write alike.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deleted_users_records_go_with_it_and_its_token_writes_nothing() {
@@ -602,6 +601,85 @@ async fn a_deleted_users_records_go_with_it_and_its_token_writes_nothing() {
         (0, 0),
         "a single write wrote nothing"
     );
+}
+
+/// A user deleted while a write of theirs is in flight: the delete waits for the
+/// write, then takes what it wrote. No row of a deleted user is left behind, for
+/// each kind of write (a push's batch, a one-statement create, a merge into an
+/// existing record) — the store's writes lock the user's row in place of a
+/// foreign key per row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_deleted_during_a_write_keeps_none_of_its_rows() {
+    use auth_internal::db::records::{self, Author, BatchItem, Expect, RecordKey};
+    use diesel_async::{AsyncConnection, TransactionManager};
+    type Tm = <diesel_async::AsyncPgConnection as AsyncConnection>::TransactionManager;
+
+    let app = TestApp::spawn().await;
+    let author = Author {
+        client_id: "test",
+        origin: "mcp",
+    };
+    let waiting = "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() \
+         AND wait_event_type = 'Lock' AND query LIKE 'DELETE FROM users%'";
+    for write in ["batch", "create", "merge"] {
+        let (user, _) = app.register_user(&format!("{write}@example.com")).await;
+        let key = RecordKey {
+            user_id: user,
+            app_id: "todo",
+            table: "tasks",
+            record_id: "r1",
+        };
+        let mut writer = app.db.conn().await;
+        if write == "merge" {
+            let first = title_change(lww::Op::Insert, 0, "Milch");
+            records::create(&mut writer, key, &first, author, chrono::Utc::now())
+                .await
+                .unwrap()
+                .unwrap();
+        }
+        let change = title_change(lww::Op::Insert, 1, "Brot");
+        Tm::begin_transaction(&mut writer).await.unwrap();
+        let now = chrono::Utc::now();
+        match write {
+            "batch" => {
+                let items = [BatchItem {
+                    app_id: key.app_id,
+                    table: key.table,
+                    record_id: key.record_id,
+                    change: &change,
+                }];
+                records::append_batch(&mut writer, user, &items, author, now)
+                    .await
+                    .map(drop)
+            }
+            "create" => records::append_if(&mut writer, key, &change, author, now, Expect::NotLive)
+                .await
+                .map(drop),
+            _ => records::append(&mut writer, key, &change, author, now)
+                .await
+                .map(drop),
+        }
+        .unwrap();
+
+        let delete = format!("DELETE FROM users WHERE id = '{user}'");
+        let ((), ()) = tokio::join!(app.sql(&delete), async {
+            let mut polls = 0;
+            while app.sql_count(waiting).await == 0 {
+                assert!(
+                    polls < 200,
+                    "{write}: the delete never waited for the write"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+                polls += 1;
+            }
+            Tm::commit_transaction(&mut writer).await.unwrap();
+        });
+        assert_eq!(
+            app.stored_rows(user).await,
+            (0, 0),
+            "{write}: rows left behind"
+        );
+    }
 }
 
 /// A create (`Expect::NotLive`, the MCP create tools) of a new id is one statement;
@@ -692,7 +770,7 @@ async fn creates_write_the_record_and_its_log_row_once_and_refuse_a_live_id() {
 
     // Two creates of one new id at once: the second waits, then is refused.
     let waiting = "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() \
-         AND wait_event_type = 'Lock' AND query LIKE 'WITH r AS (INSERT INTO records%'";
+         AND wait_event_type = 'Lock' AND query LIKE 'WITH u AS MATERIALIZED %, r AS (INSERT INTO records%'";
     let mut first = app.db.conn().await;
     first.batch_execute("BEGIN").await.unwrap();
     let c1 = title_change(lww::Op::Insert, 5, "erste");
