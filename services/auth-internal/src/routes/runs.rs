@@ -204,7 +204,8 @@ async fn store_run(
     validate(persona_id, &record)?;
     let now = state.clock.now();
     let (actions, feedback) = rows_of(persona_id, &mut record, now)?;
-    let mut transcript = record.transcript.clone();
+    // The row needs the record's other fields, not its transcript: no copy of it.
+    let mut transcript = record.transcript.take();
     let cut = transcript
         .as_mut()
         .is_some_and(|t| t.cap(state.settings.runs.transcript_cap_bytes));
