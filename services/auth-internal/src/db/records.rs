@@ -836,13 +836,14 @@ impl serde::Serialize for StateStamps<'_> {
 /// creating records of the batch between its lock and its insert.
 const BATCH_ATTEMPTS: usize = 8;
 
-/// Append a batch of changes of one user, in order, all or nothing, in two
+/// Append a batch of changes of one user, in order, all or nothing, in three
 /// statements whatever the batch size; returns the new change ids in batch
 /// order. The result is the same as calling [`append`] for each change in
 /// order.
 ///
-/// 1. Lock the batch's existing `records` rows, one index lookup per key, in
-///    the order of the sorted keys.
+/// 1. Lock the user's row ([`USER_LOCK`]), then the batch's existing `records`
+///    rows, one index lookup per key, in the order of the sorted keys (the
+///    order a user's delete takes them in, so the two cannot deadlock).
 /// 2. Merge in memory with the `lww` rules (a missing record starts empty).
 /// 3. One statement: insert every `sync_changes` row, insert the new records
 ///    with their merged state (sorted keys, a plain `INSERT`: no speculative
