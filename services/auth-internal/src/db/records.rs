@@ -686,16 +686,15 @@ pub async fn changes_since(
 /// Lock the user's row for the rest of the transaction, as every write of the store
 /// does ([`USER_LOCK`]); [`RecordError::UnknownUser`] when the user is gone.
 async fn lock_user(conn: &mut AsyncPgConnection, user_id: Uuid) -> Result<(), RecordError> {
-    diesel::sql_query(concat!("WITH ", user_lock!(), " SELECT FROM u"))
+    let locked = diesel::sql_query(concat!("WITH ", user_lock!(), " SELECT FROM u"))
         .bind::<SqlUuid, _>(user_id)
         .cached()
         .execute(conn)
-        .await
-        .map_err(RecordError::from)
-        .and_then(|n| match n {
-            0 => Err(RecordError::UnknownUser),
-            _ => Ok(()),
-        })
+        .await?;
+    match locked {
+        0 => Err(RecordError::UnknownUser),
+        _ => Ok(()),
+    }
 }
 
 /// Lock a record's row for the rest of the transaction (no-op when absent).
