@@ -100,6 +100,18 @@ impl TestApp {
         self.db.count(sql).await
     }
 
+    /// Polls the count `sql` every 25 ms until it is above zero (say, a backend waiting
+    /// on a lock); panics with `what` after 5 s.
+    pub async fn wait_until_counted(&self, sql: &str, what: &str) {
+        for _ in 0..200 {
+            if self.sql_count(sql).await > 0 {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        panic!("{what}");
+    }
+
     /// Counts of `user`'s rows in the change log and the records.
     pub async fn stored_rows(&self, user: uuid::Uuid) -> (i64, i64) {
         (

@@ -663,15 +663,11 @@ async fn a_user_deleted_during_a_write_keeps_none_of_its_rows() {
 
         let delete = format!("DELETE FROM users WHERE id = '{user}'");
         let ((), ()) = tokio::join!(app.sql(&delete), async {
-            let mut polls = 0;
-            while app.sql_count(waiting).await == 0 {
-                assert!(
-                    polls < 200,
-                    "{write}: the delete never waited for the write"
-                );
-                tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-                polls += 1;
-            }
+            app.wait_until_counted(
+                waiting,
+                &format!("{write}: the delete never waited for the write"),
+            )
+            .await;
             Tm::commit_transaction(&mut writer).await.unwrap();
         });
         assert_eq!(
@@ -786,12 +782,8 @@ async fn creates_write_the_record_and_its_log_row_once_and_refuse_a_live_id() {
     .unwrap();
     let c2 = title_change(lww::Op::Insert, 6, "zweite");
     let (second, ()) = tokio::join!(write("r2", &c2, Expect::NotLive), async {
-        let mut polls = 0;
-        while app.sql_count(waiting).await == 0 {
-            assert!(polls < 200, "the second create never waited for the first");
-            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-            polls += 1;
-        }
+        app.wait_until_counted(waiting, "the second create never waited for the first")
+            .await;
         first.batch_execute("COMMIT").await.unwrap();
     });
     assert!(
