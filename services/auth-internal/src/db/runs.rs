@@ -539,7 +539,7 @@ pub async fn drop_transcripts_before(
     diesel::sql_query(
         "UPDATE persona_runs SET transcript = NULL \
          WHERE id IN (SELECT id FROM persona_runs \
-                      WHERE transcript IS NOT NULL AND started_at < $1 \
+                      WHERE has_transcript AND started_at < $1 \
                       ORDER BY started_at LIMIT $2 FOR UPDATE SKIP LOCKED)",
     )
     .bind::<Timestamptz, _>(cutoff)
@@ -559,7 +559,7 @@ pub async fn count_transcripts_before(
         n: i64,
     }
     diesel::sql_query(
-        "SELECT count(*) AS n FROM persona_runs WHERE transcript IS NOT NULL AND started_at < $1",
+        "SELECT count(*) AS n FROM persona_runs WHERE has_transcript AND started_at < $1",
     )
     .bind::<Timestamptz, _>(cutoff)
     .get_result::<N>(conn)

@@ -90,6 +90,7 @@ diesel::table! {
         transcript -> Nullable<Jsonb>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        has_transcript -> Bool,
     }
 }
 

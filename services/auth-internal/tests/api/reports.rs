@@ -711,6 +711,18 @@ async fn the_rollups_stay_equal_to_the_raw_rows_through_every_kind_of_write() {
          WHERE id = '{r3}'"
     ))
     .await;
+    // A snapshot that changes only the totals (one difference row), and one that also
+    // moves the run to another hour (the old key's share out, the new key's in).
+    app.sql(&format!(
+        "UPDATE persona_runs SET tokens_cache_read = 40, tokens_input = 990, revision = 4 \
+         WHERE id = '{r3}'"
+    ))
+    .await;
+    app.sql(&format!(
+        "UPDATE persona_runs SET started_at = started_at + interval '2 hours', \
+           tokens_output = tokens_output + 3, revision = 5 WHERE id = '{r1}'"
+    ))
+    .await;
     assert_eq!(
         app.sql_count(&rollup_drift()).await,
         0,

@@ -688,3 +688,43 @@ async fn a_long_transcript_is_stored_compressed_and_reads_back_whole() {
         detail["transcript"]
     );
 }
+
+/// Every turn's snapshot rewrites the run's counters and transcript; none of those
+/// columns is in an index (key, INCLUDE, expression or predicate), so Postgres can
+/// update the row in place without a new entry in each of its indexes (a HOT update,
+/// migration 000100). Finishing a run (outcome, error class) may touch indexes.
+#[tokio::test]
+async fn no_index_of_the_runs_refers_to_a_column_every_snapshot_changes() {
+    let app = TestApp::spawn().await;
+    let per_snapshot = [
+        "revision",
+        "turns",
+        "tool_calls",
+        "tool_errors",
+        "tokens_input",
+        "tokens_output",
+        "tokens_cache_read",
+        "tokens_cache_write",
+        "first_prompt_tokens",
+        "transcript",
+        "updated_at",
+    ];
+    let names = per_snapshot
+        .iter()
+        .map(|c| format!("'{c}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let indexed = format!(
+        "SELECT count(*) AS n FROM pg_index i \
+         JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum > 0 \
+         WHERE i.indrelid = 'persona_runs'::regclass AND a.attname IN ({names}) \
+           AND (a.attnum = ANY (i.indkey::int2[]) \
+                OR coalesce(pg_get_expr(i.indpred, i.indrelid), '') ~ ('\\m' || a.attname || '\\M') \
+                OR coalesce(pg_get_expr(i.indexprs, i.indrelid), '') ~ ('\\m' || a.attname || '\\M'))"
+    );
+    assert_eq!(app.sql_count(&indexed).await, 0, "{indexed}");
+    // The check itself sees such an index.
+    app.sql("CREATE INDEX probe ON persona_runs (started_at) WHERE transcript IS NOT NULL")
+        .await;
+    assert_eq!(app.sql_count(&indexed).await, 1, "{indexed}");
+}
