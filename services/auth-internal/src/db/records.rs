@@ -755,6 +755,8 @@ struct Merging {
     created_at: DateTime<Utc>,
     /// 1-based position in the batch of the last change to this record.
     last: i32,
+    /// How many of the batch's changes are to this record.
+    changes: u32,
 }
 
 /// The address of a record inside one user's store.
@@ -846,7 +848,8 @@ const BATCH_ATTEMPTS: usize = 8;
 /// 2. Merge in memory with the `lww` rules (a missing record starts empty).
 /// 3. One statement: insert every `sync_changes` row, insert the new records
 ///    with their merged state (sorted keys, a plain `INSERT`: no speculative
-///    insertion, so no extra index probe per new record), write the merged
+///    insertion, so no extra index probe per new record; a record created by
+///    one change takes its objects from that change's parameters), write the merged
 ///    state of the locked ones (an upsert that always meets its row: one
 ///    index lookup each, never a join over the user's records).
 /// 4. Run the table hooks once per record with its final state.
@@ -988,6 +991,7 @@ impl<'a> Batch<'a> {
                 written: false,
                 created_at: now,
                 last: 0,
+                changes: 0,
             })
             .collect();
         for l in locked {
@@ -1011,6 +1015,7 @@ impl<'a> Batch<'a> {
                 m.created_at = now;
             }
             m.written = true;
+            m.changes += 1;
             m.last =
                 i32::try_from(n + 1).map_err(|_| RecordError::Corrupt("batch too large".into()))?;
         }
@@ -1018,7 +1023,11 @@ impl<'a> Batch<'a> {
         let mut new = RecordColumns::with_capacity(merging.len());
         let mut old = RecordColumns::with_capacity(merging.len());
         for (&key, m) in self.keys.iter().zip(&merging) {
-            if m.exists { &mut old } else { &mut new }.push(key, m);
+            if m.exists {
+                old.push(key, m, false);
+            } else {
+                new.push(key, m, self.merged_is_its_change(m));
+            }
         }
         // Ids come from the sequence in the order of the SELECT (ORDER BY n),
         // so the sorted ids are the batch's changes in order and `ids[last]`
@@ -1036,7 +1045,9 @@ impl<'a> Batch<'a> {
                   ins AS (INSERT INTO records (user_id, app_id, table_name, record_id, data, \
                               field_timestamps, created_stamp, tombstone, deleted, last_change_id, \
                               created_at, updated_at) \
-                          SELECT $1, v.a, v.t, v.r, v.d, v.fs, v.cs, v.ts, v.del, ids.ids[v.last], v.ca, $11 \
+                          SELECT $1, v.a, v.t, v.r, coalesce(v.d, ($6::jsonb[])[v.last]), \
+                                 coalesce(v.fs, ($7::jsonb[])[v.last]), v.cs, v.ts, v.del, \
+                                 ids.ids[v.last], v.ca, $11 \
                           FROM unnest($12::text[], $13::text[], $14::text[], $15::jsonb[], $16::jsonb[], \
                                       $17::text[], $18::text[], $19::bool[], $20::int4[], $21::timestamptz[]) \
                                WITH ORDINALITY AS v(a, t, r, d, fs, cs, ts, del, last, ca, n) \
@@ -1073,8 +1084,8 @@ impl<'a> Batch<'a> {
         .bind::<Array<Text>, _>(&new.apps)
         .bind::<Array<Text>, _>(&new.tables)
         .bind::<Array<Text>, _>(&new.ids)
-        .bind::<Array<Jsonb>, _>(&new.data)
-        .bind::<Array<Jsonb>, _>(&new.stamps)
+        .bind::<Array<Nullable<Jsonb>>, _>(&new.data)
+        .bind::<Array<Nullable<Jsonb>>, _>(&new.stamps)
         .bind::<Array<Nullable<Text>>, _>(&new.created)
         .bind::<Array<Nullable<Text>>, _>(&new.tombstone)
         .bind::<Array<Bool>, _>(&new.deleted)
@@ -1083,8 +1094,8 @@ impl<'a> Batch<'a> {
         .bind::<Array<Text>, _>(&old.apps)
         .bind::<Array<Text>, _>(&old.tables)
         .bind::<Array<Text>, _>(&old.ids)
-        .bind::<Array<Jsonb>, _>(&old.data)
-        .bind::<Array<Jsonb>, _>(&old.stamps)
+        .bind::<Array<Nullable<Jsonb>>, _>(&old.data)
+        .bind::<Array<Nullable<Jsonb>>, _>(&old.stamps)
         .bind::<Array<Nullable<Text>>, _>(&old.created)
         .bind::<Array<Nullable<Text>>, _>(&old.tombstone)
         .bind::<Array<Bool>, _>(&old.deleted)
@@ -1139,6 +1150,22 @@ impl<'a> Batch<'a> {
         }
         Ok(written.ids)
     }
+
+    /// Whether a record's merged `data` and `field_timestamps` are exactly those of
+    /// its one change's log row: a record the batch creates with a single change
+    /// that writes fields (each once) has that change's values and stamps. Such a
+    /// record's columns are read from the log row's parameters instead of being sent
+    /// again (most records of a typical push; half its objects).
+    fn merged_is_its_change(&self, m: &Merging) -> bool {
+        m.changes == 1
+            && usize::try_from(m.last - 1)
+                .ok()
+                .and_then(|i| self.items.get(i))
+                .is_some_and(|item| {
+                    !item.change.fields.is_empty()
+                        && item.change.fields.len() == m.state.fields.len()
+                })
+    }
 }
 
 /// The `records` columns of some of a batch's merged records, as arrays.
@@ -1146,8 +1173,10 @@ struct RecordColumns<'a> {
     apps: Vec<&'a str>,
     tables: Vec<&'a str>,
     ids: Vec<&'a str>,
-    data: Vec<JsonbOf<StateData<'a>>>,
-    stamps: Vec<JsonbOf<StateStamps<'a>>>,
+    /// NULL where the record's objects are its one change's (read from the log
+    /// row's parameters at the record's `last` position).
+    data: Vec<Option<JsonbOf<StateData<'a>>>>,
+    stamps: Vec<Option<JsonbOf<StateStamps<'a>>>>,
     created: Vec<Option<String>>,
     tombstone: Vec<Option<String>>,
     deleted: Vec<bool>,
@@ -1171,8 +1200,15 @@ impl<'a> RecordColumns<'a> {
         }
     }
 
-    fn push(&mut self, (app, table, id): Key3<'a>, m: &'a Merging) {
-        let (data, stamps) = state_columns(&m.state);
+    /// `as_change`: the record's objects are its one change's (see
+    /// [`Batch::merged_is_its_change`]).
+    fn push(&mut self, (app, table, id): Key3<'a>, m: &'a Merging, as_change: bool) {
+        let (data, stamps) = if as_change {
+            (None, None)
+        } else {
+            let (data, stamps) = state_columns(&m.state);
+            (Some(data), Some(stamps))
+        };
         self.apps.push(app);
         self.tables.push(table);
         self.ids.push(id);
