@@ -19,6 +19,7 @@
 
 use reqwest::header::{HeaderMap, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
 use serde_json::{Map, Value, json};
 use types::tick::TokenUsage;
 
@@ -27,7 +28,7 @@ use crate::http::{JsonCall, post_json, secret_header};
 use crate::model::{ChatRequest, ChatResponse, Message, StopReason, ToolCall};
 use crate::retry::RetryPolicy;
 use crate::settings::{PromptCache, ToolSchema};
-use crate::slim::wire_schema;
+use crate::slim::{WireSchema, wire_schema};
 
 /// The API version header value this module speaks.
 pub const ANTHROPIC_VERSION: &str = "2023-06-01";
@@ -92,14 +93,33 @@ fn prefix_marker(cache: PromptCache) -> Value {
     }
 }
 
+/// A Messages API request body: the conversation as JSON, the tools serialized from their
+/// definitions (see [`crate::slim::wire_schema`]).
+#[derive(Debug, Serialize)]
+pub(crate) struct Body<'a> {
+    #[serde(flatten)]
+    fields: Map<String, Value>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tools: Vec<WireTool<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+struct WireTool<'a> {
+    name: &'a str,
+    description: &'a str,
+    input_schema: WireSchema<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cache_control: Option<Value>,
+}
+
 /// The exact JSON body for `req`; `cache` says which prompt-cache breakpoints are added,
 /// `tool_schema` how the tools' input schemas are sent.
-pub(crate) fn request_body(
+pub(crate) fn request_body<'a>(
     model: &str,
-    req: &ChatRequest,
+    req: &'a ChatRequest,
     cache: PromptCache,
     tool_schema: ToolSchema,
-) -> Value {
+) -> Body<'a> {
     let on = cache.is_on();
     let mut body = Map::new();
     body.insert("model".into(), json!(model));
@@ -139,28 +159,27 @@ pub(crate) fn request_body(
         // Anthropic accepts 0..=1.
         body.insert("temperature".into(), json!(t.clamp(0.0, 1.0)));
     }
-    if !req.tools.is_empty() {
-        let mut tools: Vec<Value> = req
-            .sorted_tools()
-            .into_iter()
-            .map(|t| {
-                json!({
-                    "name": t.name,
-                    "description": t.description,
-                    "input_schema": wire_schema(&t.input_schema, tool_schema),
-                })
-            })
-            .collect();
-        // Without a shared system block the tools are the whole stable prefix.
-        if on
-            && shared.is_none()
-            && let Some(last) = tools.last_mut()
-        {
-            last["cache_control"] = prefix_marker(cache);
-        }
-        body.insert("tools".into(), Value::Array(tools));
+    let mut tools: Vec<WireTool<'a>> = req
+        .sorted_tools()
+        .into_iter()
+        .map(|t| WireTool {
+            name: &t.name,
+            description: &t.description,
+            input_schema: wire_schema(&t.input_schema, tool_schema),
+            cache_control: None,
+        })
+        .collect();
+    // Without a shared system block the tools are the whole stable prefix.
+    if on
+        && shared.is_none()
+        && let Some(last) = tools.last_mut()
+    {
+        last.cache_control = Some(prefix_marker(cache));
     }
-    Value::Object(body)
+    Body {
+        fields: body,
+        tools,
+    }
 }
 
 fn messages(req: &ChatRequest) -> Vec<Value> {
@@ -220,18 +239,6 @@ fn text_block(text: &str) -> Option<Value> {
 
 fn object_or_empty(v: &Value) -> Value {
     if v.is_object() { v.clone() } else { json!({}) }
-}
-
-/// A tool schema the APIs accept: an object with `"type": "object"`.
-pub(crate) fn object_schema(schema: &Value) -> Value {
-    match schema {
-        Value::Object(map) => {
-            let mut map = map.clone();
-            map.entry("type").or_insert_with(|| json!("object"));
-            Value::Object(map)
-        }
-        _ => json!({ "type": "object", "properties": {} }),
-    }
 }
 
 /// Decodes a Messages API response.
@@ -325,6 +332,11 @@ mod tests {
     use super::*;
     use crate::model::{ToolDef, ToolResult};
 
+    /// The body as the server receives it.
+    fn sent(model: &str, req: &ChatRequest, cache: PromptCache, mode: ToolSchema) -> Value {
+        serde_json::to_value(request_body(model, req, cache, mode)).unwrap()
+    }
+
     fn call(id: &str) -> ToolCall {
         ToolCall {
             id: id.into(),
@@ -360,7 +372,7 @@ mod tests {
             },
         ]));
         req.messages.push(Message::user("and now?"));
-        let body = request_body("claude-x", &req, PromptCache::Off, ToolSchema::Full);
+        let body = sent("claude-x", &req, PromptCache::Off, ToolSchema::Full);
         assert_eq!(
             body,
             json!({
@@ -391,7 +403,7 @@ mod tests {
 
     #[test]
     fn empty_system_and_no_tools_are_omitted() {
-        let body = request_body(
+        let body = sent(
             "m",
             &ChatRequest::new("", "hi", 5),
             PromptCache::On,
@@ -451,7 +463,7 @@ mod tests {
         let mut req = ChatRequest::new("You are Anna.", "Heute ist 2026-12-01.", 64);
         req.shared_system = "Rules of the day.".into();
         req.tools = vec![tool("todo_list"), tool("notes_create"), tool("todo_create")];
-        let body = request_body("m", &req, PromptCache::On, ToolSchema::Full);
+        let body = sent("m", &req, PromptCache::On, ToolSchema::Full);
         assert_eq!(
             body["system"],
             json!([
@@ -490,7 +502,7 @@ mod tests {
             content: "{}".into(),
             is_error: false,
         }]));
-        let next = request_body("m", &req, PromptCache::On, ToolSchema::Full);
+        let next = sent("m", &req, PromptCache::On, ToolSchema::Full);
         assert!(
             next["messages"][0]["content"][0]
                 .get("cache_control")
@@ -508,13 +520,13 @@ mod tests {
 
         // Without a shared block the last tool ends the stable prefix.
         req.shared_system.clear();
-        let body = request_body("m", &req, PromptCache::On, ToolSchema::Full);
+        let body = sent("m", &req, PromptCache::On, ToolSchema::Full);
         assert_eq!(
             body["tools"][2]["cache_control"],
             json!({"type": "ephemeral"})
         );
         // 1h: the stable-prefix marker (here the last tool) lives an hour, the rest 5m.
-        let hour = request_body("m", &req, PromptCache::OneHour, ToolSchema::Full);
+        let hour = sent("m", &req, PromptCache::OneHour, ToolSchema::Full);
         assert_eq!(
             hour["tools"][2]["cache_control"],
             json!({"type": "ephemeral", "ttl": "1h"})
@@ -524,7 +536,7 @@ mod tests {
             json!({"type": "ephemeral"})
         );
         // Caching off: no marker anywhere, the system prompt a plain string.
-        let off = request_body("m", &req, PromptCache::Off, ToolSchema::Full);
+        let off = sent("m", &req, PromptCache::Off, ToolSchema::Full);
         assert!(!off.to_string().contains("cache_control"));
         assert_eq!(off["system"], json!("You are Anna."));
     }

@@ -9,20 +9,21 @@
 use std::time::{Duration, Instant};
 
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
+use serde::Serialize;
 use serde_json::Value;
 
 use crate::error::{LlmError, MAX_ERROR_BODY_CHARS};
 use crate::model::truncate_chars;
 use crate::retry::{RetryPolicy, parse_retry_after, parse_retry_after_ms};
 
-/// One logical call to a vendor endpoint.
-pub(crate) struct JsonCall<'a> {
+/// One logical call to a vendor endpoint; `B` is the body's type.
+pub(crate) struct JsonCall<'a, B: ?Sized> {
     pub provider: &'static str,
     pub model: &'a str,
     pub url: &'a str,
     /// Extra headers (auth, version); marked sensitive where they hold a key.
     pub headers: HeaderMap,
-    pub body: &'a Value,
+    pub body: &'a B,
     /// The key, so it can be scrubbed from anything a vendor echoes back.
     pub secret: Option<&'a str>,
     /// Pulls the human message out of the vendor's error JSON.
@@ -30,10 +31,10 @@ pub(crate) struct JsonCall<'a> {
 }
 
 /// POSTs `call.body` with retries per `policy`; returns the decoded success body.
-pub(crate) async fn post_json(
+pub(crate) async fn post_json<B: Serialize + ?Sized>(
     client: &reqwest::Client,
     policy: &RetryPolicy,
-    call: JsonCall<'_>,
+    call: JsonCall<'_, B>,
 ) -> Result<Value, LlmError> {
     let bytes = serde_json::to_vec(call.body)
         .map_err(|e| LlmError::InvalidRequest(format!("cannot serialise request: {e}")))?;
@@ -105,10 +106,10 @@ pub(crate) async fn post_json(
     }
 }
 
-async fn send_once(
+async fn send_once<B: ?Sized>(
     client: &reqwest::Client,
     policy: &RetryPolicy,
-    call: &JsonCall<'_>,
+    call: &JsonCall<'_, B>,
     body: Vec<u8>,
 ) -> Result<Value, LlmError> {
     let transport = |e: reqwest::Error| map_reqwest(&e, policy.request_timeout, call.secret);

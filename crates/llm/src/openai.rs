@@ -20,6 +20,7 @@
 
 use reqwest::header::{AUTHORIZATION, HeaderMap};
 use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
 use serde_json::{Map, Value, json};
 use types::tick::TokenUsage;
 
@@ -28,7 +29,7 @@ use crate::http::{JsonCall, post_json, secret_header};
 use crate::model::{ChatRequest, ChatResponse, Message, StopReason, ToolCall, truncate_chars};
 use crate::retry::RetryPolicy;
 use crate::settings::ToolSchema;
-use crate::slim::wire_schema;
+use crate::slim::{WireSchema, wire_schema};
 
 /// Prefix that tells the model a tool result is an error (the wire format has no flag).
 pub const TOOL_ERROR_PREFIX: &str = "[tool error] ";
@@ -81,8 +82,37 @@ impl OpenAiProvider {
     }
 }
 
+/// A Chat Completions request body: the conversation as JSON, the tools serialized from
+/// their definitions (see [`crate::slim::wire_schema`]).
+#[derive(Debug, Serialize)]
+pub(crate) struct Body<'a> {
+    #[serde(flatten)]
+    fields: Map<String, Value>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tools: Vec<WireTool<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_choice: Option<&'static str>,
+}
+
+#[derive(Debug, Serialize)]
+struct WireTool<'a> {
+    r#type: &'static str,
+    function: WireFunction<'a>,
+}
+
+#[derive(Debug, Serialize)]
+struct WireFunction<'a> {
+    name: &'a str,
+    description: &'a str,
+    parameters: WireSchema<'a>,
+}
+
 /// The exact JSON body for `req`; `tool_schema` says how the tools' input schemas are sent.
-pub(crate) fn request_body(model: &str, req: &ChatRequest, tool_schema: ToolSchema) -> Value {
+pub(crate) fn request_body<'a>(
+    model: &str,
+    req: &'a ChatRequest,
+    tool_schema: ToolSchema,
+) -> Body<'a> {
     let mut messages = Vec::new();
     let system = req.full_system();
     if !system.trim().is_empty() {
@@ -139,25 +169,23 @@ pub(crate) fn request_body(model: &str, req: &ChatRequest, tool_schema: ToolSche
     if let Some(t) = req.temperature {
         body.insert("temperature".into(), json!(t.clamp(0.0, 2.0)));
     }
-    if !req.tools.is_empty() {
-        let tools = req
-            .sorted_tools()
-            .into_iter()
-            .map(|t| {
-                json!({
-                    "type": "function",
-                    "function": {
-                        "name": t.name,
-                        "description": t.description,
-                        "parameters": wire_schema(&t.input_schema, tool_schema),
-                    },
-                })
-            })
-            .collect();
-        body.insert("tools".into(), Value::Array(tools));
-        body.insert("tool_choice".into(), json!("auto"));
+    let tools: Vec<WireTool<'a>> = req
+        .sorted_tools()
+        .into_iter()
+        .map(|t| WireTool {
+            r#type: "function",
+            function: WireFunction {
+                name: &t.name,
+                description: &t.description,
+                parameters: wire_schema(&t.input_schema, tool_schema),
+            },
+        })
+        .collect();
+    Body {
+        fields: body,
+        tool_choice: (!tools.is_empty()).then_some("auto"),
+        tools,
     }
-    Value::Object(body)
 }
 
 /// Decodes a Chat Completions response.
@@ -294,6 +322,11 @@ mod tests {
     use super::*;
     use crate::model::{ToolDef, ToolResult};
 
+    /// The body as the server receives it.
+    fn sent(model: &str, req: &ChatRequest, mode: ToolSchema) -> Value {
+        serde_json::to_value(request_body(model, req, mode)).unwrap()
+    }
+
     #[test]
     fn body_has_the_vendor_shape() {
         let mut req = ChatRequest::new("sys", "hi", 100);
@@ -316,7 +349,7 @@ mod tests {
             content: "nope".into(),
             is_error: true,
         }]));
-        let body = request_body("gpt", &req, ToolSchema::Full);
+        let body = sent("gpt", &req, ToolSchema::Full);
         assert_eq!(
             body,
             json!({
@@ -336,7 +369,7 @@ mod tests {
                 "tool_choice": "auto"
             })
         );
-        let plain = request_body("gpt", &ChatRequest::new("", "hi", 1), ToolSchema::Full);
+        let plain = sent("gpt", &ChatRequest::new("", "hi", 1), ToolSchema::Full);
         assert!(plain.get("tools").is_none() && plain.get("tool_choice").is_none());
         assert_eq!(plain["messages"].as_array().unwrap().len(), 1);
     }
@@ -356,8 +389,7 @@ mod tests {
                 }
             }),
         });
-        let parameters =
-            |mode| request_body("m", &req, mode)["tools"][0]["function"]["parameters"].clone();
+        let parameters = |mode| sent("m", &req, mode)["tools"][0]["function"]["parameters"].clone();
         assert_eq!(parameters(ToolSchema::Full), req.tools[0].input_schema);
         assert_eq!(
             parameters(ToolSchema::Slim),

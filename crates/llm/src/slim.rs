@@ -24,9 +24,9 @@
 //! - The server still validates the real schema (MCP), so a value the slim schema let
 //!   through but the full one forbids comes back as a clear tool error.
 
+use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Value};
 
-use crate::anthropic::object_schema;
 use crate::settings::ToolSchema;
 
 /// Largest `maxLength` a slim schema keeps.
@@ -60,67 +60,125 @@ const SCHEMA_LISTS: &[&str] = &["prefixItems", "anyOf", "oneOf", "allOf"];
 /// Keywords whose value maps names to subschemas.
 const SCHEMA_MAPS: &[&str] = &["properties", "patternProperties", "$defs", "definitions"];
 
-/// A tool's input schema as sent on the wire: always an object schema, slimmed when `mode`
-/// is [`ToolSchema::Slim`].
-pub(crate) fn wire_schema(schema: &Value, mode: ToolSchema) -> Value {
-    // One copy per tool: the object form is slimmed in place.
-    let mut schema = object_schema(schema);
-    if mode == ToolSchema::Slim {
-        slim(&mut schema);
+/// A tool's input schema as sent on the wire: always an object schema (`"type":
+/// "object"` added when missing; a non-object becomes the empty object schema), slimmed
+/// when `mode` is [`ToolSchema::Slim`]. Serialized straight from the tool's schema, with
+/// no copy of it: a day's every request sends every tool.
+pub(crate) fn wire_schema(schema: &Value, mode: ToolSchema) -> WireSchema<'_> {
+    WireSchema { schema, mode }
+}
+
+/// See [`wire_schema`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WireSchema<'a> {
+    schema: &'a Value,
+    mode: ToolSchema,
+}
+
+impl Serialize for WireSchema<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let Value::Object(obj) = self.schema else {
+            let mut map = s.serialize_map(Some(2))?;
+            map.serialize_entry("type", "object")?;
+            map.serialize_entry("properties", &Map::new())?;
+            return map.end();
+        };
+        let slim = self.mode == ToolSchema::Slim;
+        let mut map = s.serialize_map(None)?;
+        for (key, value) in obj {
+            if slim {
+                slim_entry(&mut map, obj, key, value)?;
+            } else {
+                map.serialize_entry(key, value)?;
+            }
+        }
+        if !obj.contains_key("type") {
+            map.serialize_entry("type", "object")?;
+        }
+        map.end()
     }
-    schema
 }
 
 /// The slim copy of `schema` (see the module rules).
 pub fn slim_schema(schema: &Value) -> Value {
-    let mut out = schema.clone();
-    slim(&mut out);
-    out
+    // Serializing into a `Value` fails only for a map key that is not a string, and a
+    // `Value`'s keys all are.
+    serde_json::to_value(Slim(schema)).unwrap_or_else(|_| schema.clone())
 }
 
-fn slim(schema: &mut Value) {
-    let Value::Object(obj) = schema else { return };
-    for key in DROPPED {
-        obj.remove(*key);
-    }
-    if obj
-        .get("format")
-        .is_some_and(|f| !f.as_str().is_some_and(|f| KEPT_FORMATS.contains(&f)))
-    {
-        obj.remove("format");
-    }
-    cap(obj, "maxLength", "minLength", MAX_STRING_LENGTH);
-    cap(obj, "maxItems", "minItems", MAX_ITEMS);
-    for key in ONE_SCHEMA {
-        if let Some(sub) = obj.get_mut(*key) {
-            // A list under `items` is the draft-7 tuple form.
-            match sub {
-                Value::Array(subs) => subs.iter_mut().for_each(slim),
-                other => slim(other),
-            }
+/// A schema serialized with the slim rules.
+struct Slim<'a>(&'a Value);
+
+impl Serialize for Slim<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let Value::Object(obj) = self.0 else {
+            return self.0.serialize(s);
+        };
+        let mut map = s.serialize_map(None)?;
+        for (key, value) in obj {
+            slim_entry(&mut map, obj, key, value)?;
         }
-    }
-    for key in SCHEMA_LISTS {
-        if let Some(Value::Array(subs)) = obj.get_mut(*key) {
-            subs.iter_mut().for_each(slim);
-        }
-    }
-    for key in SCHEMA_MAPS {
-        if let Some(Value::Object(subs)) = obj.get_mut(*key) {
-            subs.values_mut().for_each(slim);
-        }
+        map.end()
     }
 }
 
-/// Caps `obj[max_key]` at `limit`, but not below `obj[min_key]`.
-fn cap(obj: &mut Map<String, Value>, max_key: &str, min_key: &str, limit: u64) {
-    let Some(max) = obj.get(max_key).and_then(Value::as_u64) else {
-        return;
+/// One keyword of the schema object `obj` under the slim rules: left out, capped, walked
+/// into, or as it is.
+fn slim_entry<M: SerializeMap>(
+    map: &mut M,
+    obj: &Map<String, Value>,
+    key: &str,
+    value: &Value,
+) -> Result<(), M::Error> {
+    let key_is = |keys: &[&str]| keys.contains(&key);
+    if key_is(DROPPED) {
+        return Ok(());
+    }
+    match (key, value) {
+        ("format", f) if !f.as_str().is_some_and(|f| KEPT_FORMATS.contains(&f)) => Ok(()),
+        ("maxLength", max) => cap_entry(map, key, max, obj.get("minLength"), MAX_STRING_LENGTH),
+        ("maxItems", max) => cap_entry(map, key, max, obj.get("minItems"), MAX_ITEMS),
+        // A list under `items` is the draft-7 tuple form.
+        (_, Value::Array(subs)) if key_is(ONE_SCHEMA) || key_is(SCHEMA_LISTS) => {
+            map.serialize_entry(key, &SlimList(subs))
+        }
+        (_, sub) if key_is(ONE_SCHEMA) => map.serialize_entry(key, &Slim(sub)),
+        (_, Value::Object(subs)) if key_is(SCHEMA_MAPS) => map.serialize_entry(key, &SlimMap(subs)),
+        _ => map.serialize_entry(key, value),
+    }
+}
+
+/// `max` capped at `limit`, but not below `min`; a bound that is not a whole number
+/// stays as it is.
+fn cap_entry<M: SerializeMap>(
+    map: &mut M,
+    key: &str,
+    max: &Value,
+    min: Option<&Value>,
+    limit: u64,
+) -> Result<(), M::Error> {
+    let Some(bound) = max.as_u64() else {
+        return map.serialize_entry(key, max);
     };
-    let min = obj.get(min_key).and_then(Value::as_u64).unwrap_or(0);
-    let capped = max.min(limit.max(min));
-    if capped != max {
-        obj.insert(max_key.to_owned(), Value::from(capped));
+    let min = min.and_then(Value::as_u64).unwrap_or(0);
+    map.serialize_entry(key, &bound.min(limit.max(min)))
+}
+
+/// A list of subschemas, each slimmed.
+struct SlimList<'a>(&'a [Value]);
+
+impl Serialize for SlimList<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(Slim))
+    }
+}
+
+/// Named subschemas, each slimmed (the names are data and stay).
+struct SlimMap<'a>(&'a Map<String, Value>);
+
+impl Serialize for SlimMap<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|(name, sub)| (name, Slim(sub))))
     }
 }
 
@@ -236,5 +294,33 @@ mod tests {
         assert_eq!(slim["enum_values_untouched"], full["enum_values_untouched"]);
         // Non-objects pass through.
         assert_eq!(slim_schema(&json!(true)), json!(true));
+    }
+
+    #[test]
+    fn wire_schemas_are_object_schemas_in_both_modes() {
+        let wire = |schema: &Value, mode| serde_json::to_value(wire_schema(schema, mode)).unwrap();
+        let untyped = json!({"properties": {"q": {"type": "string", "maxLength": 5000}}});
+        assert_eq!(
+            wire(&untyped, ToolSchema::Full),
+            json!({"type": "object", "properties": {"q": {"type": "string", "maxLength": 5000}}})
+        );
+        assert_eq!(
+            wire(&untyped, ToolSchema::Slim),
+            json!({"type": "object", "properties": {"q": {"type": "string", "maxLength": 1000}}})
+        );
+        for mode in [ToolSchema::Full, ToolSchema::Slim] {
+            assert_eq!(
+                wire(&json!(true), mode),
+                json!({"type": "object", "properties": {}})
+            );
+        }
+        // A schema's own type is kept, and its keywords keep their order on the wire.
+        let typed =
+            json!({"type": "object", "required": ["a"], "properties": {"a": {"type": "integer"}}});
+        assert_eq!(wire(&typed, ToolSchema::Full), typed);
+        assert_eq!(
+            serde_json::to_string(&wire_schema(&typed, ToolSchema::Slim)).unwrap(),
+            typed.to_string()
+        );
     }
 }
