@@ -24,7 +24,7 @@ use serde_json::{Map, Value, json};
 use types::tick::TokenUsage;
 
 use crate::error::LlmError;
-use crate::http::{JsonCall, post_json, secret_header};
+use crate::http::{Body, JsonCall, post_json, secret_header};
 use crate::model::{ChatRequest, ChatResponse, Message, StopReason, ToolCall};
 use crate::retry::RetryPolicy;
 use crate::settings::{PromptCache, ToolSchema};
@@ -93,18 +93,9 @@ fn prefix_marker(cache: PromptCache) -> Value {
     }
 }
 
-/// A Messages API request body: the conversation as JSON, the tools serialized from their
-/// definitions (see [`crate::slim::wire_schema`]).
+/// A tool of a Messages API request.
 #[derive(Debug, Serialize)]
-pub(crate) struct Body<'a> {
-    #[serde(flatten)]
-    fields: Map<String, Value>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    tools: Vec<WireTool<'a>>,
-}
-
-#[derive(Debug, Serialize)]
-struct WireTool<'a> {
+pub(crate) struct WireTool<'a> {
     name: &'a str,
     description: &'a str,
     input_schema: WireSchema<'a>,
@@ -119,7 +110,7 @@ pub(crate) fn request_body<'a>(
     req: &'a ChatRequest,
     cache: PromptCache,
     tool_schema: ToolSchema,
-) -> Body<'a> {
+) -> Body<WireTool<'a>> {
     let on = cache.is_on();
     let mut body = Map::new();
     body.insert("model".into(), json!(model));
@@ -179,6 +170,7 @@ pub(crate) fn request_body<'a>(
     Body {
         fields: body,
         tools,
+        tool_choice: None,
     }
 }
 

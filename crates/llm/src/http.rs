@@ -10,11 +10,24 @@ use std::time::{Duration, Instant};
 
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::error::{LlmError, MAX_ERROR_BODY_CHARS};
 use crate::model::truncate_chars;
 use crate::retry::{RetryPolicy, parse_retry_after, parse_retry_after_ms};
+
+/// A request body of both APIs: the conversation's fields as JSON, then the tools,
+/// serialized from their definitions (see [`crate::slim::wire_schema`]) rather than
+/// copied into a `Value` on every turn, then `tool_choice` where the API takes one.
+#[derive(Debug, Serialize)]
+pub(crate) struct Body<T> {
+    #[serde(flatten)]
+    pub fields: Map<String, Value>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tools: Vec<T>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_choice: Option<&'static str>,
+}
 
 /// One logical call to a vendor endpoint; `B` is the body's type.
 pub(crate) struct JsonCall<'a, B: ?Sized> {

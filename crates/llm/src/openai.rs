@@ -25,7 +25,7 @@ use serde_json::{Map, Value, json};
 use types::tick::TokenUsage;
 
 use crate::error::LlmError;
-use crate::http::{JsonCall, post_json, secret_header};
+use crate::http::{Body, JsonCall, post_json, secret_header};
 use crate::model::{ChatRequest, ChatResponse, Message, StopReason, ToolCall, truncate_chars};
 use crate::retry::RetryPolicy;
 use crate::settings::ToolSchema;
@@ -82,20 +82,9 @@ impl OpenAiProvider {
     }
 }
 
-/// A Chat Completions request body: the conversation as JSON, the tools serialized from
-/// their definitions (see [`crate::slim::wire_schema`]).
+/// A tool of a Chat Completions request.
 #[derive(Debug, Serialize)]
-pub(crate) struct Body<'a> {
-    #[serde(flatten)]
-    fields: Map<String, Value>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    tools: Vec<WireTool<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    tool_choice: Option<&'static str>,
-}
-
-#[derive(Debug, Serialize)]
-struct WireTool<'a> {
+pub(crate) struct WireTool<'a> {
     r#type: &'static str,
     function: WireFunction<'a>,
 }
@@ -112,7 +101,7 @@ pub(crate) fn request_body<'a>(
     model: &str,
     req: &'a ChatRequest,
     tool_schema: ToolSchema,
-) -> Body<'a> {
+) -> Body<WireTool<'a>> {
     let mut messages = Vec::new();
     let system = req.full_system();
     if !system.trim().is_empty() {
